@@ -1,0 +1,91 @@
+import { Bench } from 'tinybench';
+
+/** One operation measured twice: the bare way and through Dye. */
+export interface Case {
+  name: string;
+  /** One operation done without Dye (the baseline the ratio divides by). */
+  bare: () => unknown;
+  /** The same operation through Dye. */
+  dye: () => unknown;
+  /**
+   * Wraps a batch of operations, for cases that must run inside a context (the
+   * batch runs in it, so only the operation itself is timed).
+   */
+  around?: (batch: () => void) => void;
+}
+
+export interface CaseResult {
+  suite: string;
+  name: string;
+  bareNsPerOp: number;
+  dyeNsPerOp: number;
+  /** dye / bare: 1.00 means no measurable cost. */
+  ratio: number;
+}
+
+export interface CompareOptions {
+  /** Rounds; bare and Dye swap order every round so drift cancels. Default 6. */
+  rounds?: number;
+  /** Milliseconds per task per round. Default 150. */
+  timeMs?: number;
+  /** Operations per timed sample: nanosecond operations need batching to rise above timer resolution. */
+  batch?: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+function batched(op: () => unknown, batch: number, around: Case['around']): () => void {
+  const loop = () => {
+    for (let i = 0; i < batch; i++) op();
+  };
+  return around ? () => around(loop) : loop;
+}
+
+/**
+ * Measures each case's bare and Dye operation in alternating rounds in one
+ * process and reports medians per operation and their ratio.
+ */
+export async function compare(suite: string, cases: Case[], options: CompareOptions = {}): Promise<CaseResult[]> {
+  const rounds = options.rounds ?? 6;
+  const timeMs = options.timeMs ?? 150;
+  const batch = options.batch ?? 1000;
+  const samples = new Map<string, { bare: number[]; dye: number[] }>();
+  for (const testCase of cases) samples.set(testCase.name, { bare: [], dye: [] });
+
+  for (let round = 0; round < rounds; round++) {
+    for (const testCase of cases) {
+      const bench = new Bench({ time: timeMs, warmupTime: 30 });
+      const order: Array<'bare' | 'dye'> = round % 2 === 0 ? ['bare', 'dye'] : ['dye', 'bare'];
+      for (const side of order) bench.add(side, batched(testCase[side], batch, testCase.around));
+      await bench.run();
+      for (const task of bench.tasks) {
+        const result = task.result;
+        if (result.state !== 'completed') throw new Error(`${suite} / ${testCase.name} / ${task.name}: ${result.state}`);
+        samples.get(testCase.name)?.[task.name as 'bare' | 'dye'].push((result.period * 1e6) / batch);
+      }
+    }
+  }
+
+  return cases.map((testCase) => {
+    const { bare, dye } = samples.get(testCase.name) as { bare: number[]; dye: number[] };
+    const bareNsPerOp = median(bare);
+    const dyeNsPerOp = median(dye);
+    return { suite, name: testCase.name, bareNsPerOp, dyeNsPerOp, ratio: dyeNsPerOp / bareNsPerOp };
+  });
+}
+
+export function printResults(title: string, results: CaseResult[]): void {
+  console.log(`\n${title}`);
+  console.table(
+    results.map((result) => ({
+      case: result.name,
+      'bare ns/op': result.bareNsPerOp.toFixed(1),
+      'dye ns/op': result.dyeNsPerOp.toFixed(1),
+      'dye / bare': `${result.ratio.toFixed(2)}x`,
+    })),
+  );
+}

@@ -1,0 +1,75 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { captureOtelContext, otelContextActive, runInOtelContext, tenantFromOtelBaggage, withOtelTenant } from './otel-bridge.js';
+import { getDefaultPolicy } from './policy.js';
+import { BASELINE, type Tenant } from './tenant.js';
+
+// One AsyncLocalStorage per process, however many copies of @dye/core the
+// dependency tree holds: a tenant set by one copy must be seen by the others
+// (the pattern of OpenTelemetry's api/src/internal/global-utils.ts).
+const CONTEXT_KEY = Symbol.for('dye.context');
+const CONTEXT_VERSION = 1;
+
+interface SharedContext {
+  readonly version: number;
+  readonly storage: AsyncLocalStorage<Tenant>;
+}
+
+function sharedContext(): SharedContext {
+  const holder = globalThis as { [CONTEXT_KEY]?: SharedContext };
+  const existing = holder[CONTEXT_KEY];
+  if (existing) {
+    if (existing.version !== CONTEXT_VERSION) {
+      throw new Error(
+        `@dye/core: another copy registered context version ${existing.version}, this copy needs ${CONTEXT_VERSION}; deduplicate @dye/core`,
+      );
+    }
+    return existing;
+  }
+  const created: SharedContext = Object.freeze({ version: CONTEXT_VERSION, storage: new AsyncLocalStorage<Tenant>() });
+  Object.defineProperty(holder, CONTEXT_KEY, { value: created, enumerable: false, configurable: false, writable: false });
+  return created;
+}
+
+const storage = sharedContext().storage;
+
+/**
+ * Runs `fn` with `tenant` as the current tenant, for `fn` and everything it
+ * starts asynchronously (promises, timers, emitters and streams created inside).
+ * Also puts `tenant=<name>` into the OpenTelemetry baggage of the active OTel
+ * context, so OTel propagators and span processors see it. A name is resolved
+ * by the default policy; an invalid name throws a TypeError.
+ */
+export function withTenant<R>(tenant: Tenant | string, fn: () => R): R {
+  const resolved = typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : tenant;
+  if (!otelContextActive()) return storage.run(resolved, fn);
+  return storage.run(resolved, withOtelTenant, resolved, fn);
+}
+
+/**
+ * The tenant of the work running now: the innermost `withTenant`, else a
+ * `tenant` member of the active OpenTelemetry baggage, else baseline.
+ */
+export function currentTenant(): Tenant {
+  return storage.getStore() ?? tenantFromOtelBaggage() ?? BASELINE;
+}
+
+/**
+ * Returns `fn` bound to the tenant current now (or `tenant`): whoever calls it
+ * later, from whatever context, it runs in that tenant (and in the OpenTelemetry
+ * context active now, when an OTel context manager is registered). For callbacks that a
+ * library stores and calls from another request's context (pool queues,
+ * listeners registered once, callbacks kept in a map).
+ */
+export function bindTenant<A extends unknown[], R>(fn: (...args: A) => R, tenant?: Tenant | string): (...args: A) => R {
+  const bound = tenant === undefined ? currentTenant() : typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : tenant;
+  // The OTel context (trace, other baggage) travels too, as context.bind would carry it.
+  const otelContext = captureOtelContext();
+  return function (this: unknown, ...args: A): R {
+    return runInOtelContext(otelContext, () => withTenant(bound, () => fn.apply(this, args)));
+  };
+}
+
+/** @internal The process-wide storage, for tests that check sharing across copies. */
+export function tenantStorage(): AsyncLocalStorage<Tenant> {
+  return storage;
+}

@@ -1,0 +1,31 @@
+export type { BaggageMember, ParsedBaggage } from './baggage.js';
+export {
+  isTenantBaggageKey,
+  MAX_BAGGAGE_BYTES,
+  MAX_BAGGAGE_MEMBERS,
+  parseBaggage,
+  percentDecode,
+  serializeBaggage,
+  TENANT_BAGGAGE_KEY,
+} from './baggage.js';
+export type { CarrierValue, HeadersLike, TenantGetter, TenantSetter } from './carriers.js';
+export { defaultAccessor, fetchHeaders, nodeHeaders, objectHeaders } from './carriers.js';
+export type { TenantInput } from './codec.js';
+export {
+  BAGGAGE_HEADER,
+  extractTenant,
+  injectTenant,
+  MAX_TENANT_HEADER_BYTES,
+  readTenantInput,
+  TENANT_HEADER,
+} from './codec.js';
+export { bindTenant, currentTenant, withTenant } from './context.js';
+export { IsolationError, TenantConflictError } from './errors.js';
+export type { DyeLogEvent, DyeLogger } from './log.js';
+export { setLogger } from './log.js';
+export type { IsolatedResource } from './naming.js';
+export { isolatedKeyPrefix, isolatedName, isolatedSuffix } from './naming.js';
+export type { IsolatedStore, PolicyOptions, RoutingFallback, TenantPolicy, TenantResolution, TenantRule } from './policy.js';
+export { createPolicy, getDefaultPolicy, ISOLATED_STORES, setDefaultPolicy } from './policy.js';
+export type { Tenant, TenantKind, TenantNameCheck } from './tenant.js';
+export { BASELINE, BASELINE_NAME, checkTenantName, isBaseline, isIsolated, MAX_TENANT_NAME_LENGTH } from './tenant.js';

@@ -1,0 +1,172 @@
+import { EventEmitter, once } from 'node:events';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it, vi } from 'vitest';
+import { BASELINE, bindTenant, currentTenant, withTenant } from '../src/index.js';
+
+const name = () => currentTenant().name;
+
+describe('withTenant / currentTenant', () => {
+  it('is baseline outside any tenant', () => {
+    expect(currentTenant()).toBe(BASELINE);
+  });
+
+  it('takes a name or a Tenant and returns what fn returns', () => {
+    expect(withTenant('red', () => currentTenant())).toEqual({ name: 'red', kind: 'color' });
+    expect(withTenant('SHADOW', () => currentTenant())).toEqual({ name: 'shadow', kind: 'isolated' });
+    const tenant = { name: 'canary', kind: 'color' } as const;
+    expect(withTenant(tenant, () => currentTenant())).toBe(tenant);
+    expect(withTenant('red', () => 42)).toBe(42);
+  });
+
+  it('throws a TypeError on an invalid name instead of running fn', () => {
+    const fn = vi.fn();
+    expect(() => withTenant('not a tenant', fn)).toThrow(TypeError);
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it('nests, and restores the outer tenant after the inner one', async () => {
+    await withTenant('red', async () => {
+      await withTenant('shadow', async () => {
+        await sleep(1);
+        expect(name()).toBe('shadow');
+      });
+      expect(name()).toBe('red');
+      await withTenant('baseline', async () => {
+        expect(currentTenant()).toBe(BASELINE);
+      });
+      expect(name()).toBe('red');
+    });
+    expect(currentTenant()).toBe(BASELINE);
+  });
+
+  it('survives await chains, Promise.all, timers, setImmediate, nextTick and queueMicrotask', async () => {
+    const seen = await withTenant('red', async () => {
+      const results: string[] = [];
+      await Promise.resolve();
+      results.push(name());
+      await sleep(2);
+      results.push(name());
+      const all = await Promise.all([
+        (async () => {
+          await sleep(3);
+          return name();
+        })(),
+        new Promise<string>((resolve) => setTimeout(() => resolve(name()), 1)),
+        new Promise<string>((resolve) => setImmediate(() => resolve(name()))),
+        new Promise<string>((resolve) => process.nextTick(() => resolve(name()))),
+        new Promise<string>((resolve) => queueMicrotask(() => resolve(name()))),
+        new Promise<string>((resolve) => {
+          const interval = setInterval(() => {
+            clearInterval(interval);
+            resolve(name());
+          }, 1);
+        }),
+      ]);
+      results.push(...all);
+      return results;
+    });
+    expect(seen).toEqual(Array(8).fill('red'));
+  });
+
+  it('reaches EventEmitter listeners that fire asynchronously in the tenant that created them', async () => {
+    const seen = await withTenant('canary', async () => {
+      const emitter = new EventEmitter();
+      const heard = once(emitter, 'tick').then(() => name());
+      setTimeout(() => emitter.emit('tick'), 1);
+      return heard;
+    });
+    expect(seen).toBe('canary');
+  });
+
+  it('reaches stream callbacks of streams created inside the tenant', async () => {
+    const seen: string[] = [];
+    await withTenant('shadow', async () => {
+      const source = Readable.from(
+        (async function* () {
+          for (let i = 0; i < 3; i++) {
+            await sleep(1);
+            yield i;
+          }
+        })(),
+      );
+      const tap = new Transform({
+        objectMode: true,
+        transform(chunk, _encoding, callback) {
+          seen.push(name());
+          setImmediate(() => callback(null, chunk));
+        },
+      });
+      tap.on('data', () => seen.push(name()));
+      await pipeline(source, tap);
+    });
+    expect(seen.length).toBe(6);
+    expect(new Set(seen)).toEqual(new Set(['shadow']));
+  });
+
+  it('never leaks: 1,000 interleaved units of work across three tenants each see only their own', async () => {
+    const tenants = ['baseline', 'red', 'shadow'] as const;
+    const mismatches: string[] = [];
+    const shared = new EventEmitter();
+    shared.setMaxListeners(0);
+    await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => {
+        const tenant = tenants[i % 3] as string;
+        return withTenant(tenant, async () => {
+          for (let step = 0; step < 5; step++) {
+            // Random delays interleave the units; each checks after every hop.
+            await sleep(Math.floor(Math.random() * 3));
+            if (name() !== tenant) mismatches.push(`${i}@${step}: ${name()} != ${tenant}`);
+            await new Promise((resolve) => setImmediate(resolve));
+            if (name() !== tenant) mismatches.push(`${i}@${step}b: ${name()} != ${tenant}`);
+          }
+        });
+      }),
+    );
+    expect(mismatches).toEqual([]);
+    expect(currentTenant()).toBe(BASELINE);
+  });
+});
+
+describe('bindTenant', () => {
+  it('runs a stored callback in the tenant current when it was bound, whoever calls it', async () => {
+    const queue: Array<() => string> = [];
+    withTenant('red', () => queue.push(bindTenant(() => name())));
+    withTenant('shadow', () => queue.push(bindTenant(() => name())));
+    // Drained from a third tenant's context, as a pool releasing connections would.
+    const drained = withTenant('canary', () => queue.map((callback) => callback()));
+    expect(drained).toEqual(['red', 'shadow']);
+  });
+
+  it('binds to an explicit tenant, keeps this and arguments', () => {
+    const target = {
+      label: 'cart',
+      describe(this: { label: string }, suffix: string) {
+        return `${this.label}:${suffix}:${name()}`;
+      },
+    };
+    const bound = bindTenant(target.describe, 'shadow');
+    expect(bound.call(target, 'x')).toBe('cart:x:shadow');
+  });
+
+  it('binds baseline explicitly, so the caller tenant does not leak in', () => {
+    const bound = bindTenant(() => name());
+    expect(withTenant('red', bound)).toBe('baseline');
+  });
+});
+
+describe('the shared context', () => {
+  it('lives under globalThis[Symbol.for("dye.context")] and is shared by a second copy of core', async () => {
+    const holder = (globalThis as Record<symbol, unknown>)[Symbol.for('dye.context')] as { version: number };
+    expect(holder.version).toBe(1);
+    vi.resetModules();
+    // A query string makes the module loader evaluate context.ts a second time,
+    // as a second copy of @dye/core in node_modules would be.
+    const secondCopyUrl = new URL('../src/context.ts?copy=2', import.meta.url).href;
+    const secondCopy: typeof import('../src/context.js') = await import(/* @vite-ignore */ secondCopyUrl);
+    expect(secondCopy.withTenant).not.toBe(withTenant);
+    expect(withTenant('red', () => secondCopy.currentTenant().name)).toBe('red');
+    expect(secondCopy.withTenant('shadow', () => name())).toBe('shadow');
+  });
+});
