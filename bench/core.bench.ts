@@ -18,10 +18,18 @@ const red: Tenant = { name: 'red', kind: 'color' };
 const bareStorage = new AsyncLocalStorage<Tenant>();
 const noop = () => 0;
 
-// What a team would write by hand: one ALS, a header read and written directly.
+// What a team would write by hand: one ALS, the header read directly and the
+// baggage split to find its tenant member (no limits, no decoding, no conflicts).
 function bareExtract(headers: Record<string, string | string[] | undefined>): Tenant {
-  const value = headers['x-tenant'];
-  return typeof value === 'string' && value.length > 0 ? red : BASELINE;
+  const header = headers['x-tenant'];
+  if (typeof header === 'string' && header.length > 0) return red;
+  const baggage = headers.baggage;
+  if (typeof baggage !== 'string') return BASELINE;
+  for (const member of baggage.split(',')) {
+    const [key, value] = member.split('=');
+    if (key?.trim() === 'tenant' && value) return red;
+  }
+  return BASELINE;
 }
 
 function bareInject(headers: Record<string, string>, tenant: Tenant): void {

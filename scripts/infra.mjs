@@ -303,8 +303,11 @@ async function startKafka() {
   const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', kafkaClusterId(), '-c', properties], {
     encoding: 'utf8',
   });
-  if (format.status !== 0)
-    throw new Error(`kafka.tools.StorageTool format failed (exit ${format.status}):\n${format.stdout}${format.stderr}`);
+  writeFileSync(logFile, `${format.stdout ?? ''}${format.stderr ?? ''}`);
+  if (format.status !== 0) {
+    const tail = `${format.stdout ?? ''}${format.stderr ?? ''}`.trim().split('\n').slice(-5).join('\n');
+    throw new Error(`kafka.tools.StorageTool format failed (exit ${format.status}, signal ${format.signal}); see ${logFile}:\n${tail}`);
+  }
 
   log(`starting Kafka on 127.0.0.1:9092 (log: ${logFile})`);
   const out = openSync(logFile, 'a');

@@ -98,11 +98,11 @@ export type ScannedTenantMembers =
  * {@link parseBaggage}; each value is undefined when missing or malformed.
  */
 export function scanTenantMembers(values: readonly string[]): ScannedTenantMembers {
-  let bytes = values.length - 1;
-  for (const value of values) bytes += value.length;
-  // .length counts UTF-16 units; only count bytes exactly when it might matter.
-  if (bytes > MAX_BAGGAGE_BYTES / 3) {
-    bytes = values.length - 1;
+  let units = values.length - 1;
+  for (const value of values) units += value.length;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when it can matter.
+  if (units * 3 > MAX_BAGGAGE_BYTES) {
+    let bytes = values.length - 1;
     for (const value of values) bytes += Buffer.byteLength(value, 'utf8');
     if (bytes > MAX_BAGGAGE_BYTES) return { ok: false, reason: `baggage of ${bytes} bytes exceeds ${MAX_BAGGAGE_BYTES}` };
   }

@@ -38,10 +38,15 @@ export function readTenantInput<C>(carrier: C, getter: TenantGetter<C> = default
 
   const names: string[] = [];
   if (headerValues !== undefined) {
-    let bytes = 0;
-    for (const value of headerValues) bytes += Buffer.byteLength(value, 'utf8');
-    if (bytes > MAX_TENANT_HEADER_BYTES) {
-      return { kind: 'malformed', reason: `${TENANT_HEADER} of ${bytes} bytes exceeds ${MAX_TENANT_HEADER_BYTES}` };
+    let units = 0;
+    for (const value of headerValues) units += value.length;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when it can matter.
+    if (units * 3 > MAX_TENANT_HEADER_BYTES) {
+      let bytes = 0;
+      for (const value of headerValues) bytes += Buffer.byteLength(value, 'utf8');
+      if (bytes > MAX_TENANT_HEADER_BYTES) {
+        return { kind: 'malformed', reason: `${TENANT_HEADER} of ${bytes} bytes exceeds ${MAX_TENANT_HEADER_BYTES}` };
+      }
     }
     for (const value of headerValues) {
       if (!value.includes(',')) {

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseBaggage, scanTenantMembers } from '../src/baggage.js';
 import {
   BASELINE,
   extractTenant,
@@ -121,6 +122,20 @@ describe('codec properties', () => {
         const members = String(outbound.baggage).split(',');
         expect(members[0]).toBe(`tenant=${name}`);
         expect(members.slice(1)).toEqual(others);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('the fast scan of inbound baggage and the full parse agree on every tenant member', () => {
+    fc.assert(
+      fc.property(fc.array(baggageHeader, { minLength: 1, maxLength: 3 }), (values) => {
+        const scanned = scanTenantMembers(values);
+        const parsed = parseBaggage(values);
+        expect(scanned.ok).toBe(parsed.ok);
+        if (scanned.ok && parsed.ok) {
+          expect(scanned.values).toEqual(parsed.members.filter((member) => member.isTenant).map((member) => member.value));
+        }
       }),
       { numRuns: RUNS },
     );
