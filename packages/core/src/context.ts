@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { captureOtelContext, otelContextActive, runInOtelContext, tenantFromOtelBaggage, withOtelTenant } from './otel-bridge.js';
 import { getDefaultPolicy } from './policy.js';
-import { BASELINE, type Tenant } from './tenant.js';
+import { assertTenant, BASELINE, type Tenant } from './tenant.js';
 
 // One AsyncLocalStorage per process, however many copies of @dye/core the
 // dependency tree holds: a tenant set by one copy must be seen by the others
@@ -37,10 +37,11 @@ const storage = sharedContext().storage;
  * starts asynchronously (promises, timers, emitters and streams created inside).
  * Also puts `tenant=<name>` into the OpenTelemetry baggage of the active OTel
  * context, so OTel propagators and span processors see it. A name is resolved
- * by the default policy; an invalid name throws a TypeError.
+ * by the default policy; an invalid name or Tenant object throws a TypeError
+ * (a hand-made `{ name: 'shadow', kind: 'color' }` included).
  */
 export function withTenant<R>(tenant: Tenant | string, fn: () => R): R {
-  const resolved = typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : tenant;
+  const resolved = typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : assertTenant(tenant);
   if (!otelContextActive()) return storage.run(resolved, fn);
   return storage.run(resolved, withOtelTenant, resolved, fn);
 }
@@ -61,7 +62,8 @@ export function currentTenant(): Tenant {
  * listeners registered once, callbacks kept in a map).
  */
 export function bindTenant<A extends unknown[], R>(fn: (...args: A) => R, tenant?: Tenant | string): (...args: A) => R {
-  const bound = tenant === undefined ? currentTenant() : typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : tenant;
+  const bound =
+    tenant === undefined ? currentTenant() : typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : assertTenant(tenant);
   // The OTel context (trace, other baggage) travels too, as context.bind would carry it.
   const otelContext = captureOtelContext();
   return function (this: unknown, ...args: A): R {

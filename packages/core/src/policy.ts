@@ -1,4 +1,4 @@
-import { BASELINE, BASELINE_NAME, checkTenantName, type Tenant } from './tenant.js';
+import { assertTenant, BASELINE, BASELINE_NAME, checkTenantName, isAlwaysIsolated, markVerified, type Tenant } from './tenant.js';
 
 /**
  * What routing does when a tenant's own instances are missing: `baseline` (a weak
@@ -49,11 +49,6 @@ export interface TenantPolicy {
   isolates(tenant: Tenant, store: IsolatedStore): boolean;
 }
 
-// `shadow` is the full-link load-test tenant. Its data must never reach
-// production, so no configuration can turn it (or a `shadow-*` variant) into a
-// color: that would silently send load-test writes to production tables.
-const ALWAYS_ISOLATED = /^shadow(?:-|$)/;
-
 // Unknown-but-valid names come from the wire; keep the cache of their Tenant
 // objects bounded so a stream of made-up names cannot grow memory.
 const UNKNOWN_CACHE_LIMIT = 256;
@@ -83,7 +78,7 @@ class Policy implements TenantPolicy {
       if (rule.kind !== 'color' && rule.kind !== 'isolated') {
         throw new TypeError(`policy: tenant "${name}" has kind ${JSON.stringify(rule.kind)}; expected 'color' or 'isolated'`);
       }
-      if (ALWAYS_ISOLATED.test(name) && rule.kind !== 'isolated') {
+      if (isAlwaysIsolated(name) && rule.kind !== 'isolated') {
         throw new TypeError(`policy: tenant "${name}" is always isolated (shadow and shadow-* never share production data)`);
       }
       if (rule.fallback !== undefined && rule.fallback !== 'baseline' && rule.fallback !== 'reject') {
@@ -114,10 +109,7 @@ class Policy implements TenantPolicy {
   }
 
   tenant(nameOrTenant: string | Tenant): Tenant {
-    if (typeof nameOrTenant !== 'string') {
-      if (nameOrTenant && typeof nameOrTenant.name === 'string') return nameOrTenant;
-      throw new TypeError('expected a tenant name or a Tenant object');
-    }
+    if (typeof nameOrTenant !== 'string') return assertTenant(nameOrTenant);
     const resolved = this.resolve(nameOrTenant);
     if (!resolved.ok) throw new TypeError(resolved.reason);
     return resolved.tenant;
@@ -141,7 +133,7 @@ class Policy implements TenantPolicy {
     const cached = this.#unknownCache.get(name);
     if (cached) return cached;
     let rule: CompiledRule;
-    if (ALWAYS_ISOLATED.test(name)) {
+    if (isAlwaysIsolated(name)) {
       rule = this.#compile(name, 'isolated', 'baseline', ISOLATED_STORES);
     } else if (this.#unknown === 'baseline') {
       return undefined;
@@ -161,7 +153,7 @@ class Policy implements TenantPolicy {
   }
 
   #compile(name: string, kind: 'color' | 'isolated', fallback: RoutingFallback, isolate: readonly IsolatedStore[]): CompiledRule {
-    const rule: CompiledRule = { tenant: Object.freeze({ name, kind }), fallback, isolate: new Set(isolate) };
+    const rule: CompiledRule = { tenant: markVerified(Object.freeze({ name, kind })), fallback, isolate: new Set(isolate) };
     this.#byTenant.set(rule.tenant, rule);
     return rule;
   }

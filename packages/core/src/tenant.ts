@@ -16,6 +16,16 @@ export const BASELINE_NAME = 'baseline';
 
 export const BASELINE: Tenant = Object.freeze({ name: BASELINE_NAME, kind: 'baseline' });
 
+// `shadow` is the full-link load-test tenant. Its data must never reach
+// production, so nothing (no policy, no hand-made Tenant object) can make it
+// or a `shadow-*` variant anything but isolated.
+const ALWAYS_ISOLATED = /^shadow(?:-|$)/;
+
+/** Whether a (valid, lowercase) name is always isolated: `shadow` and `shadow-*`. */
+export function isAlwaysIsolated(name: string): boolean {
+  return ALWAYS_ISOLATED.test(name);
+}
+
 /** Longest tenant name accepted, in characters. */
 export const MAX_TENANT_NAME_LENGTH = 32;
 
@@ -52,4 +62,41 @@ export function isBaseline(tenant: Tenant): boolean {
 
 export function isIsolated(tenant: Tenant): boolean {
   return tenant.kind === 'isolated';
+}
+
+const verified = new WeakSet<object>([BASELINE]);
+
+/**
+ * Checks a Tenant object that code passes in (rather than a name resolved by a
+ * policy): a valid lowercase name, a known kind, `baseline` only as baseline,
+ * and `shadow`/`shadow-*` only as isolated. Throws a TypeError otherwise.
+ * Objects made by a policy are remembered, so the check costs one lookup.
+ */
+export function assertTenant(value: Tenant): Tenant {
+  if (typeof value === 'object' && value !== null && verified.has(value)) return value;
+  if (typeof value !== 'object' || value === null || typeof value.name !== 'string') {
+    throw new TypeError('expected a tenant name or a Tenant object { name, kind }');
+  }
+  const { name, kind } = value;
+  if (kind !== 'baseline' && kind !== 'color' && kind !== 'isolated') {
+    throw new TypeError(`tenant "${name}" has kind ${JSON.stringify(kind)}; expected baseline, color or isolated`);
+  }
+  if ((name === BASELINE_NAME) !== (kind === 'baseline')) {
+    throw new TypeError(`tenant "${name}" of kind ${kind}: only "baseline" is of kind baseline`);
+  }
+  if (kind !== 'baseline') {
+    const checked = checkTenantName(name);
+    if (!checked.ok || checked.name !== name) throw new TypeError(checked.ok ? `tenant name "${name}" must be lowercase` : checked.reason);
+    if (kind !== 'isolated' && ALWAYS_ISOLATED.test(name)) {
+      throw new TypeError(`tenant "${name}" must be isolated (shadow and shadow-* never share production data)`);
+    }
+  }
+  verified.add(value);
+  return value;
+}
+
+/** @internal Marks a Tenant object a policy built from checked input. */
+export function markVerified(tenant: Tenant): Tenant {
+  verified.add(tenant);
+  return tenant;
 }

@@ -26,6 +26,26 @@ describe('withTenant / currentTenant', () => {
     expect(fn).not.toHaveBeenCalled();
   });
 
+  it('refuses hand-made Tenant objects that would escape isolation or are not tenants', () => {
+    const fn = vi.fn();
+    const invalid = [
+      { name: 'shadow', kind: 'color' },
+      { name: 'shadow-lt1', kind: 'baseline' },
+      { name: 'red', kind: 'baseline' },
+      { name: 'baseline', kind: 'color' },
+      { name: 'Red', kind: 'color' },
+      { name: 'a b', kind: 'color' },
+      { name: 'red', kind: 'purple' },
+      { kind: 'color' },
+      null,
+    ];
+    for (const tenant of invalid) {
+      expect(() => withTenant(tenant as never, fn)).toThrow(TypeError);
+      expect(() => bindTenant(fn, tenant as never)).toThrow(TypeError);
+    }
+    expect(fn).not.toHaveBeenCalled();
+  });
+
   it('nests, and restores the outer tenant after the inner one', async () => {
     await withTenant('red', async () => {
       await withTenant('shadow', async () => {
