@@ -11,8 +11,18 @@ const OTEL_API_GLOBAL = Symbol.for('opentelemetry.js.api.1');
 
 /** True when an OpenTelemetry context manager is registered (the OTel SDK is running). */
 export function otelContextActive(): boolean {
-  return (globalThis as { [OTEL_API_GLOBAL]?: { context?: unknown } })[OTEL_API_GLOBAL]?.context !== undefined;
+  // The API keeps its holder object once made (unregistering deletes fields of
+  // it, not the holder), so after the first sighting one plain property read
+  // answers; a symbol lookup on globalThis costs several times that.
+  otelApiHolder ??= (globalThis as { [OTEL_API_GLOBAL]?: OtelApiHolder })[OTEL_API_GLOBAL];
+  return otelApiHolder?.context !== undefined;
 }
+
+interface OtelApiHolder {
+  context?: unknown;
+}
+
+let otelApiHolder: OtelApiHolder | undefined;
 
 /**
  * Runs `fn` in an OpenTelemetry context whose baggage says `tenant=<name>` (or
