@@ -8,6 +8,8 @@ export {
   serializeBaggage,
   TENANT_BAGGAGE_KEY,
 } from './baggage.js';
+export type { CanaryRule } from './canary.js';
+export { CANARY_BUCKETS, canaryBucket } from './canary.js';
 export type { CarrierValue, HeadersLike, TenantGetter, TenantSetter } from './carriers.js';
 export { defaultAccessor, fetchHeaders, nodeHeaders, objectHeaders } from './carriers.js';
 export type { TenantInput } from './codec.js';
@@ -20,12 +22,28 @@ export {
   TENANT_HEADER,
 } from './codec.js';
 export { bindTenant, currentTenant, withTenant } from './context.js';
+export type { EdgeDecision, EdgeGuard, EdgeGuardOptions, EdgeMode, EdgeRequest, EdgeSource } from './edge-guard.js';
+export { createEdgeGuard } from './edge-guard.js';
 export { IsolationError, TenantConflictError } from './errors.js';
 export type { DyeLogEvent, DyeLogger } from './log.js';
 export { setLogger } from './log.js';
 export type { IsolatedResource } from './naming.js';
 export { isolatedKeyPrefix, isolatedName, isolatedSuffix } from './naming.js';
+export { annotateActiveSpan, TENANT_SPAN_ATTRIBUTE } from './otel-bridge.js';
 export type { IsolatedStore, PolicyOptions, RoutingFallback, TenantPolicy, TenantResolution, TenantRule } from './policy.js';
 export { createPolicy, getDefaultPolicy, ISOLATED_STORES, setDefaultPolicy } from './policy.js';
+export type { StripReport } from './strip.js';
+export { stripTenantInput } from './strip.js';
 export type { Tenant, TenantKind, TenantNameCheck } from './tenant.js';
 export { BASELINE, BASELINE_NAME, checkTenantName, isBaseline, isIsolated, MAX_TENANT_NAME_LENGTH } from './tenant.js';
+export type { SignTenantTokenOptions, TenantTokenVerification, TokenRejection, TokenSecret, VerifyTenantTokenOptions } from './token.js';
+export {
+  DEFAULT_MAX_TOKEN_TTL_SECONDS,
+  MIN_SECRET_BYTES,
+  parseDuration,
+  signTenantToken,
+  TENANT_TOKEN_HEADER,
+  verifyTenantToken,
+} from './token.js';
+export type { TrustedProxies } from './trust.js';
+export { compileAddressMatcher, compileTrustedProxies } from './trust.js';

@@ -1,4 +1,4 @@
-import { type Context, context, propagation } from '@opentelemetry/api';
+import { type Context, context, propagation, trace } from '@opentelemetry/api';
 import { TENANT_BAGGAGE_KEY } from './baggage.js';
 import { getDefaultPolicy } from './policy.js';
 import type { Tenant } from './tenant.js';
@@ -65,4 +65,13 @@ export function captureOtelContext(): Context | undefined {
 
 export function runInOtelContext<R>(captured: Context | undefined, fn: () => R): R {
   return captured === undefined ? fn() : context.with(captured, fn);
+}
+
+/** The span attribute naming the tenant of the work a span measures. */
+export const TENANT_SPAN_ATTRIBUTE = 'dye.tenant';
+
+/** Sets `dye.tenant` on the active OTel span, when there is one. */
+export function annotateActiveSpan(tenant: Tenant): void {
+  if (!otelContextActive()) return;
+  trace.getActiveSpan()?.setAttribute(TENANT_SPAN_ATTRIBUTE, tenant.name);
 }

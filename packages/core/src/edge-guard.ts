@@ -1,0 +1,229 @@
+import { type CanaryRule, type CompiledCanaryRule, compileCanaryRule } from './canary.js';
+import { objectHeaders } from './carriers.js';
+import { BAGGAGE_HEADER, injectTenant, readTenantInput, TENANT_HEADER } from './codec.js';
+import { logWarning } from './log.js';
+import { getDefaultPolicy, type TenantPolicy } from './policy.js';
+import { stripTenantInput, syncRawHeaders } from './strip.js';
+import { BASELINE, type Tenant } from './tenant.js';
+import {
+  checkSecrets,
+  DEFAULT_MAX_TOKEN_TTL_SECONDS,
+  parseDuration,
+  TENANT_TOKEN_HEADER,
+  type TokenSecret,
+  verifyWithKeys,
+} from './token.js';
+import { compileTrustedProxies } from './trust.js';
+
+export type EdgeMode = 'edge' | 'internal';
+
+export interface EdgeGuardOptions<Req = unknown> {
+  /**
+   * `edge`: a public entry point (gateway, BFF); tenant input from untrusted
+   * peers is stripped and only a valid token or a canary rule chooses a tenant.
+   * `internal`: behind the edge; the tenant header is trusted as it is.
+   */
+  mode: EdgeMode;
+  /** Peers (CIDRs) whose tenant header an edge honours. Default: none, not even private ranges. */
+  trustedProxies?: readonly string[];
+  /** Secrets that verify `x-tenant-token`; the first is the one to sign with. Without secrets, tokens are ignored. */
+  secrets?: readonly TokenSecret[];
+  tokens?: {
+    /** Tenants a token may choose at this edge. Default: any valid tenant. */
+    allow?: readonly string[];
+    /** Longest token lifetime accepted: seconds or `2h`. Default 24 hours. */
+    maxTtl?: number | string;
+    /** Header carrying the token. Default `x-tenant-token`. */
+    header?: string;
+  };
+  /** An invalid or expired token: fall back to baseline with a log line (default), or answer 401. */
+  onInvalidToken?: 'baseline' | 'reject';
+  /** Canary rules, tried in order after tokens; the first that matches chooses the tenant. */
+  rules?: readonly CanaryRule<Req>[];
+  /** Policy resolving names. Default: the default policy. */
+  policy?: TenantPolicy;
+}
+
+/** What the edge knows of one inbound request; headers are cleaned in place. */
+export interface EdgeRequest<Req = unknown> {
+  /** The socket peer address (`req.socket.remoteAddress`). */
+  remoteAddress: string | undefined;
+  /** Parsed headers (Node's `req.headers`, any key case); cleaned in place. */
+  headers: Record<string, unknown>;
+  /** Node's `req.rawHeaders`, kept in step with `headers` when given. */
+  rawHeaders?: string[];
+  /** The framework's request, handed to canary rule keys. */
+  request?: Req;
+}
+
+export type EdgeSource = 'header' | 'token' | 'rule' | 'none';
+
+export type EdgeDecision =
+  | {
+      readonly ok: true;
+      readonly tenant: Tenant;
+      /** What chose the tenant. */
+      readonly source: EdgeSource;
+      /** Whether the peer was trusted (always true in internal mode). */
+      readonly trusted: boolean;
+      /** The token's subject, when a token chose the tenant. */
+      readonly subject?: string;
+    }
+  | {
+      readonly ok: false;
+      /** 400 for conflicting tenants, 401 for a refused token. */
+      readonly status: 400 | 401;
+      readonly code: 'DYE_TENANT_CONFLICT' | 'DYE_INVALID_TOKEN';
+      readonly message: string;
+    };
+
+export interface EdgeGuard<Req = unknown> {
+  readonly mode: EdgeMode;
+  /** Decides the tenant of a request, cleaning its headers in place (edge mode). Never throws on request input. */
+  decide(input: EdgeRequest<Req>): EdgeDecision;
+}
+
+/**
+ * The framework-agnostic core of tenant admission. In edge mode, in this order:
+ *
+ * 1. a trusted peer (inside `trustedProxies`, every forwarded hop too): its
+ *    `x-tenant`/baggage is honoured;
+ * 2. otherwise every form of tenant input is stripped, then a valid
+ *    `x-tenant-token` for an allowed tenant chooses the tenant;
+ * 3. otherwise the first matching canary rule;
+ * 4. otherwise baseline.
+ *
+ * Afterwards the request's headers say the decided tenant (and nothing else), so
+ * code reading `req.headers` sees what Dye decided. Conflicting tenant input is
+ * refused (400), never guessed.
+ */
+export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): EdgeGuard<Req> {
+  const mode = options.mode;
+  if (mode !== 'edge' && mode !== 'internal')
+    throw new TypeError(`edge guard: mode must be 'edge' or 'internal', got ${JSON.stringify(mode)}`);
+  const policy = options.policy ?? getDefaultPolicy();
+  const trusted = compileTrustedProxies(options.trustedProxies ?? []);
+  const keys = options.secrets && options.secrets.length > 0 ? checkSecrets(options.secrets) : undefined;
+  const tokenHeader = (options.tokens?.header ?? TENANT_TOKEN_HEADER).toLowerCase();
+  const maxTtl = parseDuration(options.tokens?.maxTtl ?? DEFAULT_MAX_TOKEN_TTL_SECONDS);
+  const allow = options.tokens?.allow ? new Set(options.tokens.allow.map((name) => policy.tenant(name).name)) : undefined;
+  const onInvalidToken = options.onInvalidToken ?? 'baseline';
+  if (onInvalidToken !== 'baseline' && onInvalidToken !== 'reject')
+    throw new TypeError("edge guard: onInvalidToken must be 'baseline' or 'reject'");
+  const rules: CompiledCanaryRule<Req>[] = (options.rules ?? []).map((rule) => {
+    const compiled = compileCanaryRule(rule);
+    if (policy.tenant(compiled.tenant).kind === 'isolated') {
+      throw new TypeError(`canary rule: "${compiled.tenant}" is isolated by the policy; real users' writes would land in shadow resources`);
+    }
+    return compiled;
+  });
+
+  function fromHeaders(input: EdgeRequest<Req>, isTrusted: boolean): EdgeDecision {
+    const read = readTenantInput(input.headers, objectHeaders);
+    switch (read.kind) {
+      case 'none':
+        return { ok: true, tenant: BASELINE, source: 'none', trusted: isTrusted };
+      case 'conflict':
+        return {
+          ok: false,
+          status: 400,
+          code: 'DYE_TENANT_CONFLICT',
+          message: `conflicting tenants in one request: ${read.names.join(' vs ')}`,
+        };
+      case 'malformed':
+        logWarning('dye.codec.malformed', `ignored malformed tenant input, using baseline: ${read.reason}`);
+        return { ok: true, tenant: BASELINE, source: 'none', trusted: isTrusted };
+      case 'named': {
+        const resolved = policy.resolve(read.name);
+        if (!resolved.ok) return { ok: true, tenant: BASELINE, source: 'none', trusted: isTrusted };
+        return { ok: true, tenant: resolved.tenant, source: resolved.tenant === BASELINE ? 'none' : 'header', trusted: isTrusted };
+      }
+    }
+  }
+
+  function fromToken(input: EdgeRequest<Req>): EdgeDecision | undefined {
+    const raw = input.headers[tokenHeader] ?? findHeader(input.headers, tokenHeader);
+    removeHeader(input, tokenHeader);
+    if (raw === undefined || keys === undefined) return undefined;
+    const token = Array.isArray(raw) ? (raw.length === 1 ? raw[0] : undefined) : raw;
+    const refuse = (message: string): EdgeDecision | undefined => {
+      logWarning('dye.edge.invalid-token', `refused tenant token: ${message}`);
+      if (onInvalidToken === 'reject')
+        return { ok: false, status: 401, code: 'DYE_INVALID_TOKEN', message: `invalid tenant token: ${message}` };
+      return undefined;
+    };
+    if (typeof token !== 'string') return refuse('more than one token header');
+    const verified = verifyWithKeys(token, keys, { maxTtl });
+    if (!verified.ok) return refuse(`${verified.reason}: ${verified.message}`);
+    const resolved = policy.resolve(verified.tenant);
+    if (!resolved.ok || resolved.tenant === BASELINE) return refuse(`tenant "${verified.tenant}" is not known to the policy`);
+    if (allow && !allow.has(resolved.tenant.name)) return refuse(`tenant "${resolved.tenant.name}" is not allowed for tokens at this edge`);
+    return {
+      ok: true,
+      tenant: resolved.tenant,
+      source: 'token',
+      trusted: false,
+      ...(verified.subject !== undefined ? { subject: verified.subject } : {}),
+    };
+  }
+
+  function fromRules(input: EdgeRequest<Req>): EdgeDecision | undefined {
+    for (const rule of rules) {
+      let matched = false;
+      try {
+        matched = rule.matches(input.request as Req);
+      } catch (error) {
+        logWarning('dye.edge.rule-failed', `canary rule for "${rule.tenant}" threw; skipped: ${(error as Error).message}`);
+      }
+      if (matched) return { ok: true, tenant: policy.tenant(rule.tenant), source: 'rule', trusted: false };
+    }
+    return undefined;
+  }
+
+  function settle(input: EdgeRequest<Req>, decision: EdgeDecision): EdgeDecision {
+    if (!decision.ok) return decision;
+    // Downstream code reading req.headers sees the decision and nothing else.
+    injectTenant(input.headers, objectHeaders, decision.tenant);
+    if (input.rawHeaders) syncRawHeaders(input.rawHeaders, input.headers, [TENANT_HEADER, BAGGAGE_HEADER]);
+    return decision;
+  }
+
+  return {
+    mode,
+    decide(input) {
+      if (mode === 'internal') return fromHeaders(input, true);
+      const forwardedFor = headerText(input.headers['x-forwarded-for']);
+      if (trusted.isTrusted(input.remoteAddress, forwardedFor)) {
+        removeHeader(input, tokenHeader);
+        return settle(input, fromHeaders(input, true));
+      }
+      const stripped = stripTenantInput(input.headers, input.rawHeaders);
+      if (stripped.headers + stripped.baggageMembers + stripped.baggageDropped > 0) {
+        logWarning('dye.edge.stripped', 'stripped tenant input from an untrusted peer', {
+          peer: input.remoteAddress,
+          headers: stripped.headers,
+          baggageMembers: stripped.baggageMembers,
+          baggageDropped: stripped.baggageDropped,
+        });
+      }
+      const decision = fromToken(input) ?? fromRules(input) ?? { ok: true, tenant: BASELINE, source: 'none', trusted: false };
+      return settle(input, decision);
+    },
+  };
+}
+
+function headerText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value.join(', ');
+  return undefined;
+}
+
+function findHeader(headers: Record<string, unknown>, lowerName: string): unknown {
+  for (const name of Object.keys(headers)) if (name.toLowerCase() === lowerName) return headers[name];
+  return undefined;
+}
+
+function removeHeader(input: EdgeRequest<unknown>, lowerName: string): void {
+  objectHeaders.remove(input.headers, lowerName);
+  if (input.rawHeaders) syncRawHeaders(input.rawHeaders, input.headers, [lowerName]);
+}

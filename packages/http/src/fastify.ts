@@ -1,0 +1,48 @@
+import type { IncomingMessage } from 'node:http';
+import { annotateActiveSpan, BASELINE, createEdgeGuard, TENANT_HEADER, type Tenant, withTenant } from '@dye/core';
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { TenantMiddlewareOptions } from './middleware.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The tenant Dye decided for this request. */
+    dyeTenant: Tenant;
+  }
+}
+
+const plugin: FastifyPluginCallback<TenantMiddlewareOptions<FastifyRequest>> = (fastify, options, done) => {
+  const guard = createEdgeGuard<FastifyRequest>(options);
+  const respond = options.responseHeader ?? guard.mode === 'edge';
+  fastify.decorateRequest('dyeTenant', BASELINE);
+
+  fastify.addHook('onRequest', (request, reply, next) => {
+    const raw: IncomingMessage = request.raw;
+    const decision = guard.decide({ remoteAddress: raw.socket?.remoteAddress, headers: raw.headers, rawHeaders: raw.rawHeaders, request });
+    if (!decision.ok) {
+      reply.code(decision.status).send({ error: decision.code, message: decision.message });
+      return;
+    }
+    request.dyeTenant = decision.tenant;
+    if (respond) reply.header(TENANT_HEADER, decision.tenant.name);
+    withTenant(decision.tenant, () => {
+      annotateActiveSpan(decision.tenant);
+      next();
+    });
+  });
+
+  // Body parsing resumes from the socket's events, outside the context entered
+  // in onRequest: enter it again before validation and the handler.
+  fastify.addHook('preValidation', (request, _reply, next) => {
+    withTenant(request.dyeTenant, () => next());
+  });
+
+  done();
+};
+
+/**
+ * Fastify plugin: the same decision as `tenantMiddleware`, for every route of
+ * the instance it is registered on (and its children). `request.dyeTenant` holds
+ * the decision; handlers run inside it.
+ */
+export const fastifyTenant = fp(plugin, { fastify: '5.x', name: '@dye/http/fastify' });
