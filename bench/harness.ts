@@ -89,3 +89,73 @@ export function printResults(title: string, results: CaseResult[]): void {
     })),
   );
 }
+
+/** One way of doing an I/O operation (a request, a command), measured for throughput. */
+export interface ThroughputVariant {
+  name: string;
+  /** One operation; resolves when it is complete. */
+  run: () => Promise<unknown>;
+}
+
+export interface ThroughputResult {
+  suite: string;
+  name: string;
+  /** Median operations per second over the rounds. */
+  opsPerSecond: number;
+  /** opsPerSecond / the first variant's: 1.00 means no measurable cost. */
+  ratio: number;
+}
+
+/**
+ * Runs each variant for `durationMs` with `concurrency` operations in flight,
+ * in rounds whose order rotates so drift cancels, and reports median
+ * throughput and the ratio to the first variant (the bare client).
+ */
+export async function compareThroughput(
+  suite: string,
+  variants: ThroughputVariant[],
+  options: { rounds?: number; durationMs?: number; concurrency?: number; warmupMs?: number } = {},
+): Promise<ThroughputResult[]> {
+  const rounds = options.rounds ?? 5;
+  const durationMs = options.durationMs ?? 1500;
+  const concurrency = options.concurrency ?? 16;
+  for (const variant of variants) await drive(variant.run, options.warmupMs ?? 500, concurrency);
+  const samples = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < variants.length; i++) {
+      const variant = variants[(i + round) % variants.length] as ThroughputVariant;
+      samples.get(variant.name)?.push(await drive(variant.run, durationMs, concurrency));
+    }
+  }
+  const first = median(samples.get(variants[0]?.name ?? '') ?? [1]);
+  return variants.map((variant) => {
+    const opsPerSecond = median(samples.get(variant.name) as number[]);
+    return { suite, name: variant.name, opsPerSecond, ratio: opsPerSecond / first };
+  });
+}
+
+async function drive(run: () => Promise<unknown>, durationMs: number, concurrency: number): Promise<number> {
+  const deadline = performance.now() + durationMs;
+  const started = performance.now();
+  let completed = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        await run();
+        completed++;
+      }
+    }),
+  );
+  return completed / ((performance.now() - started) / 1000);
+}
+
+export function printThroughput(title: string, results: ThroughputResult[]): void {
+  console.log(`\n${title}`);
+  console.table(
+    results.map((result) => ({
+      variant: result.name,
+      'ops/s': Math.round(result.opsPerSecond),
+      'vs bare': `${result.ratio.toFixed(2)}x`,
+    })),
+  );
+}

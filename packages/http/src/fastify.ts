@@ -14,7 +14,9 @@ declare module 'fastify' {
 const plugin: FastifyPluginCallback<TenantMiddlewareOptions<FastifyRequest>> = (fastify, options, done) => {
   const guard = createEdgeGuard<FastifyRequest>(options);
   const respond = options.responseHeader ?? guard.mode === 'edge';
-  fastify.decorateRequest('dyeTenant', BASELINE);
+  // Fastify refuses object defaults for request decorators (they would be
+  // shared by all requests); onRequest sets the real value before any handler.
+  fastify.decorateRequest('dyeTenant', null as unknown as Tenant);
 
   fastify.addHook('onRequest', (request, reply, next) => {
     const raw: IncomingMessage = request.raw;
@@ -31,10 +33,12 @@ const plugin: FastifyPluginCallback<TenantMiddlewareOptions<FastifyRequest>> = (
     });
   });
 
-  // Body parsing resumes from the socket's events, outside the context entered
-  // in onRequest: enter it again before validation and the handler.
+  // The body is read from socket events after onRequest returned. Whether the
+  // context entered there survives depends on stream internals (it does on the
+  // Node versions tested, see the late-body test); entering it again before
+  // validation and the handler costs one withTenant and removes the doubt.
   fastify.addHook('preValidation', (request, _reply, next) => {
-    withTenant(request.dyeTenant, () => next());
+    withTenant(request.dyeTenant ?? BASELINE, () => next());
   });
 
   done();
