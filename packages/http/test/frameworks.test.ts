@@ -133,6 +133,25 @@ describe('Fastify', () => {
   });
 });
 
+describe('Fastify at the edge', () => {
+  const app = Fastify();
+  let url: string;
+  beforeAll(async () => {
+    await app.register(fastifyTenant, { mode: 'edge' });
+    app.get('/', async (request) => ({ tenant: currentTenant().name, headers: request.headers }));
+    url = await app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(() => app.close());
+
+  it('strips an untrusted tenant header before the route reads request.headers', async () => {
+    const { tenantHeader, body } = await get(url, { 'x-tenant': 'shadow', baggage: 'tenant=shadow,user=u1' });
+    expect(tenantHeader).toBe('baseline');
+    expect(body.tenant).toBe('baseline');
+    expect(body.headers['x-tenant']).toBeUndefined();
+    expect(body.headers.baggage).toBe('user=u1');
+  });
+});
+
 describe('OpenTelemetry span attribute', () => {
   const exporter = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
