@@ -26,7 +26,7 @@ export type { EdgeDecision, EdgeGuard, EdgeGuardOptions, EdgeMode, EdgeRequest, 
 export { createEdgeGuard } from './edge-guard.js';
 export { IsolationError, TenantConflictError } from './errors.js';
 export type { DyeLogEvent, DyeLogger } from './log.js';
-export { setLogger } from './log.js';
+export { logWarning, setLogger } from './log.js';
 export type { IsolatedResource } from './naming.js';
 export { isolatedKeyPrefix, isolatedName, isolatedSuffix } from './naming.js';
 export { annotateActiveSpan, TENANT_SPAN_ATTRIBUTE } from './otel-bridge.js';

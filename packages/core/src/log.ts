@@ -49,7 +49,7 @@ export function setLogger(next: DyeLogger): void {
   logger = next;
 }
 
-/** @internal */
+/** Writes one log line through the configured logger; for Dye's adapters. Never throws. */
 export function logWarning(code: string, message: string, details?: Record<string, unknown>): void {
   try {
     logger.warn(details === undefined ? { code, message } : { code, message, details });

@@ -144,7 +144,8 @@ describe('Fastify at the edge', () => {
   afterAll(() => app.close());
 
   it('strips an untrusted tenant header before the route reads request.headers', async () => {
-    const { tenantHeader, body } = await get(url, { 'x-tenant': 'shadow', baggage: 'tenant=shadow,user=u1' });
+    const { tenantHeader, body: raw } = await get(url, { 'x-tenant': 'shadow', baggage: 'tenant=shadow,user=u1' });
+    const body = raw as { tenant: string; headers: Record<string, string | undefined> };
     expect(tenantHeader).toBe('baseline');
     expect(body.tenant).toBe('baseline');
     expect(body.headers['x-tenant']).toBeUndefined();

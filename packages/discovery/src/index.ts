@@ -1,0 +1,11 @@
+export type { Instance } from './instance.js';
+export { checkAppName, normalizeInstance } from './instance.js';
+export type { InstanceRecord, RedisRegistryOptions } from './redis-registry.js';
+export { RedisRegistry } from './redis-registry.js';
+export type { InstancesListener, InstancesUpdate, Registration, Registry } from './registry.js';
+export type { RoutedInstances } from './self-preservation.js';
+export { SelfPreservation } from './self-preservation.js';
+export { StaticRegistry } from './static-registry.js';
+export { subset } from './subset.js';
+export type { LaneChoice } from './tenant-pools.js';
+export { BASELINE_LANE, chooseLane, groupByLane } from './tenant-pools.js';

@@ -1,0 +1,326 @@
+import { createRequire } from 'node:module';
+import { logWarning } from '@dye/core';
+import type { Redis } from 'ioredis';
+import { checkAppName, type Instance, normalizeInstance } from './instance.js';
+import type { InstancesListener, InstancesUpdate, Registration, Registry } from './registry.js';
+import { SelfPreservation } from './self-preservation.js';
+
+export interface RedisRegistryOptions {
+  /** A Redis URL, or an ioredis client to copy connection settings from (the registry opens its own connections). */
+  redis: string | Redis;
+  /** Key and channel prefix. Default `dye:registry`. */
+  prefix?: string;
+  /** How often a registered instance renews itself, ms. Default 10 000. */
+  heartbeatInterval?: number;
+  /** How long a registration lives without renewal, ms. Default 30 000. */
+  ttl?: number;
+  /** How often watched apps are read in full (missed change messages heal, expiries show), ms. Default 5 000. */
+  resyncInterval?: number;
+  /** Share of an app's instances expiring within one TTL that counts as a mass expiry. Default 0.15. */
+  selfPreservationThreshold?: number;
+}
+
+/** An instance as stored, with its registration and renewal times (for inspection). */
+export interface InstanceRecord {
+  readonly instance: Instance;
+  readonly registeredAt: number;
+  /** When it expires unless renewed; last heartbeat = expiresAt − ttl. */
+  readonly expiresAt: number;
+}
+
+interface StoredInstance {
+  instance: Instance;
+  registeredAt: number;
+}
+
+interface Watched {
+  readonly listeners: Set<InstancesListener>;
+  readonly preservation: SelfPreservation;
+  current: InstancesUpdate | undefined;
+  syncing: Promise<void> | undefined;
+}
+
+function loadIoredis(): typeof import('ioredis') {
+  try {
+    return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+  } catch (error) {
+    throw new Error('RedisRegistry needs the ioredis package (npm install ioredis)', { cause: error });
+  }
+}
+
+/**
+ * A registry in Redis. Instances are a hash (`<prefix>:app:<app>:instances`)
+ * plus a sorted set of expiry times (`…:expiry`) renewed by heartbeats; changes
+ * are announced on `<prefix>:events:<app>`. Watchers re-read an app on every
+ * announcement and every `resyncInterval`, keep the last good answer when Redis
+ * is unreachable (marked `stale`), and hold back a mass expiry
+ * (self-preservation) instead of emptying a caller's pool.
+ */
+export class RedisRegistry implements Registry {
+  readonly #commands: Redis;
+  readonly #subscriber: Redis;
+  readonly #prefix: string;
+  readonly #heartbeatInterval: number;
+  readonly #ttl: number;
+  readonly #threshold: number;
+  readonly #watched = new Map<string, Watched>();
+  readonly #registrations = new Set<{ stop: () => void }>();
+  readonly #resync: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: RedisRegistryOptions) {
+    this.#prefix = options.prefix ?? 'dye:registry';
+    this.#heartbeatInterval = options.heartbeatInterval ?? 10_000;
+    this.#ttl = options.ttl ?? 30_000;
+    this.#threshold = options.selfPreservationThreshold ?? 0.15;
+    if (!(this.#ttl > this.#heartbeatInterval)) throw new TypeError('RedisRegistry: ttl must be longer than heartbeatInterval');
+    // Commands fail fast while Redis is down (no offline queue): a watcher
+    // then serves its cache instead of waiting behind a queue.
+    const connection = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 } as const;
+    if (typeof options.redis === 'string') {
+      const { Redis: RedisClient } = loadIoredis();
+      this.#commands = new RedisClient(options.redis, connection);
+      this.#subscriber = new RedisClient(options.redis, { connectTimeout: 2_000 });
+    } else {
+      this.#commands = options.redis.duplicate(connection);
+      this.#subscriber = options.redis.duplicate({ connectTimeout: 2_000 });
+    }
+    for (const client of [this.#commands, this.#subscriber]) {
+      client.on('error', (error: Error) => logWarning('dye.discovery.redis-error', `registry connection error: ${error.message}`));
+    }
+    this.#subscriber.on('message', (channel: string) => {
+      const app = channel.slice(this.#channel('').length);
+      if (this.#watched.has(app)) void this.#sync(app);
+    });
+    this.#resync = setInterval(() => {
+      for (const app of this.#watched.keys()) void this.#sync(app);
+    }, options.resyncInterval ?? 5_000);
+    this.#resync.unref();
+  }
+
+  async register(instance: Instance): Promise<Registration> {
+    const normalized = normalizeInstance(instance);
+    const stored: StoredInstance = { instance: normalized, registeredAt: Date.now() };
+    await this.#renew(stored);
+    await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'register', id: normalized.id }));
+    const timer = setInterval(() => {
+      this.#renew(stored).catch((error: Error) =>
+        logWarning('dye.discovery.heartbeat-failed', `heartbeat of ${normalized.app}/${normalized.id} failed: ${error.message}`),
+      );
+    }, this.#heartbeatInterval);
+    timer.unref();
+    const handle = { stop: () => clearInterval(timer) };
+    this.#registrations.add(handle);
+    let deregistered = false;
+    return {
+      instance: normalized,
+      deregister: async () => {
+        if (deregistered) return;
+        deregistered = true;
+        handle.stop();
+        this.#registrations.delete(handle);
+        await this.#ready();
+        await this.#commands
+          .multi()
+          .hdel(this.#instancesKey(normalized.app), normalized.id)
+          .zrem(this.#expiryKey(normalized.app), normalized.id)
+          .exec();
+        await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'deregister', id: normalized.id }));
+      },
+    };
+  }
+
+  watch(app: string, listener: InstancesListener): () => void {
+    checkAppName(app);
+    let watched = this.#watched.get(app);
+    if (!watched) {
+      watched = {
+        listeners: new Set(),
+        preservation: new SelfPreservation(this.#ttl, this.#threshold),
+        current: undefined,
+        syncing: undefined,
+      };
+      this.#watched.set(app, watched);
+      this.#subscriber.subscribe(this.#channel(app)).catch((error: Error) => {
+        logWarning('dye.discovery.subscribe-failed', `cannot subscribe to changes of ${app} (resync continues): ${error.message}`);
+      });
+    }
+    watched.listeners.add(listener);
+    const entry = watched;
+    if (entry.current) {
+      const current = entry.current;
+      queueMicrotask(() => entry.listeners.has(listener) && listener(current));
+    } else {
+      void this.#sync(app);
+    }
+    return () => {
+      entry.listeners.delete(listener);
+      if (entry.listeners.size === 0 && this.#watched.get(app) === entry) {
+        this.#watched.delete(app);
+        this.#subscriber.unsubscribe(this.#channel(app)).catch(() => {});
+      }
+    };
+  }
+
+  async snapshot(app: string): Promise<InstancesUpdate> {
+    checkAppName(app);
+    const watched = this.#watched.get(app);
+    if (watched) {
+      await this.#sync(app);
+      if (watched.current) return watched.current;
+    }
+    const records = await this.records(app);
+    const now = Date.now();
+    return {
+      app,
+      instances: records.filter((record) => record.expiresAt > now).map((record) => record.instance),
+      syncedAt: now,
+      stale: false,
+      preserving: false,
+    };
+  }
+
+  /** Every stored instance of `app` with registration and expiry times, expired ones included. */
+  async records(app: string): Promise<InstanceRecord[]> {
+    checkAppName(app);
+    await this.#ready();
+    const results = await this.#commands.multi().hgetall(this.#instancesKey(app)).zrange(this.#expiryKey(app), 0, -1, 'WITHSCORES').exec();
+    if (!results) throw new Error(`registry read of ${app} was aborted`);
+    const [[hashError, hash], [zsetError, zset]] = results as [[Error | null, Record<string, string>], [Error | null, string[]]];
+    if (hashError || zsetError) throw hashError ?? zsetError;
+    const expiries = new Map<string, number>();
+    for (let i = 0; i + 1 < zset.length; i += 2) expiries.set(zset[i] as string, Number(zset[i + 1]));
+    const records: InstanceRecord[] = [];
+    for (const [id, json] of Object.entries(hash)) {
+      const expiresAt = expiries.get(id);
+      if (expiresAt === undefined) continue;
+      try {
+        const stored = JSON.parse(json) as StoredInstance;
+        records.push({ instance: normalizeInstance(stored.instance), registeredAt: stored.registeredAt, expiresAt });
+      } catch (error) {
+        logWarning('dye.discovery.bad-record', `ignored an unreadable registry entry ${app}/${id}: ${(error as Error).message}`);
+      }
+    }
+    return records;
+  }
+
+  /** Apps that ever registered here. */
+  async apps(): Promise<string[]> {
+    await this.#ready();
+    return (await this.#commands.smembers(this.#appsKey())).sort();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#resync);
+    for (const registration of this.#registrations) registration.stop();
+    this.#registrations.clear();
+    this.#watched.clear();
+    this.#commands.disconnect();
+    this.#subscriber.disconnect();
+  }
+
+  /**
+   * Without an offline queue a command fails unless the connection is ready;
+   * wait for it briefly (startup, reconnect) rather than fail at once.
+   */
+  async #ready(): Promise<void> {
+    if (this.#commands.status === 'ready') return;
+    if (this.#closed) throw new Error('RedisRegistry is closed');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#commands.off('ready', onReady);
+        reject(new Error(`registry Redis not ready (${this.#commands.status})`));
+      }, 2_000);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#commands.once('ready', onReady);
+    });
+  }
+
+  async #renew(stored: StoredInstance): Promise<void> {
+    await this.#ready();
+    const { instance } = stored;
+    const now = Date.now();
+    await this.#commands
+      .multi()
+      .sadd(this.#appsKey(), instance.app)
+      .hset(this.#instancesKey(instance.app), instance.id, JSON.stringify(stored))
+      .zadd(this.#expiryKey(instance.app), now + this.#ttl, instance.id)
+      // Entries expired long ago belong to instances that died without
+      // deregistering; any live instance of the app may clear them.
+      .zremrangebyscore(this.#expiryKey(instance.app), '-inf', now - 10 * this.#ttl)
+      .exec();
+  }
+
+  #sync(app: string): Promise<void> {
+    const watched = this.#watched.get(app);
+    if (!watched) return Promise.resolve();
+    // Coalesce: a burst of change messages causes one read at a time.
+    watched.syncing ??= this.#read(app, watched).finally(() => {
+      watched.syncing = undefined;
+    });
+    return watched.syncing;
+  }
+
+  async #read(app: string, watched: Watched): Promise<void> {
+    let records: InstanceRecord[];
+    try {
+      records = await this.records(app);
+    } catch (error) {
+      if (watched.current && !watched.current.stale) {
+        logWarning('dye.discovery.stale', `registry unreachable, routing ${app} from cache: ${(error as Error).message}`);
+        this.#deliver(watched, { ...watched.current, stale: true });
+      }
+      return;
+    }
+    const now = Date.now();
+    const routed = watched.preservation.decide(records, now);
+    if (routed.preserving && !watched.current?.preserving) {
+      logWarning(
+        'dye.discovery.self-preservation',
+        `holding back a mass expiry of ${app} instances; connection failures still remove them`,
+        {
+          held: routed.held,
+        },
+      );
+    }
+    this.#deliver(watched, { app, instances: routed.instances, syncedAt: now, stale: false, preserving: routed.preserving });
+  }
+
+  #deliver(watched: Watched, update: InstancesUpdate): void {
+    const previous = watched.current;
+    watched.current = update;
+    if (previous && sameUpdate(previous, update)) return;
+    for (const listener of watched.listeners) {
+      try {
+        listener(update);
+      } catch (error) {
+        logWarning('dye.discovery.listener-failed', `a registry watcher of ${update.app} threw: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  #appsKey(): string {
+    return `${this.#prefix}:apps`;
+  }
+  #instancesKey(app: string): string {
+    return `${this.#prefix}:app:${app}:instances`;
+  }
+  #expiryKey(app: string): string {
+    return `${this.#prefix}:app:${app}:expiry`;
+  }
+  #channel(app: string): string {
+    return `${this.#prefix}:events:${app}`;
+  }
+}
+
+function sameUpdate(a: InstancesUpdate, b: InstancesUpdate): boolean {
+  if (a.stale !== b.stale || a.preserving !== b.preserving || a.instances.length !== b.instances.length) return false;
+  const key = (instance: Instance) => `${instance.id}|${instance.address}|${instance.lane}|${instance.weight ?? 1}`;
+  const left = new Set(a.instances.map(key));
+  return b.instances.every((instance) => left.has(key(instance)));
+}

@@ -1,0 +1,33 @@
+import type { Instance } from './instance.js';
+
+/** Removes a registration: the instance stops being routed to. */
+export interface Registration {
+  readonly instance: Instance;
+  deregister(): Promise<void>;
+}
+
+/** What a watcher is told: the instances to route to now, and how fresh that is. */
+export interface InstancesUpdate {
+  readonly app: string;
+  readonly instances: readonly Instance[];
+  /** When the registry last answered for this app (ms since epoch). */
+  readonly syncedAt: number;
+  /** True while the registry is unreachable and `instances` come from the cache. */
+  readonly stale: boolean;
+  /** True while a mass expiry is being held back (self-preservation). */
+  readonly preserving: boolean;
+}
+
+export type InstancesListener = (update: InstancesUpdate) => void;
+
+/** Where instances announce themselves and callers find them. */
+export interface Registry {
+  /** Announces an instance until `deregister()` (or, for a registry with heartbeats, until it stops). */
+  register(instance: Instance): Promise<Registration>;
+  /** Calls `listener` with the current instances of `app` and on every change; returns an unsubscribe function. */
+  watch(app: string, listener: InstancesListener): () => void;
+  /** The current instances of `app` (from the cache when the registry is unreachable). */
+  snapshot(app: string): Promise<InstancesUpdate>;
+  /** Stops timers and connections the registry owns. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,212 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setLogger } from '@dye/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
+import { REDIS_URL, uniqueName } from '../../../test/support/services.js';
+import { type Instance, type InstancesUpdate, RedisRegistry, StaticRegistry } from '../src/index.js';
+
+beforeAll(() => setLogger({ warn: () => {} }));
+
+const instance = (id: string, lane = 'baseline', app = 'shop.inventory'): Instance => ({
+  app,
+  id,
+  address: `127.0.0.1:${5000 + Number(id.replace(/\D/g, '') || 0)}`,
+  lane,
+});
+
+/** Resolves with the first update a watcher gets that satisfies `done`. */
+function nextUpdate(
+  registry: { watch: RedisRegistry['watch'] },
+  app: string,
+  done: (update: InstancesUpdate) => boolean,
+  timeoutMs = 5000,
+) {
+  const watcher = new Watcher(registry, app);
+  return watcher.until(done, timeoutMs).finally(() => watcher.stop());
+}
+
+/** A caller that keeps watching an app, as a router does, and can wait for a state. */
+class Watcher {
+  latest: InstancesUpdate | undefined;
+  readonly #waiters = new Set<{ done: (update: InstancesUpdate) => boolean; resolve: (update: InstancesUpdate) => void }>();
+  readonly stop: () => void;
+
+  constructor(registry: { watch: RedisRegistry['watch'] }, app: string) {
+    this.stop = registry.watch(app, (update) => {
+      this.latest = update;
+      for (const waiter of this.#waiters) {
+        if (waiter.done(update)) {
+          this.#waiters.delete(waiter);
+          waiter.resolve(update);
+        }
+      }
+    });
+  }
+
+  until(done: (update: InstancesUpdate) => boolean, timeoutMs = 5000): Promise<InstancesUpdate> {
+    if (this.latest && done(this.latest)) return Promise.resolve(this.latest);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        done,
+        resolve: (update: InstancesUpdate) => {
+          clearTimeout(timer);
+          resolve(update);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(waiter);
+        reject(new Error(`no matching update within ${timeoutMs} ms; latest: ${JSON.stringify(this.latest)}`));
+      }, timeoutMs);
+      this.#waiters.add(waiter);
+    });
+  }
+}
+
+const ids = (update: InstancesUpdate) => update.instances.map((item) => item.id).sort();
+
+describe('StaticRegistry', () => {
+  it('serves instances from a list and from a JSON file, with validation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dye-static-'));
+    const file = join(dir, 'instances.json');
+    writeFileSync(file, JSON.stringify({ instances: [instance('i1'), instance('i2', 'RED')] }));
+    const registry = StaticRegistry.fromFile(file);
+    const update = await registry.snapshot('shop.inventory');
+    expect(update.instances.map((item) => item.lane)).toEqual(['baseline', 'red']);
+    expect(() => new StaticRegistry([{ ...instance('i3'), address: 'nowhere' }])).toThrow(/host:port/);
+    expect(() => new StaticRegistry([{ ...instance('i3'), app: 'Shop Inventory' }])).toThrow(/app name/);
+    expect(() => new StaticRegistry([{ ...instance('i3'), lane: 'not valid' }])).toThrow(/lane/);
+  });
+
+  it('tells watchers about registrations', async () => {
+    const registry = new StaticRegistry();
+    const added = nextUpdate(registry, 'shop.orders', (update) => update.instances.length === 1);
+    const registration = await registry.register(instance('o1', 'red', 'shop.orders'));
+    expect(ids(await added)).toEqual(['o1']);
+    await registration.deregister();
+    expect((await registry.snapshot('shop.orders')).instances).toEqual([]);
+  });
+});
+
+describe('RedisRegistry on a real Redis', () => {
+  const prefix = uniqueName('dye_registry_test');
+  const fast = { heartbeatInterval: 100, ttl: 500, resyncInterval: 100 };
+  let registry: RedisRegistry;
+  let caller: RedisRegistry;
+
+  beforeAll(() => {
+    registry = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast });
+    caller = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast });
+  });
+  afterAll(async () => {
+    const { Redis } = await import('ioredis');
+    const cleanup = new Redis(REDIS_URL);
+    const keys = await cleanup.keys(`${prefix}:*`);
+    if (keys.length > 0) await cleanup.del(...keys);
+    cleanup.disconnect();
+    await registry.close();
+    await caller.close();
+  });
+
+  it('registers, announces and deregisters instances with their lanes', async () => {
+    const app = 'shop.catalog';
+    const a = await registry.register(instance('c1', 'baseline', app));
+    const b = await registry.register(instance('c2', 'red', app));
+    const seen = await nextUpdate(caller, app, (update) => update.instances.length === 2);
+    expect(seen.instances.map((item) => [item.id, item.lane]).sort()).toEqual([
+      ['c1', 'baseline'],
+      ['c2', 'red'],
+    ]);
+    expect(seen.stale).toBe(false);
+    const gone = nextUpdate(caller, app, (update) => update.instances.length === 1);
+    await b.deregister();
+    expect(ids(await gone)).toEqual(['c1']);
+    expect(await registry.apps()).toContain(app);
+    const records = await registry.records(app);
+    expect(records[0]?.expiresAt).toBeGreaterThan(Date.now());
+    await a.deregister();
+  });
+
+  it('drops an instance that stops renewing after its TTL', async () => {
+    const app = 'shop.expiry';
+    const live = await registry.register(instance('e1', 'baseline', app));
+    const doomed = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast });
+    await doomed.register(instance('e2', 'red', app));
+    expect(ids(await nextUpdate(caller, app, (update) => update.instances.length === 2))).toEqual(['e1', 'e2']);
+    await doomed.close(); // dies without deregistering: heartbeats stop
+    const started = Date.now();
+    const after = await nextUpdate(caller, app, (update) => update.instances.length === 1, 3000);
+    expect(ids(after)).toEqual(['e1']);
+    expect(Date.now() - started).toBeLessThan(fast.ttl + 4 * fast.resyncInterval + 500);
+    await live.deregister();
+  });
+
+  it('holds back a mass expiry (self-preservation) but not an explicit deregistration', async () => {
+    const app = 'shop.mass';
+    const watcher = new Watcher(caller, app);
+    const stable = await Promise.all(['m1', 'm2'].map((id) => registry.register(instance(id, 'baseline', app))));
+    const partitioned = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast });
+    await Promise.all(['m3', 'm4'].map((id) => partitioned.register(instance(id, 'baseline', app))));
+    try {
+      expect(ids(await watcher.until((update) => update.instances.length === 4))).toEqual(['m1', 'm2', 'm3', 'm4']);
+      await partitioned.close(); // half the instances stop renewing at once
+      const held = await watcher.until((update) => update.preserving, 3000);
+      expect(ids(held)).toEqual(['m1', 'm2', 'm3', 'm4']);
+      await new Promise((resolve) => setTimeout(resolve, 3 * fast.resyncInterval));
+      expect(watcher.latest && ids(watcher.latest)).toEqual(['m1', 'm2', 'm3', 'm4']);
+      await stable[0]?.deregister();
+      expect(ids(await watcher.until((update) => update.instances.length === 3))).toEqual(['m2', 'm3', 'm4']);
+    } finally {
+      watcher.stop();
+      await stable[1]?.deregister();
+    }
+  });
+
+  it('removes a single expired instance: one crash is not a mass expiry', async () => {
+    const app = 'shop.single';
+    const watcher = new Watcher(caller, app);
+    const stable = await Promise.all(['s1', 's2', 's3'].map((id) => registry.register(instance(id, 'baseline', app))));
+    const crashing = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast });
+    await crashing.register(instance('s4', 'red', app));
+    try {
+      await watcher.until((update) => update.instances.length === 4);
+      await crashing.close();
+      const after = await watcher.until((update) => update.instances.length === 3, 3000);
+      expect([ids(after), after.preserving]).toEqual([['s1', 's2', 's3'], false]);
+    } finally {
+      watcher.stop();
+      await Promise.all(stable.map((registration) => registration.deregister()));
+    }
+  });
+
+  it('keeps routing from its cache while the registry is down, and heals after', async () => {
+    const own = new OwnRedisServer(await freePort());
+    await own.start();
+    const app = 'shop.outage';
+    const writer = new RedisRegistry({ redis: own.url, ...fast });
+    const reader = new RedisRegistry({ redis: own.url, ...fast });
+    const watcher = new Watcher(reader, app);
+    try {
+      await writer.register(instance('x1', 'baseline', app));
+      await writer.register(instance('x2', 'red', app));
+      expect(ids(await watcher.until((update) => update.instances.length === 2))).toEqual(['x1', 'x2']);
+
+      await own.stop();
+      const stale = await watcher.until((update) => update.stale, 8000);
+      expect(ids(stale)).toEqual(['x1', 'x2']);
+      expect((await reader.snapshot(app)).stale).toBe(true);
+
+      await own.start(); // an empty Redis: the writer's heartbeats register its instances again
+      const healed = await watcher.until((update) => !update.stale && update.instances.length === 2, 10000);
+      expect(ids(healed)).toEqual(['x1', 'x2']);
+      await writer.register(instance('x3', 'baseline', app));
+      expect(ids(await watcher.until((update) => update.instances.length === 3, 8000))).toEqual(['x1', 'x2', 'x3']);
+    } finally {
+      watcher.stop();
+      await writer.close();
+      await reader.close();
+      await own.stop();
+    }
+  });
+});
