@@ -2,7 +2,11 @@ import { type ChannelCredentials, type ChannelOptions, type Client, credentials,
 import { tenantClientInterceptor } from './client-interceptor.js';
 import { RESOLVER_SCHEME } from './tenant-routing.js';
 
-type ClientConstructor<C extends Client> = new (address: string, credentials: ChannelCredentials, options?: ChannelOptions & { interceptors?: Interceptor[] }) => C;
+type ClientConstructor<C extends Client> = new (
+  address: string,
+  credentials: ChannelCredentials,
+  options?: ChannelOptions & { interceptors?: Interceptor[] },
+) => C;
 
 export interface TenantClientOptions {
   /** Default: insecure (plaintext), as inside a mesh that terminates TLS. */

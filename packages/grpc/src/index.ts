@@ -1,9 +1,9 @@
-export { tenantClientInterceptor } from './client-interceptor.js';
-export { tenantServerInterceptor } from './server-interceptor.js';
-export { metadataCarrier } from './metadata-carrier.js';
-export { LOAD_BALANCER_NAME, RESOLVER_SCHEME, registerTenantRouting, TenantPicker } from './tenant-routing.js';
-export type { PickTarget, TenantRoutingOptions } from './tenant-routing.js';
-export { addHealthService, gracefulShutdown } from './health.js';
-export type { GracefulShutdownOptions } from './health.js';
-export { createTenantClient } from './client.js';
 export type { TenantClientOptions } from './client.js';
+export { createTenantClient } from './client.js';
+export { tenantClientInterceptor } from './client-interceptor.js';
+export type { GracefulShutdownOptions } from './health.js';
+export { addHealthService, gracefulShutdown } from './health.js';
+export { metadataCarrier } from './metadata-carrier.js';
+export { tenantServerInterceptor } from './server-interceptor.js';
+export type { PickTarget, TenantRoutingOptions } from './tenant-routing.js';
+export { LOAD_BALANCER_NAME, RESOLVER_SCHEME, registerTenantRouting, TenantPicker } from './tenant-routing.js';

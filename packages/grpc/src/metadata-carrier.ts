@@ -1,5 +1,5 @@
-import type { Metadata } from '@grpc/grpc-js';
 import type { TenantSetter } from '@dye/core';
+import type { Metadata } from '@grpc/grpc-js';
 
 /** Reads and writes Dye's tenant keys on gRPC metadata (values may be strings or Buffers). */
 export const metadataCarrier: TenantSetter<Metadata> = {

@@ -1,5 +1,5 @@
 import { BASELINE, extractTenant, getDefaultPolicy, type Tenant, TenantConflictError, withTenant } from '@dye/core';
-import { type ServerInterceptor, ServerInterceptingCall, status } from '@grpc/grpc-js';
+import { ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
 import { metadataCarrier } from './metadata-carrier.js';
 
 /**

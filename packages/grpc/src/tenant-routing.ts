@@ -11,15 +11,7 @@
  *   metadata and round-robins over the READY leaves of the lane chosen by the
  *   tenant pool rule (own lane, else baseline or refusal, per policy).
  */
-import {
-  BASELINE,
-  extractTenant,
-  getDefaultPolicy,
-  logWarning,
-  type Tenant,
-  TenantConflictError,
-  type TenantPolicy,
-} from '@dye/core';
+import { BASELINE, extractTenant, getDefaultPolicy, logWarning, type Tenant, TenantConflictError, type TenantPolicy } from '@dye/core';
 import { BASELINE_LANE, chooseLane, type Instance, type InstancesUpdate, type Registry } from '@dye/discovery';
 import { connectivityState as ConnectivityState, experimental, Metadata, status } from '@grpc/grpc-js';
 import { metadataCarrier } from './metadata-carrier.js';
@@ -85,7 +77,6 @@ class TenantResolver implements experimental.Resolver {
   readonly #app: string;
   readonly #listener: experimental.ResolverListener;
   #unwatch: (() => void) | undefined;
-  #latest: InstancesUpdate | undefined;
 
   constructor(target: experimental.GrpcUri, listener: experimental.ResolverListener, _options: ChannelOptions) {
     this.#app = target.path.replace(/^\/+/, '');
@@ -93,11 +84,16 @@ class TenantResolver implements experimental.Resolver {
   }
 
   updateResolution(): void {
+    // The watch pushes every change as it happens, so a channel asking again
+    // (it does on every lost connection) gets nothing new by a re-report; a
+    // re-report would only make the balancer churn. Ask the registry for a
+    // fresh read instead: a change found there arrives through the watch.
     if (!this.#unwatch) {
       this.#unwatch = currentRouting().registry.watch(this.#app, (update) => this.#report(update));
-    } else if (this.#latest) {
-      const latest = this.#latest;
-      setImmediate(() => this.#report(latest));
+    } else {
+      currentRouting()
+        .registry.snapshot(this.#app)
+        .catch(() => {});
     }
   }
 
@@ -111,7 +107,6 @@ class TenantResolver implements experimental.Resolver {
   }
 
   #report(update: InstancesUpdate): void {
-    this.#latest = update;
     const lanes = new Map<string, string>();
     const endpoints: Endpoint[] = [];
     for (const instance of update.instances as Instance[]) {
@@ -179,7 +174,11 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
     this.#app = config.app;
     if (!endpointList.ok) {
       if (this.#children.size === 0) {
-        this.#publish(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpointList.error), endpointList.error.details);
+        this.#publish(
+          ConnectivityState.TRANSIENT_FAILURE,
+          new experimental.UnavailablePicker(endpointList.error),
+          endpointList.error.details,
+        );
       }
       return true;
     }
@@ -200,11 +199,22 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
         existing.leaf.updateEndpoint(endpoint, options);
         continue;
       }
-      const child: Child = { key, lane, state: ConnectivityState.IDLE, failed: false, leaf: undefined as unknown as experimental.LeafLoadBalancer };
+      const child: Child = {
+        key,
+        lane,
+        state: ConnectivityState.IDLE,
+        failed: false,
+        leaf: undefined as unknown as experimental.LeafLoadBalancer,
+      };
       const childHelper = experimental.createChildChannelControlHelper(this.#helper, {
         updateState: (state) => this.#onChildState(child, state),
       });
-      (child as { leaf: experimental.LeafLoadBalancer }).leaf = new experimental.LeafLoadBalancer(endpoint, childHelper, options, resolutionNote);
+      (child as { leaf: experimental.LeafLoadBalancer }).leaf = new experimental.LeafLoadBalancer(
+        endpoint,
+        childHelper,
+        options,
+        resolutionNote,
+      );
       this.#children.set(key, child);
       child.leaf.startConnecting();
     }
@@ -268,10 +278,13 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
     } else if (connecting) {
       this.#publish(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null);
     } else {
-      const details =
-        this.#children.size === 0 ? `no instance of ${this.#app} is registered` : `no instance of ${this.#app} is reachable`;
+      const details = this.#children.size === 0 ? `no instance of ${this.#app} is registered` : `no instance of ${this.#app} is reachable`;
       if (failing || this.#children.size === 0) {
-        this.#publish(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ code: status.UNAVAILABLE, details }), details);
+        this.#publish(
+          ConnectivityState.TRANSIENT_FAILURE,
+          new experimental.UnavailablePicker({ code: status.UNAVAILABLE, details }),
+          details,
+        );
       }
     }
   }
@@ -283,7 +296,13 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
 
 // --- picker -----------------------------------------------------------------------
 
-const queue: PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+const queue: PickResult = {
+  pickResultType: experimental.PickResultType.QUEUE,
+  subchannel: null,
+  status: null,
+  onCallStarted: null,
+  onCallEnded: null,
+};
 
 /**
  * Chooses a lane per call from the call's metadata (never from

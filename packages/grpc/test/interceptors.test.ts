@@ -45,7 +45,9 @@ describe('tenant over gRPC, all four call kinds', () => {
       'canary',
       () =>
         new Promise<Stock>((resolve, reject) => {
-          const call = client.Reserve((error: grpc.ServiceError | null, result: Stock) => (error ? reject(error) : resolve(result))) as grpc.ClientWritableStream<unknown>;
+          const call = client.Reserve((error: grpc.ServiceError | null, result: Stock) =>
+            error ? reject(error) : resolve(result),
+          ) as grpc.ClientWritableStream<unknown>;
           call.write({ sku: 'a' });
           setTimeout(() => {
             call.write({ sku: 'b' });
@@ -72,7 +74,9 @@ describe('tenant over gRPC, all four call kinds', () => {
   it('interleaved calls of three tenants each run in their own', async () => {
     const tenants = ['baseline', 'red', 'shadow'];
     const results = await Promise.all(
-      Array.from({ length: 300 }, (_, i) => withTenant(tenants[i % 3] as string, async () => ({ sent: tenants[i % 3], got: (await check(client)).tenant }))),
+      Array.from({ length: 300 }, (_, i) =>
+        withTenant(tenants[i % 3] as string, async () => ({ sent: tenants[i % 3], got: (await check(client)).tenant })),
+      ),
     );
     expect(results.filter((result) => result.sent !== result.got)).toEqual([]);
   });
@@ -98,7 +102,9 @@ describe('tenantServerInterceptor refusals', () => {
     const metadata = new grpc.Metadata();
     metadata.set('x-tenant', 'not a tenant!');
     const stock = await new Promise<Stock>((resolve, reject) => {
-      raw.Check({ sku: 'apple' }, metadata, (failure: grpc.ServiceError | null, result: Stock) => (failure ? reject(failure) : resolve(result)));
+      raw.Check({ sku: 'apple' }, metadata, (failure: grpc.ServiceError | null, result: Stock) =>
+        failure ? reject(failure) : resolve(result),
+      );
     });
     raw.close();
     expect(stock.tenant).toBe('baseline');

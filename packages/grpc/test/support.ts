@@ -5,7 +5,11 @@ import { tenantServerInterceptor } from '@dye/grpc';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-const definition = protoLoader.loadSync(fileURLToPath(new URL('./fixtures/inventory.proto', import.meta.url)), { keepCase: false });
+const definition = protoLoader.loadSync(fileURLToPath(new URL('./fixtures/inventory.proto', import.meta.url)), {
+  keepCase: false,
+  arrays: true,
+  defaults: true,
+});
 const loaded = grpc.loadPackageDefinition(definition) as unknown as {
   shop: { Inventory: grpc.ServiceClientConstructor & { service: grpc.ServiceDefinition } };
 };
@@ -42,7 +46,12 @@ export async function startInventory(options: {
   next?: () => InventoryClientType;
 }): Promise<InventoryInstance> {
   const server = new grpc.Server({ interceptors: [tenantServerInterceptor] });
-  const answer = (downstream: string[] = []): Stock => ({ instance: options.name, lane: options.lane, tenant: currentTenant().name, downstream });
+  const answer = (downstream: string[] = []): Stock => ({
+    instance: options.name,
+    lane: options.lane,
+    tenant: currentTenant().name,
+    downstream,
+  });
   server.addService(InventoryClient.service, {
     async Check(call: grpc.ServerUnaryCall<{ sku: string; delayMs: number }, Stock>, callback: grpc.sendUnaryData<Stock>) {
       const tenantAtStart = currentTenant().name;
@@ -55,7 +64,10 @@ export async function startInventory(options: {
         });
         return;
       }
-      callback(null, { ...answer(), tenant: tenantAtStart === currentTenant().name ? tenantAtStart : `${tenantAtStart}->${currentTenant().name}` });
+      callback(null, {
+        ...answer(),
+        tenant: tenantAtStart === currentTenant().name ? tenantAtStart : `${tenantAtStart}->${currentTenant().name}`,
+      });
     },
     Watch(call: grpc.ServerWritableStream<{ sku: string }, Stock>) {
       let sent = 0;
@@ -81,7 +93,12 @@ export async function startInventory(options: {
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   const registration = options.registry
-    ? await options.registry.register({ app: options.app ?? 'shop.inventory', id: options.name, address: `127.0.0.1:${port}`, lane: options.lane })
+    ? await options.registry.register({
+        app: options.app ?? 'shop.inventory',
+        id: options.name,
+        address: `127.0.0.1:${port}`,
+        lane: options.lane,
+      })
     : undefined;
   return {
     name: options.name,
