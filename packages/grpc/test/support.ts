@@ -14,7 +14,9 @@ const loaded = grpc.loadPackageDefinition(definition) as unknown as {
   shop: { Inventory: grpc.ServiceClientConstructor & { service: grpc.ServiceDefinition } };
 };
 export const InventoryClient = loaded.shop.Inventory;
-export type InventoryClientType = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+// A dynamically loaded client: its methods take grpc-js overloaded arguments.
+type Method = (...args: any[]) => any;
+export type InventoryClientType = grpc.Client & { Check: Method; Watch: Method; Reserve: Method; Chat: Method };
 
 export interface Stock {
   instance: string;
