@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
-import { BASELINE, currentTenant, injectTenant, objectHeaders } from '@dye/core';
+import { BASELINE, currentTenant, injectTenant, objectHeaders, type Tenant, type TenantPolicy } from '@dye/core';
+import type { Registry } from '@dye/discovery';
 import type { Agent, Dispatcher } from 'undici';
+import { AppRouter } from './app-routing.js';
 import { createEgressPolicy, type EgressOptions, type EgressPolicy } from './egress.js';
 
 export interface TenantDispatcherOptions extends EgressOptions {
@@ -10,6 +12,14 @@ export interface TenantDispatcherOptions extends EgressOptions {
   dispatcher?: Dispatcher;
   /** Options of the default Agent. */
   agent?: Agent.Options;
+  /**
+   * Routes `http://<app>/…` (a dotted app name such as `shop.inventory`, no
+   * port) to an instance of the tenant's lane found in this registry, falling
+   * back per policy like gRPC routing.
+   */
+  registry?: Registry;
+  /** Tenant policy for routing fallbacks. Default: the default policy. */
+  policy?: TenantPolicy;
 }
 
 type DispatchHeaders = Dispatcher.DispatchOptions['headers'];
@@ -24,18 +34,59 @@ type DispatchHeaders = Dispatcher.DispatchOptions['headers'];
  */
 export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispatcher.DispatcherComposeInterceptor {
   const egress = options.egress ?? createEgressPolicy(options);
-  return (dispatch) =>
-    function dyeTenantDispatch(opts, handler) {
-      const tenant = currentTenant();
-      if (tenant.kind === 'baseline' && !hasTenantHeader(opts.headers)) return dispatch(opts, handler);
-      const origin = opts.origin ?? '';
-      const route = egress.route(origin, tenant);
+  const apps = options.registry ? new AppRouter(options.registry, options.policy) : undefined;
+  return (dispatch) => {
+    // Writes the tenant for `origin` (and re-aims it) and hands the request on.
+    const send = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant, routedOrigin?: string) => {
+      const origin = routedOrigin ?? String(opts.origin ?? '');
+      const route = routedOrigin ? { origin: routedOrigin, internal: true } : egress.route(origin, tenant);
       const headers = toHeaderObject(opts.headers);
       injectTenant(headers, objectHeaders, route.internal ? tenant : BASELINE);
       const rewritten: Dispatcher.DispatchOptions = { ...opts, headers: headers as Record<string, string> };
-      if (route.origin !== new URL(String(origin)).origin) rewritten.origin = route.origin;
+      if (route.origin !== new URL(String(opts.origin ?? '')).origin) rewritten.origin = route.origin;
       return dispatch(rewritten, handler);
     };
+    return function dyeTenantDispatch(opts, handler) {
+      const tenant = currentTenant();
+      if (apps && opts.origin !== undefined) {
+        const url = new URL(String(opts.origin));
+        if (AppRouter.candidate(url)) {
+          const now = apps.routeNow(url, tenant);
+          if (now !== undefined && now !== 'not-an-app') {
+            if (!now.ok) throw now.error;
+            return send(opts, handler, tenant, now.origin);
+          }
+          if (now === undefined) {
+            // First request to this host: look it up, then go on (or fail the request).
+            apps.route(url, tenant).then(
+              (route) => {
+                if (route !== 'not-an-app' && !route.ok) return failRequest(handler, route.error);
+                try {
+                  send(opts, handler, tenant, route === 'not-an-app' ? undefined : route.origin);
+                } catch (error) {
+                  failRequest(handler, error as Error);
+                }
+              },
+              (error: Error) => failRequest(handler, error),
+            );
+            return true;
+          }
+        }
+      }
+      if (tenant.kind === 'baseline' && !hasTenantHeader(opts.headers)) return dispatch(opts, handler);
+      return send(opts, handler, tenant);
+    };
+  };
+}
+
+/** Fails a request whose dispatch was deferred, through whichever handler API it speaks. */
+function failRequest(handler: Dispatcher.DispatchHandler, error: Error): void {
+  const modern = handler as { onResponseError?: (controller: unknown, error: Error) => void };
+  if (typeof modern.onResponseError === 'function') {
+    modern.onResponseError({ abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null }, error);
+    return;
+  }
+  (handler as { onError?: (error: Error) => void }).onError?.(error);
 }
 
 /**
