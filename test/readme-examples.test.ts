@@ -2,9 +2,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { REDIS_URL } from './support/services.js';
+import { deleteRedisKeys } from './support/services.js';
 
 // Every package README opens with an example; this runs it and checks each
 // `console.log(...); // <expected>` line against what was really logged, so the
@@ -33,12 +32,7 @@ const packages = readdirSync(join(root, 'packages')).filter((name) => {
 
 describe('README examples', () => {
   // Examples that use the registry write under the `dye-example` prefix.
-  afterAll(async () => {
-    const redis = new Redis(REDIS_URL);
-    const keys = await redis.keys('dye-example*');
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-  });
+  afterAll(() => deleteRedisKeys('dye-example'));
 
   it('every package README opens with a TypeScript example', () => {
     expect(packages.length).toBeGreaterThan(0);

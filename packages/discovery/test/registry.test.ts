@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setLogger } from '@dye/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
-import { REDIS_URL, uniqueName } from '../../../test/support/services.js';
+import { deleteRedisKeys, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { type Instance, type InstancesUpdate, RedisRegistry, StaticRegistry } from '../src/index.js';
 
 beforeAll(() => setLogger({ warn: () => {} }));
@@ -100,11 +100,7 @@ describe('RedisRegistry on a real Redis', () => {
     caller = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast });
   });
   afterAll(async () => {
-    const { Redis } = await import('ioredis');
-    const cleanup = new Redis(REDIS_URL);
-    const keys = await cleanup.keys(`${prefix}:*`);
-    if (keys.length > 0) await cleanup.del(...keys);
-    cleanup.disconnect();
+    await deleteRedisKeys(`${prefix}:`);
     await registry.close();
     await caller.close();
   });

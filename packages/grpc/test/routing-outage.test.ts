@@ -3,6 +3,7 @@ import { RedisRegistry } from '@dye/discovery';
 import { createTenantClient, registerTenantRouting } from '@dye/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
+import { eventually } from '../../../test/support/services.js';
 import { check, InventoryClient, type InventoryClientType, type InventoryInstance, startInventory } from './support.js';
 
 // The registry's Redis is this test's own, so it can be stopped and started.
@@ -33,17 +34,6 @@ afterAll(async () => {
   await redis.stop();
 });
 
-async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await probe().catch(() => undefined as T);
-    if (last !== undefined && ok(last)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-}
-
 describe('registry outage', () => {
   it('keeps routing by lane from the cache while Redis is down, and picks up changes after', async () => {
     await eventually(
@@ -73,6 +63,7 @@ describe('registry outage', () => {
           await Promise.all(Array.from({ length: 8 }, () => withTenant('red', () => check(inventory).then((stock) => stock.instance)))),
         ),
       (seen) => seen.has('red-2'),
+      8000,
     );
     expect([...reds].every((name) => name.startsWith('red-'))).toBe(true);
   });

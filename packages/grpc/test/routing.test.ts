@@ -4,7 +4,7 @@ import { addHealthService, createTenantClient, gracefulShutdown, registerTenantR
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, uniqueName } from '../../../test/support/services.js';
+import { deleteRedisKeys, eventually, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { check, InventoryClient, type InventoryClientType, type InventoryInstance, startInventory } from './support.js';
 
 // A real Redis registry with short timings, and real gRPC servers on loopback.
@@ -41,21 +41,6 @@ function client(app = 'shop.inventory'): InventoryClientType {
   return created;
 }
 
-async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await probe();
-      if (ok(last)) return last;
-    } catch {
-      // keep probing
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-}
-
 beforeAll(() => {
   setLogger({ warn: () => {} });
   registerTenantRouting({ registry, policy });
@@ -65,11 +50,7 @@ afterAll(async () => {
   for (const created of clients) created.close();
   await Promise.all(started.map((running) => running.stop().catch(() => {})));
   await Promise.all(instanceRegistries.map((own) => own.close()));
-  const { Redis } = await import('ioredis');
-  const cleanup = new Redis(REDIS_URL);
-  const keys = await cleanup.keys(`${prefix}:*`);
-  if (keys.length > 0) await cleanup.del(...keys);
-  cleanup.disconnect();
+  await deleteRedisKeys(`${prefix}:`);
   await registry.close();
 });
 

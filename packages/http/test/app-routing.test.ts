@@ -3,7 +3,7 @@ import { RedisRegistry } from '@dye/discovery';
 import { tenantDispatcher, tenantMiddleware } from '@dye/http';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, uniqueName } from '../../../test/support/services.js';
+import { deleteRedisKeys, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { forGlobalFetch, listen } from './support.js';
 
 // http://shop.pricing/… resolved through a real Redis registry to HTTP servers
@@ -41,11 +41,7 @@ afterAll(async () => {
   await dispatcher.close();
   await Promise.all(servers.map((server) => server.close()));
   await registry.close();
-  const { Redis } = await import('ioredis');
-  const cleanup = new Redis(REDIS_URL);
-  const keys = await cleanup.keys(`${prefix}:*`);
-  if (keys.length > 0) await cleanup.del(...keys);
-  cleanup.disconnect();
+  await deleteRedisKeys(`${prefix}:`);
 });
 
 describe('tenantDispatcher routes http://<app>/ through the registry', () => {
