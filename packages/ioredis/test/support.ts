@@ -1,0 +1,93 @@
+import { getKeyIndexes } from '@ioredis/commands';
+import { Redis } from 'ioredis';
+
+/**
+ * Records what the Redis server receives from one client connection, through
+ * MONITOR on a second, raw connection: the black-box view of what Dye sent.
+ */
+export class ServerRecorder {
+  readonly #monitor: Redis;
+  readonly received: string[][] = [];
+  #source = '';
+
+  private constructor(monitor: Redis) {
+    this.#monitor = monitor;
+  }
+
+  static async start(url: string): Promise<ServerRecorder> {
+    const raw = new Redis(url);
+    const monitor = await raw.monitor();
+    raw.disconnect();
+    const recorder = new ServerRecorder(monitor);
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source === recorder.#source) recorder.received.push(args);
+    });
+    return recorder;
+  }
+
+  /** Records only commands from this client's connection from now on. */
+  async follow(client: Redis): Promise<void> {
+    const id = await client.client('ID');
+    const info = (await client.client('INFO')) as string;
+    const address = /addr=(\S+)/.exec(info)?.[1];
+    if (!address) throw new Error(`no address for client ${id}`);
+    this.#source = address;
+    await this.settle();
+  }
+
+  /** Waits until MONITOR has caught up with everything sent so far. */
+  async settle(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+
+  clear(): void {
+    this.received.length = 0;
+  }
+
+  /** Every key argument of every received command, per the command table. */
+  keysReceived(): string[] {
+    const keys: string[] = [];
+    for (const [rawName, ...args] of this.received) {
+      const name = String(rawName).toLowerCase();
+      if (['client', 'ping', 'info'].includes(name)) continue;
+      if (name === 'keys') keys.push(String(args[0]));
+      else if (name === 'scan') {
+        const match = args.findIndex((arg) => arg.toLowerCase() === 'match');
+        keys.push(match >= 0 ? String(args[match + 1]) : '<scan without MATCH>');
+      } else if (['object', 'memory', 'xinfo', 'xgroup'].includes(name)) {
+        if (args[1] !== undefined) keys.push(String(args[1]));
+      } else if (['subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe', 'publish'].includes(name)) {
+        keys.push(...(name === 'publish' ? [String(args[0])] : args.map(String)));
+      } else if (name === 'eval' && String(args[0]).includes("redis.call('SCAN'")) {
+        keys.push(String(args[2]));
+      } else {
+        try {
+          for (const index of getKeyIndexes(name, args)) keys.push(String(args[Array.isArray(index) ? index[0] : index]));
+        } catch {
+          keys.push(`<unknown command ${name}>`);
+        }
+      }
+    }
+    return keys;
+  }
+
+  async stop(): Promise<void> {
+    this.#monitor.disconnect();
+  }
+}
+
+/** Every key of the database except isolated ones, with a dump of its value. */
+export async function productionSnapshot(client: Redis): Promise<Map<string, string>> {
+  const snapshot = new Map<string, string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      if (key.startsWith('shadow:') || key.startsWith('shadow-')) continue;
+      const dump = await client.dumpBuffer(key);
+      snapshot.set(key, dump ? dump.toString('base64') : 'gone');
+    }
+  } while (cursor !== '0');
+  return snapshot;
+}
