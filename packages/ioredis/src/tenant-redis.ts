@@ -68,11 +68,13 @@ function wrap(context: Context): Client {
 function wrapMethod(context: Context, property: string | symbol, original: AnyFunction): AnyFunction {
   const { target } = context;
   if (typeof property !== 'string') return original.bind(target);
-  const commandName = commandOf(target, property);
-  if (commandName !== undefined) return commandMethod(context, commandName, property.endsWith('Buffer'), original);
+  // Before the command table: `multi` is a command there, but on a client it
+  // builds a transaction that must stay bound to its tenant.
+  if (property === 'pipeline' || property === 'multi') return pipelineMethod(context, original);
   if (property === 'call' || property === 'callBuffer') return callMethod(context, original);
   if (property === 'sendCommand') return sendCommandMethod(context, original);
-  if (property === 'pipeline' || property === 'multi') return pipelineMethod(context, original);
+  const commandName = commandOf(target, property);
+  if (commandName !== undefined) return commandMethod(context, commandName, property.endsWith('Buffer'), original);
   if (STREAM_METHODS.has(property)) return streamMethod(context, original);
   if (property === 'duplicate') return (...args: unknown[]) => tenantRedis(original.apply(target, args) as Client, context.options);
   if (LISTENER_METHODS.has(property)) return listenerMethod(context, original);
