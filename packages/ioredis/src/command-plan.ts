@@ -164,7 +164,8 @@ export function planCommand(rawName: string, args: readonly unknown[], prefix: s
   const qualified = `${name} ${sub}`;
   const refusal = REFUSED_COMMANDS[qualified] || REFUSED_COMMANDS[name];
   if (refusal) return refuse(refusal);
-  if (SCRIPT_COMMANDS.has(name) && options.refuseScripts) return refuse('scripts are refused for isolated tenants by configuration (refuseScripts)');
+  if (SCRIPT_COMMANDS.has(name) && options.refuseScripts)
+    return refuse('scripts are refused for isolated tenants by configuration (refuseScripts)');
 
   switch (name) {
     case 'keys':
@@ -203,7 +204,9 @@ export function planCommand(rawName: string, args: readonly unknown[], prefix: s
   }
   if (SUBSCRIBE_COMMANDS.has(name)) {
     if (args.length === 0) {
-      return refuse(`${name.toUpperCase()} without channels would act on every tenant's subscriptions on this connection; name the channels`);
+      return refuse(
+        `${name.toUpperCase()} without channels would act on every tenant's subscriptions on this connection; name the channels`,
+      );
     }
     return withPrefixedIndexes(
       name,
@@ -228,17 +231,24 @@ export function planCommand(rawName: string, args: readonly unknown[], prefix: s
   }
   if (indexes.length === 0) {
     if (KEYLESS_SAFE.has(name) || KEYLESS_SAFE.has(qualified)) return { kind: 'send', name, args: [...args] };
-    return refuse(`${name.toUpperCase()}${sub ? ` ${sub.toUpperCase()}` : ''} names no key Dye can isolate and is not a known keyless safe command`);
+    return refuse(
+      `${name.toUpperCase()}${sub ? ` ${sub.toUpperCase()}` : ''} names no key Dye can isolate and is not a known keyless safe command`,
+    );
   }
   const plan = withPrefixedIndexes(name, args, indexes, prefix) as Extract<CommandPlan, { kind: 'send' }>;
   if (REPLY_KEY_FIRST.has(name)) {
-    return { ...plan, reply: (reply) => (Array.isArray(reply) && reply.length > 0 ? [stripKey(prefix, reply[0]), ...reply.slice(1)] : reply) };
+    return {
+      ...plan,
+      reply: (reply) => (Array.isArray(reply) && reply.length > 0 ? [stripKey(prefix, reply[0]), ...reply.slice(1)] : reply),
+    };
   }
   if (name === 'xread' || name === 'xreadgroup') {
     return {
       ...plan,
       reply: (reply) =>
-        Array.isArray(reply) ? reply.map((stream) => (Array.isArray(stream) ? [stripKey(prefix, stream[0]), ...stream.slice(1)] : stream)) : reply,
+        Array.isArray(reply)
+          ? reply.map((stream) => (Array.isArray(stream) ? [stripKey(prefix, stream[0]), ...stream.slice(1)] : stream))
+          : reply,
     };
   }
   return plan;

@@ -1,4 +1,4 @@
-import { currentTenant, getDefaultPolicy, isolatedKeyPrefix, IsolationError, type Tenant, type TenantPolicy } from '@dye/core';
+import { currentTenant, getDefaultPolicy, IsolationError, isolatedKeyPrefix, type Tenant, type TenantPolicy } from '@dye/core';
 import { list as commandList } from '@ioredis/commands';
 import { type Cluster, Command, type Redis } from 'ioredis';
 import { type CommandPlan, type PlanOptions, planCommand } from './command-plan.js';
@@ -13,7 +13,16 @@ type Client = Redis | Cluster;
 type AnyFunction = (...args: unknown[]) => unknown;
 
 const COMMANDS = new Set(commandList);
-const STREAM_METHODS = new Set(['scanStream', 'sscanStream', 'hscanStream', 'zscanStream', 'scanBufferStream', 'sscanBufferStream', 'hscanBufferStream', 'zscanBufferStream']);
+const STREAM_METHODS = new Set([
+  'scanStream',
+  'sscanStream',
+  'hscanStream',
+  'zscanStream',
+  'scanBufferStream',
+  'sscanBufferStream',
+  'hscanBufferStream',
+  'zscanBufferStream',
+]);
 const LISTENER_METHODS = new Set(['on', 'addListener', 'once', 'prependListener', 'prependOnceListener']);
 const REMOVE_LISTENER_METHODS = new Set(['off', 'removeListener']);
 
@@ -98,7 +107,8 @@ function commandOf(target: Client, property: string): string | undefined {
 
 /** ioredis turns `mset({…})` and `hset(key, {…})` into flat lists, then flattens arrays one level. */
 function flatten(name: string, args: unknown[]): unknown[] {
-  const transformer = (Command as unknown as { _transformer: { argument: Record<string, (args: unknown[]) => unknown[]> } })._transformer.argument[name];
+  const transformer = (Command as unknown as { _transformer: { argument: Record<string, (args: unknown[]) => unknown[]> } })._transformer
+    .argument[name];
   return (transformer ? transformer(args) : args).flat();
 }
 
@@ -118,9 +128,17 @@ function refused(tenant: Tenant, name: string, reason: string, callback: ((error
   return rejection;
 }
 
-function settle(result: unknown, plan: Extract<CommandPlan, { kind: 'send' }>, callback: ((error: unknown, value?: unknown) => void) | undefined) {
+function settle(
+  result: unknown,
+  plan: Extract<CommandPlan, { kind: 'send' }>,
+  callback: ((error: unknown, value?: unknown) => void) | undefined,
+) {
   const transformed = plan.reply ? (result as Promise<unknown>).then(plan.reply) : (result as Promise<unknown>);
-  if (callback) transformed.then((value) => callback(null, value), (error: unknown) => callback(error));
+  if (callback)
+    transformed.then(
+      (value) => callback(null, value),
+      (error: unknown) => callback(error),
+    );
   return transformed;
 }
 
@@ -224,7 +242,12 @@ function pipelineMethod(context: Context, original: AnyFunction): AnyFunction {
  * each queued command is planned for that tenant; a refusal throws at queue
  * time, so nothing of the pipeline is sent; replies are renamed back at exec.
  */
-function wrapPipeline(pipeline: Record<string, AnyFunction>, tenant: Tenant, prefix: string, options: PlanOptions): Record<string, AnyFunction> {
+function wrapPipeline(
+  pipeline: Record<string, AnyFunction>,
+  tenant: Tenant,
+  prefix: string,
+  options: PlanOptions,
+): Record<string, AnyFunction> {
   const replies: Array<((reply: unknown) => unknown) | undefined> = [];
   const proxy: Record<string, AnyFunction> = new Proxy(pipeline, {
     get(target, property) {
@@ -236,10 +259,16 @@ function wrapPipeline(pipeline: Record<string, AnyFunction>, tenant: Tenant, pre
           const result = (value as AnyFunction).call(target) as Promise<Array<[Error | null, unknown]> | null>;
           const transformed = result.then((results) =>
             results
-              ? results.map(([error, reply], index) => [error, error ? reply : (replies[index]?.(reply) ?? reply)] as [Error | null, unknown])
+              ? results.map(
+                  ([error, reply], index) => [error, error ? reply : (replies[index]?.(reply) ?? reply)] as [Error | null, unknown],
+                )
               : results,
           );
-          if (callback) transformed.then((value) => callback(null, value), (error: unknown) => callback(error));
+          if (callback)
+            transformed.then(
+              (value) => callback(null, value),
+              (error: unknown) => callback(error),
+            );
           return transformed;
         };
       }
@@ -250,7 +279,8 @@ function wrapPipeline(pipeline: Record<string, AnyFunction>, tenant: Tenant, pre
         const { rest, callback } = splitCallback(args);
         const [name, commandArgs] = isCall ? [String(rest[0]).toLowerCase(), rest.slice(1)] : [base, rest];
         const plan = planCommand(name, flatten(name, commandArgs), prefix, options);
-        if (plan.kind === 'refuse') throw new IsolationError({ tenant: tenant.name, refused: `Redis ${name.toUpperCase()} in a pipeline`, reason: plan.reason });
+        if (plan.kind === 'refuse')
+          throw new IsolationError({ tenant: tenant.name, refused: `Redis ${name.toUpperCase()} in a pipeline`, reason: plan.reason });
         const queueArgs = callback ? [...plan.args, callback] : plan.args;
         if (plan.name !== name || isCall) (target.call as AnyFunction).call(target, plan.name, ...queueArgs);
         else (value as AnyFunction).apply(target, queueArgs);

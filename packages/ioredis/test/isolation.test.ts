@@ -150,7 +150,10 @@ describe('every command family under shadow lands in shadow:', () => {
       await redis.eval(script, 1, 'scripted', 'v1');
       const sha = (await redis.script('LOAD', script)) as string;
       await redis.evalsha(sha, 1, 'scripted2', 'v2');
-      raw.defineCommand('setTwice', { numberOfKeys: 2, lua: "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('SET', KEYS[2], ARGV[1])" });
+      raw.defineCommand('setTwice', {
+        numberOfKeys: 2,
+        lua: "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('SET', KEYS[2], ARGV[1])",
+      });
       await (redis as unknown as { setTwice: (...args: string[]) => Promise<unknown> }).setTwice('s1', 's2', 'v');
     });
     expect(await admin.mget('shadow:scripted', 'shadow:scripted2', 'shadow:s1', 'shadow:s2')).toEqual(['v1', 'v2', 'v', 'v']);
@@ -177,7 +180,14 @@ describe('every command family under shadow lands in shadow:', () => {
     expect(results?.map(([, value]) => value)).toEqual(['OK', 'v', ['pipe:1']]);
     const transaction = await shadow(async () => redis.multi().incr('m1').incr('m1'));
     expect((await transaction.exec())?.map(([, value]) => value)).toEqual([1, 2]);
-    const fromList = await shadow(async () => redis.pipeline([['set', 'p2', 'w'], ['get', 'p2']]).exec());
+    const fromList = await shadow(async () =>
+      redis
+        .pipeline([
+          ['set', 'p2', 'w'],
+          ['get', 'p2'],
+        ])
+        .exec(),
+    );
     expect(fromList?.map(([, value]) => value)).toEqual(['OK', 'w']);
     await expectIsolated();
   });
