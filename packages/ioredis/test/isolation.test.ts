@@ -230,7 +230,7 @@ describe('refusals: nothing reaches the server, production unchanged', () => {
     ['UNSUBSCRIBE without channels', () => redis.call('UNSUBSCRIBE')],
     ['CLIENT KILL', () => redis.client('KILL', 'ID', '999999')],
     ['MIGRATE', () => redis.call('MIGRATE', '127.0.0.1', '1', 'user:1', '0', '100')],
-    ['a sendCommand of FLUSHALL', () => redis.sendCommand(new Command('flushall', []))],
+    ['a sendCommand of FLUSHALL', () => redis.sendCommand(new Command('flushall', [])) as Promise<unknown>],
   ];
 
   it.each(refused)('%s', async (_name, run) => {
