@@ -1,0 +1,52 @@
+/**
+ * GET/SET through bare ioredis vs the same client wrapped by tenantRedis, in
+ * baseline and in shadow, one at a time and pipelined, in one run against the
+ * Redis on 127.0.0.1:6379.
+ *
+ *   npm run bench -- ioredis
+ */
+import { setLogger, withTenant } from '@dye/core';
+import { tenantRedis } from '@dye/ioredis';
+import { Redis } from 'ioredis';
+import { compareThroughput, printThroughput } from './harness.js';
+
+setLogger({ warn: () => {} });
+const url = process.env.DYE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export async function run() {
+  const raw = new Redis(url);
+  const wrapped = tenantRedis(raw);
+  const key = `dye-bench:${process.pid}`;
+  const single = (client: Redis) => async () => {
+    await client.set(key, 'v');
+    await client.get(key);
+  };
+  const pipelined = (client: Redis) => async () => {
+    const pipeline = client.pipeline();
+    for (let i = 0; i < 10; i++) pipeline.set(`${key}:${i}`, 'v').get(`${key}:${i}`);
+    await pipeline.exec();
+  };
+  const one = await compareThroughput('ioredis', [
+    { name: 'bare ioredis: SET+GET', run: single(raw) },
+    { name: 'tenantRedis baseline: SET+GET', run: single(wrapped) },
+    { name: 'tenantRedis shadow: SET+GET', run: () => withTenant('shadow', single(wrapped)) },
+    // The same bare client again: how far two identical variants drift in one run.
+    { name: 'bare ioredis again (noise control)', run: single(raw) },
+  ]);
+  printThroughput('SET then GET, one at a time (pairs/s, 16 in flight)', one);
+  const batched = await compareThroughput('ioredis-pipeline', [
+    { name: 'bare ioredis: pipeline of 20', run: pipelined(raw) },
+    { name: 'tenantRedis baseline: pipeline of 20', run: pipelined(wrapped) },
+    { name: 'tenantRedis shadow: pipeline of 20', run: () => withTenant('shadow', pipelined(wrapped)) },
+  ]);
+  printThroughput('Pipelines of 10 SET + 10 GET (pipelines/s, 16 in flight)', batched);
+  const keys = [...(await raw.keys(`${key}*`)), ...(await raw.keys(`shadow:${key}*`))];
+  if (keys.length > 0) await raw.del(...keys);
+  raw.disconnect();
+  return [...one, ...batched];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+  await run();
+}
