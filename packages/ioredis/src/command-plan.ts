@@ -177,13 +177,22 @@ export function planCommand(rawName: string, args: readonly unknown[], prefix: s
         reply: (reply) => (Array.isArray(reply) ? reply.map((key) => stripKey(prefix, key)) : reply),
       };
     case 'scan': {
-      const rewritten = [...args];
+      // SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: anything else cannot be
+      // read with certainty, and a MATCH that is not recognised is a MATCH missed.
+      if (args.length === 0 || !/^\d+$/.test(String(args[0])) || args.length % 2 !== 1) {
+        return refuse('SCAN takes a numeric cursor followed by MATCH/COUNT/TYPE option pairs');
+      }
+      const rewritten = [args[0]];
       let matched = false;
-      for (let i = 1; i < rewritten.length - 1; i++) {
-        if (String(rewritten[i]).toLowerCase() === 'match') {
-          rewritten[i + 1] = prefixKey(prefix, rewritten[i + 1]);
+      for (let i = 1; i < args.length; i += 2) {
+        const option = String(args[i]).toLowerCase();
+        if (option === 'match') {
+          rewritten.push(args[i], prefixKey(prefix, args[i + 1]));
           matched = true;
-          i++;
+        } else if (option === 'count' || option === 'type') {
+          rewritten.push(args[i], args[i + 1]);
+        } else {
+          return refuse(`SCAN option ${String(args[i])} is not one Dye knows (MATCH, COUNT, TYPE)`);
         }
       }
       if (!matched) rewritten.push('MATCH', `${prefix}*`);

@@ -111,7 +111,7 @@ describe('the command table under shadow', () => {
           expect(recorder.keysReceived().filter((key) => !key.startsWith('shadow:'))).toEqual([]);
         }
       }),
-      { numRuns: 600 },
+      { numRuns: Number(process.env.DYE_PROPERTY_RUNS ?? 600) },
     );
     expect(await productionSnapshot(admin)).toEqual(production);
     // Both paths were exercised.

@@ -52,8 +52,8 @@ export class ServerRecorder {
       if (['client', 'ping', 'info'].includes(name)) continue;
       if (name === 'keys') keys.push(String(args[0]));
       else if (name === 'scan') {
-        const match = args.findIndex((arg) => arg.toLowerCase() === 'match');
-        keys.push(match >= 0 ? String(args[match + 1]) : '<scan without MATCH>');
+        const matches = args.flatMap((arg, index) => (index % 2 === 1 && arg.toLowerCase() === 'match' ? [String(args[index + 1])] : []));
+        keys.push(...(matches.length > 0 ? matches : ['<scan without MATCH>']));
       } else if (['object', 'memory', 'xinfo', 'xgroup'].includes(name)) {
         if (args[1] !== undefined) keys.push(String(args[1]));
       } else if (['subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe', 'publish'].includes(name)) {
