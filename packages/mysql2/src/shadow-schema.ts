@@ -108,13 +108,15 @@ async function describe(connection: Queryable, database: string): Promise<Map<st
   }
   for (const row of await rows(
     connection,
-    `SELECT TABLE_NAME AS tableName, COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS dflt, EXTRA AS extra
+    `SELECT TABLE_NAME AS tableName, COLUMN_NAME AS name, COLUMN_TYPE AS type, COLLATION_NAME AS collation, IS_NULLABLE AS nullable,
+            COLUMN_DEFAULT AS dflt, EXTRA AS extra
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
     [database],
   )) {
     tables.get(String(row.tableName))?.columns.set(String(row.name), {
       name: String(row.name),
-      type: String(row.type),
+      // The column's collation is part of its type: a charset change shows here too.
+      type: row.collation ? `${row.type} COLLATE ${row.collation}` : String(row.type),
       nullable: String(row.nullable),
       default: row.dflt === null || row.dflt === undefined ? null : String(row.dflt),
       extra: String(row.extra ?? ''),
