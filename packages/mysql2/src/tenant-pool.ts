@@ -127,10 +127,20 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
       throw refusal(isolated.tenant, `SQL ${JSON.stringify(sql.length > 80 ? `${sql.slice(0, 80)}…` : sql)}`, verdict.reason);
   }
 
-  async function run(method: 'query' | 'execute', query: QueryArgument, values: unknown[] | undefined): Promise<Result> {
+  function run(method: 'query' | 'execute', query: QueryArgument, values: unknown[] | undefined): Promise<Result> {
     const isolated = isolatedFor(currentTenant());
-    // Baseline and shared-data tenants: one context lookup, then mysql2 itself.
+    // Baseline and shared-data tenants: one context lookup, then mysql2's own
+    // promise, not wrapped in another.
     if (!isolated) return (baselinePool[method] as (q: QueryArgument, v?: unknown) => Promise<Result>)(query, values);
+    return runIsolated(isolated, method, query, values);
+  }
+
+  async function runIsolated(
+    isolated: IsolatedPool,
+    method: 'query' | 'execute',
+    query: QueryArgument,
+    values: unknown[] | undefined,
+  ): Promise<Result> {
     await guard(isolated, query);
     try {
       return await (isolated.pool[method] as (q: QueryArgument, v?: unknown) => Promise<Result>)(query, values);
