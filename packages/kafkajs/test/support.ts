@@ -1,0 +1,25 @@
+import { type Admin, Kafka, logLevel } from 'kafkajs';
+import { KAFKA_BROKERS, uniqueName } from '../../../test/support/services.js';
+
+export function kafkaClient(clientId = uniqueName('dye-test')): Kafka {
+  return new Kafka({ clientId, brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING, retry: { retries: 3 } });
+}
+
+/** Creates topics (and waits for leaders); returns their names. */
+export async function createTopics(admin: Admin, ...topics: string[]): Promise<void> {
+  await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: 1 })) });
+}
+
+/** Sum of high watermarks: how many messages a topic holds. */
+export async function messageCount(admin: Admin, topic: string): Promise<number> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+}
+
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
