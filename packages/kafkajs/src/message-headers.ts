@@ -1,4 +1,13 @@
-import { getDefaultPolicy, readTenantInput, type Tenant, type TenantPolicy, type TenantSetter, BASELINE, logWarning, TenantConflictError } from '@dye/core';
+import {
+  BASELINE,
+  getDefaultPolicy,
+  logWarning,
+  readTenantInput,
+  type Tenant,
+  TenantConflictError,
+  type TenantPolicy,
+  type TenantSetter,
+} from '@dye/core';
 import type { IHeaders } from 'kafkajs';
 
 /** Reads and writes Dye's tenant keys on Kafka headers (Buffers, strings or arrays of them). */

@@ -77,7 +77,8 @@ export async function syncShadowTopics(options: SyncShadowTopicsOptions): Promis
     }
     const [shadowMetadata] = (await admin.fetchTopicMetadata({ topics: [shadowTopic] })).topics;
     const shadowPartitions = shadowMetadata?.partitions.length ?? 0;
-    if (shadowPartitions !== partitions) drift.push({ topic, shadowTopic, kind: 'partitions', production: partitions, shadow: shadowPartitions });
+    if (shadowPartitions !== partitions)
+      drift.push({ topic, shadowTopic, kind: 'partitions', production: partitions, shadow: shadowPartitions });
     const shadowConfigs = await topicConfigs(admin, shadowTopic);
     for (const name of new Set([...configs.keys(), ...shadowConfigs.keys()])) {
       const production = configs.get(name) ?? null;

@@ -1,9 +1,9 @@
 import {
   currentTenant,
   getDefaultPolicy,
+  IsolationError,
   injectTenant,
   isolatedName,
-  IsolationError,
   logWarning,
   type Tenant,
   TenantConflictError,
@@ -120,7 +120,9 @@ function tenantProducer(producer: Producer, catalog: TopicCatalog, policy: () =>
   const sendBatch = async (target: Pick<Producer, 'send' | 'sendBatch'>, batch: ProducerBatch, tenant: Tenant) => {
     // Every topic is checked before anything is sent: a refusal sends nothing.
     const topicMessages = await Promise.all(
-      (batch.topicMessages ?? []).map((entry) => prepareRecord({ topic: entry.topic, messages: entry.messages }, tenant, catalog, policy())),
+      (batch.topicMessages ?? []).map((entry) =>
+        prepareRecord({ topic: entry.topic, messages: entry.messages }, tenant, catalog, policy()),
+      ),
     );
     return target.sendBatch({ ...batch, topicMessages });
   };
@@ -183,7 +185,10 @@ function tenantConsumer(
     deadLetters ??= kafka.producer({ allowAutoTopicCreation: false });
     await deadLetters.connect();
     const topic = `${payload.topic}${DEAD_LETTER_SUFFIX}`;
-    logWarning('dye.kafka.dead-letter', `message ${payload.topic}/${payload.partition}@${payload.message.offset} sent to ${topic}: ${reason}`);
+    logWarning(
+      'dye.kafka.dead-letter',
+      `message ${payload.topic}/${payload.partition}@${payload.message.offset} sent to ${topic}: ${reason}`,
+    );
     await deadLetters.send({
       topic,
       messages: [
@@ -224,7 +229,10 @@ function tenantConsumer(
       const isolated = kafka.consumer({ ...config, groupId: isolatedName('kafka-group', config.groupId, tenant) });
       isolatedConsumers.push({ consumer: isolated, topics: [...renamed.keys()].map((topic) => ({ topic })) });
       isolated.on(isolated.events.CRASH, (event) => {
-        logWarning('dye.kafka.isolated-crash', `isolated consumer of ${tenant.name} crashed; production consumption goes on: ${String(event.payload.error)}`);
+        logWarning(
+          'dye.kafka.isolated-crash',
+          `isolated consumer of ${tenant.name} crashed; production consumption goes on: ${String(event.payload.error)}`,
+        );
       });
       await isolated.connect();
       await isolated.subscribe({ topics: [...renamed.keys()], fromBeginning });
@@ -232,7 +240,12 @@ function tenantConsumer(
       await isolated.run({
         ...runConfig,
         // The topic decides the tenant here; handlers see the production topic name.
-        ...(eachMessage ? { eachMessage: (payload) => withTenant(tenant, () => eachMessage({ ...payload, topic: renamed.get(payload.topic) ?? payload.topic })) } : {}),
+        ...(eachMessage
+          ? {
+              eachMessage: (payload) =>
+                withTenant(tenant, () => eachMessage({ ...payload, topic: renamed.get(payload.topic) ?? payload.topic })),
+            }
+          : {}),
         ...(eachBatch ? { eachBatch: (payload) => withTenant(tenant, () => eachBatch(payload)) } : {}),
       });
     }
@@ -255,7 +268,11 @@ function tenantConsumer(
           const listed = 'topics' in subscription ? subscription.topics : [subscription.topic];
           for (const topic of listed) {
             if (typeof topic === 'string') topics.push(topic);
-            else logWarning('dye.kafka.regex-subscription', `topic pattern ${String(topic)} is consumed for production only; isolated topics need names`);
+            else
+              logWarning(
+                'dye.kafka.regex-subscription',
+                `topic pattern ${String(topic)} is consumed for production only; isolated topics need names`,
+              );
           }
           fromBeginning ||= Boolean(subscription.fromBeginning);
           return target.subscribe(subscription as ConsumerSubscribeTopics);
@@ -273,7 +290,9 @@ function tenantConsumer(
       }
       if (property === 'disconnect' || property === 'stop') {
         return async () => {
-          await Promise.allSettled(isolatedConsumers.map(({ consumer: isolated }) => (property === 'stop' ? isolated.stop() : isolated.disconnect())));
+          await Promise.allSettled(
+            isolatedConsumers.map(({ consumer: isolated }) => (property === 'stop' ? isolated.stop() : isolated.disconnect())),
+          );
           if (property === 'disconnect') await deadLetters?.disconnect();
           return target[property]();
         };

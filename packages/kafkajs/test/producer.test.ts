@@ -58,7 +58,10 @@ describe('producer', () => {
 
   it('stamps colors and sends them to the shared topic; baseline carries no tenant headers', async () => {
     await withTenant('red', () => producer.send({ topic: orders, messages: [{ value: 'red order' }] }));
-    await producer.send({ topic: orders, messages: [{ value: 'baseline order', headers: { 'x-tenant': 'shadow', baggage: 'tenant=shadow,a=1' } }] });
+    await producer.send({
+      topic: orders,
+      messages: [{ value: 'baseline order', headers: { 'x-tenant': 'shadow', baggage: 'tenant=shadow,a=1' } }],
+    });
     const received = await readAll(orders, 2);
     expect(received).toEqual([
       { value: 'red order', headers: { 'x-tenant': 'red', baggage: 'tenant=red' } },
@@ -80,7 +83,12 @@ describe('producer', () => {
   it('refuses a whole sendBatch when one topic has no shadow twin', async () => {
     const before = [await messageCount(admin, orders), await messageCount(admin, `${orders}_shadow`)];
     const error = await withTenant('shadow', () =>
-      producer.sendBatch({ topicMessages: [{ topic: orders, messages: [{ value: 'a' }] }, { topic: noShadow, messages: [{ value: 'b' }] }] }),
+      producer.sendBatch({
+        topicMessages: [
+          { topic: orders, messages: [{ value: 'a' }] },
+          { topic: noShadow, messages: [{ value: 'b' }] },
+        ],
+      }),
     ).then(
       () => undefined,
       (failure: unknown) => failure,
