@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   currentTenant,
   getDefaultPolicy,
@@ -10,6 +12,7 @@ import {
   type TenantPolicy,
   withTenant,
 } from '@dye/core';
+import type { Registration, Registry } from '@dye/discovery';
 import type {
   Consumer,
   ConsumerConfig,
@@ -40,6 +43,14 @@ export interface TenantKafkaOptions {
   isolatedConsumers?: boolean;
   /** The isolated tenants whose topics consumers also read. Default `['shadow']`. */
   isolatedTenants?: readonly string[];
+  /**
+   * Enables lane-aware consumption of colors on shared topics: lane consumers
+   * register here, and baseline consumers leave a color's messages to its lane
+   * while one lives.
+   */
+  registry?: Registry;
+  /** The lane of this service instance. Default `process.env.DYE_TENANT`, else baseline. */
+  lane?: string;
 }
 
 /** A consumer with Dye's additions. */
@@ -168,6 +179,16 @@ export function withMessageTenant<R>(message: Pick<KafkaMessage, 'headers'>, fn:
   return withTenant(decided.tenant, fn);
 }
 
+/** The registry app under which lane consumers of a group register: `kafka.<group>`. */
+export function laneApp(groupId: string): string {
+  const name = groupId
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '')
+    .replace(/\.{2,}/g, '.');
+  return `kafka.${name || 'group'}`;
+}
+
 function tenantConsumer(
   kafka: Kafka,
   config: ConsumerConfig,
@@ -175,7 +196,16 @@ function tenantConsumer(
   policy: () => TenantPolicy,
   options: TenantKafkaOptions,
 ): TenantConsumer {
-  const consumer = kafka.consumer(config);
+  const laneTenant = policy().tenant(options.lane ?? process.env.DYE_TENANT ?? 'baseline');
+  const registry = options.registry;
+  // A color instance with a registry consumes its own lane in group `<group>_<lane>`.
+  const laneConsumer = registry !== undefined && laneTenant.kind === 'color';
+  const groupId = laneConsumer ? isolatedName('kafka-group', config.groupId, laneTenant) : config.groupId;
+  const consumer = kafka.consumer({ ...config, groupId });
+  const app = laneApp(config.groupId);
+  let registration: Registration | undefined;
+  let liveLanes = new Set<string>();
+  let unwatch: (() => void) | undefined;
   const topics: string[] = [];
   const isolatedConsumers: Array<{ consumer: Consumer; topics: Array<{ topic: string }> }> = [];
   let fromBeginning = false;
@@ -212,8 +242,41 @@ function tenantConsumer(
       const decided = messageTenant(payload.message.headers, policy());
       // Never processed as a guess: a message naming two tenants goes aside.
       if (!decided.ok) return deadLetter(payload, decided.reason);
+      if (belongsElsewhere(decided.tenant)) return;
       return withTenant(decided.tenant, () => handler(payload));
     };
+  }
+
+  /** Whether this consumer leaves a message to another lane's consumer (it is committed unprocessed). */
+  function belongsElsewhere(tenant: Tenant): boolean {
+    if (!registry) return false;
+    if (laneConsumer) return tenant.name !== laneTenant.name;
+    return tenant.kind === 'color' && liveLanes.has(tenant.name);
+  }
+
+  /** Lane consumers announce themselves; baseline consumers learn which lanes live before consuming. */
+  async function joinLanes(): Promise<void> {
+    if (!registry) return;
+    if (laneConsumer) {
+      const host =
+        hostname()
+          .toLowerCase()
+          .replace(/[^a-z0-9.-]/g, '-') || 'consumer';
+      registration = await registry.register({ app, id: randomUUID(), address: `${host}:0`, lane: laneTenant.name });
+      return;
+    }
+    const first = await registry.snapshot(app);
+    liveLanes = new Set(first.instances.map((instance) => instance.lane));
+    unwatch = registry.watch(app, (update) => {
+      liveLanes = new Set(update.instances.map((instance) => instance.lane));
+    });
+  }
+
+  async function leaveLanes(): Promise<void> {
+    unwatch?.();
+    unwatch = undefined;
+    await registration?.deregister();
+    registration = undefined;
   }
 
   async function startIsolated(runConfig: ConsumerRunConfig): Promise<void> {
@@ -281,7 +344,10 @@ function tenantConsumer(
       if (property === 'run') {
         return async (runConfig: ConsumerRunConfig = {}) => {
           const { eachMessage } = runConfig;
+          await joinLanes();
           await target.run({ ...runConfig, ...(eachMessage ? { eachMessage: inMessageTenant(eachMessage) } : {}) });
+          // Lane consumers leave isolated topics to the baseline instances.
+          if (laneConsumer) return;
           // Shadow consumption must never stop production consumption.
           startIsolated(runConfig).catch((error: Error) =>
             logWarning('dye.kafka.isolated-failed', `isolated consumers did not start; production consumption goes on: ${error.message}`),
@@ -290,6 +356,7 @@ function tenantConsumer(
       }
       if (property === 'disconnect' || property === 'stop') {
         return async () => {
+          await leaveLanes();
           await Promise.allSettled(
             isolatedConsumers.map(({ consumer: isolated }) => (property === 'stop' ? isolated.stop() : isolated.disconnect())),
           );
