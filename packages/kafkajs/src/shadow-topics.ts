@@ -1,5 +1,8 @@
 import { isolatedName } from '@dye/core';
-import { type Admin, ConfigResourceTypes } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
+
+// kafkajs is CommonJS: its enums come through the default export under Node's ESM.
+const { ConfigResourceTypes } = kafkajs;
 
 export interface SyncShadowTopicsOptions {
   admin: Admin;
