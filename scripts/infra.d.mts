@@ -3,3 +3,10 @@ export declare function isPortOpen(port: number, timeoutMs?: number): Promise<bo
 export declare function up(): Promise<void>;
 export declare function down(): Promise<void>;
 export declare function status(): Promise<string>;
+export interface OwnKafkaBroker {
+  readonly port: number;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  destroy(): Promise<void>;
+}
+export declare function startKafkaBroker(options: { port: number; controllerPort: number; runDir: string }): Promise<OwnKafkaBroker>;

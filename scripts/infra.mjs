@@ -55,13 +55,13 @@ export function isPortOpen(port, timeoutMs = 1000) {
   });
 }
 
-/** Resolves true when a Kafka admin call answers on 127.0.0.1:9092. */
-async function kafkaAnswers() {
-  if (!(await isPortOpen(SERVICES.kafka.port))) return false;
+/** Resolves true when a Kafka admin call answers on 127.0.0.1:port. */
+async function kafkaAnswers(port = SERVICES.kafka.port) {
+  if (!(await isPortOpen(port))) return false;
   const { Kafka, logLevel } = await import('kafkajs');
   const admin = new Kafka({
     clientId: 'dye-infra',
-    brokers: [`${HOST}:${SERVICES.kafka.port}`],
+    brokers: [`${HOST}:${port}`],
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2000,
     requestTimeout: 5000,
@@ -244,13 +244,13 @@ async function ensureKafkaLibs() {
   writeFileSync(stamp, wanted);
 }
 
-function kafkaServerProperties(dataDir) {
+function kafkaServerProperties(dataDir, port, controllerPort) {
   return `# Written by scripts/infra.mjs: one node that is its own controller, for tests.
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.quorum.voters=1@127.0.0.1:${controllerPort}
+listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -280,44 +280,89 @@ function kafkaClusterId() {
   return randomBytes(16).toString('base64url');
 }
 
-async function startKafka() {
+/**
+ * Formats (when `fresh`) and starts a single-node broker whose files live in
+ * `runDir`; resolves with the child once a kafkajs admin call answers.
+ */
+async function launchKafkaBroker({ runDir, port, controllerPort, fresh, detached }) {
   const java = which('java');
-  if (!java) throw new Error('Kafka is not reachable on 127.0.0.1:9092 and java is not installed (OpenJDK 17+ is needed)');
+  if (!java) throw new Error(`Kafka is not reachable on 127.0.0.1:${port} and java is not installed (OpenJDK 17+ is needed)`);
   await ensureKafkaLibs();
-  const runDir = join(KAFKA_DIR, 'run');
   const dataDir = join(runDir, 'data');
   const logFile = join(runDir, 'kafka.log');
-  // A fresh log dir every start: tests create and drop topics freely, and a
-  // broker that starts empty never trips over a half-written earlier run.
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(dataDir, { recursive: true });
-  mkdirSync(STATE_DIR, { recursive: true });
   const properties = join(runDir, 'server.properties');
   const log4j = join(runDir, 'log4j.properties');
-  writeFileSync(properties, kafkaServerProperties(dataDir));
-  writeFileSync(log4j, KAFKA_LOG4J);
   const classpath = `${KAFKA_LIBS}/*`;
   const jvm = ['-Xms256m', '-Xmx1g', `-Dlog4j.configuration=file:${log4j}`, '-cp', classpath];
-
-  log('formatting a fresh KRaft log dir');
-  const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', kafkaClusterId(), '-c', properties], {
-    encoding: 'utf8',
-  });
-  writeFileSync(logFile, `${format.stdout ?? ''}${format.stderr ?? ''}`);
-  if (format.status !== 0) {
-    const tail = `${format.stdout ?? ''}${format.stderr ?? ''}`.trim().split('\n').slice(-5).join('\n');
-    throw new Error(`kafka.tools.StorageTool format failed (exit ${format.status}, signal ${format.signal}); see ${logFile}:\n${tail}`);
+  if (fresh) {
+    // A fresh log dir: tests create and drop topics freely, and a broker that
+    // starts empty never trips over a half-written earlier run.
+    rmSync(runDir, { recursive: true, force: true });
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(properties, kafkaServerProperties(dataDir, port, controllerPort));
+    writeFileSync(log4j, KAFKA_LOG4J);
+    log('formatting a fresh KRaft log dir');
+    const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', kafkaClusterId(), '-c', properties], {
+      encoding: 'utf8',
+    });
+    writeFileSync(logFile, `${format.stdout ?? ''}${format.stderr ?? ''}`);
+    if (format.status !== 0) {
+      const tail = `${format.stdout ?? ''}${format.stderr ?? ''}`.trim().split('\n').slice(-5).join('\n');
+      throw new Error(`kafka.tools.StorageTool format failed (exit ${format.status}, signal ${format.signal}); see ${logFile}:\n${tail}`);
+    }
   }
-
-  log(`starting Kafka on 127.0.0.1:9092 (log: ${logFile})`);
+  log(`starting Kafka on 127.0.0.1:${port} (log: ${logFile})`);
   const out = openSync(logFile, 'a');
-  const child = spawn(java, [...jvm, 'kafka.Kafka', properties], { detached: true, stdio: ['ignore', out, out] });
-  child.unref();
-  writeFileSync(pidFile('kafka'), String(child.pid));
-  await waitFor('Kafka', kafkaAnswers, KAFKA_START_TIMEOUT_MS, () => {
-    const alive = isOurs(child.pid, MARKERS.kafka);
-    return `${alive ? 'the broker is still starting' : 'the broker exited'}; see ${logFile}`;
+  const child = spawn(java, [...jvm, 'kafka.Kafka', properties], { detached, stdio: ['ignore', out, out] });
+  if (detached) child.unref();
+  await waitFor(
+    'Kafka',
+    () => kafkaAnswers(port),
+    KAFKA_START_TIMEOUT_MS,
+    () => {
+      const alive = isOurs(child.pid, MARKERS.kafka);
+      return `${alive ? 'the broker is still starting' : 'the broker exited'}; see ${logFile}`;
+    },
+  );
+  return child;
+}
+
+async function startKafka() {
+  mkdirSync(STATE_DIR, { recursive: true });
+  const child = await launchKafkaBroker({
+    runDir: join(KAFKA_DIR, 'run'),
+    port: SERVICES.kafka.port,
+    controllerPort: SERVICES.kafka.port + 1,
+    fresh: true,
+    detached: true,
   });
+  writeFileSync(pidFile('kafka'), String(child.pid));
+}
+
+/**
+ * A broker of a test's own, on other ports and in its own directory, which the
+ * test can kill and start again with its data (broker restart tests).
+ */
+export async function startKafkaBroker({ port, controllerPort, runDir }) {
+  let child = await launchKafkaBroker({ runDir, port, controllerPort, fresh: true, detached: false });
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    port,
+    stop,
+    async restart() {
+      await stop();
+      child = await launchKafkaBroker({ runDir, port, controllerPort, fresh: false, detached: false });
+    },
+    async destroy() {
+      await stop();
+      rmSync(runDir, { recursive: true, force: true });
+    },
+  };
 }
 
 const LOCAL_STARTERS = { redis: startRedis, mysql: startMariaDb, kafka: startKafka };

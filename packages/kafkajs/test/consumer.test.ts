@@ -68,9 +68,9 @@ describe('consumers run handlers in the message tenant', () => {
     }
   });
 
-  it('eachBatch: withMessageTenant puts each message in its tenant', async () => {
+  it('eachBatch: 1,000 interleaved messages, withMessageTenant puts each in its tenant', async () => {
     const topic = await topicWithShadow('batched');
-    await produceInterleaved(topic, 300);
+    await produceInterleaved(topic, 1000);
     const seen: Array<{ expected: string; actual: string }> = [];
     const consumer = dye.consumer({ groupId: uniqueName('g') });
     await consumer.connect();
@@ -87,7 +87,7 @@ describe('consumers run handlers in the message tenant', () => {
       },
     });
     try {
-      await waitFor(() => seen.length >= 300, 30_000, '300 messages');
+      await waitFor(() => seen.length >= 1000, 30_000, '1,000 messages');
       expect(seen.filter((entry) => entry.expected !== entry.actual)).toEqual([]);
     } finally {
       await consumer.disconnect();
