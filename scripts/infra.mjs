@@ -275,9 +275,16 @@ log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=INFO
 `;
 
-/** A KRaft cluster id: 16 random bytes, base64url without padding. */
+/**
+ * A KRaft cluster id: 16 random bytes, base64url without padding. Like
+ * Kafka's own Uuid.randomUuid, never one that starts with '-': the storage
+ * tool's argument parser would read it as an option (1 run in 64).
+ */
 function kafkaClusterId() {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /**
