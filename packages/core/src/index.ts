@@ -27,11 +27,23 @@ export { createEdgeGuard } from './edge-guard.js';
 export { IsolationError, TenantConflictError } from './errors.js';
 export type { DyeLogEvent, DyeLogger } from './log.js';
 export { logWarning, setLogger } from './log.js';
+export type { TenantLogFields } from './log-mixin.js';
+export { tenantLogMixin } from './log-mixin.js';
+export type { FallbackRoute, RefusingResource } from './metrics.js';
+export {
+  ISOLATION_REFUSALS_METRIC,
+  isolationRefusal,
+  METRIC_ATTRIBUTES,
+  ROUTING_FALLBACKS_METRIC,
+  recordRoutingFallback,
+  setMetricsApp,
+} from './metrics.js';
 export type { IsolatedResource } from './naming.js';
 export { isolatedKeyPrefix, isolatedName, isolatedSuffix } from './naming.js';
 export { annotateActiveSpan, TENANT_SPAN_ATTRIBUTE } from './otel-bridge.js';
 export type { IsolatedStore, PolicyOptions, RoutingFallback, TenantPolicy, TenantResolution, TenantRule } from './policy.js';
 export { createPolicy, getDefaultPolicy, ISOLATED_STORES, setDefaultPolicy } from './policy.js';
+export { TenantSpanProcessor } from './span-processor.js';
 export type { StripReport } from './strip.js';
 export { stripTenantInput } from './strip.js';
 export type { Tenant, TenantKind, TenantNameCheck } from './tenant.js';

@@ -11,7 +11,16 @@
  *   metadata and round-robins over the READY leaves of the lane chosen by the
  *   tenant pool rule (own lane, else baseline or refusal, per policy).
  */
-import { BASELINE, extractTenant, getDefaultPolicy, logWarning, type Tenant, TenantConflictError, type TenantPolicy } from '@dye/core';
+import {
+  BASELINE,
+  extractTenant,
+  getDefaultPolicy,
+  logWarning,
+  recordRoutingFallback,
+  type Tenant,
+  TenantConflictError,
+  type TenantPolicy,
+} from '@dye/core';
 import { BASELINE_LANE, chooseLane, type Instance, type InstancesUpdate, type Registry } from '@dye/discovery';
 import { connectivityState as ConnectivityState, experimental, Metadata, status } from '@grpc/grpc-js';
 import { metadataCarrier } from './metadata-carrier.js';
@@ -343,6 +352,7 @@ export class TenantPicker implements Picker {
     }
     const targets = this.#ready.get(choice.lane);
     if (!targets || targets.length === 0) return queue;
+    if (choice.fellBack) recordRoutingFallback({ app: this.#app, tenant, via: 'grpc' });
     const index = this.#next.get(choice.lane) ?? 0;
     this.#next.set(choice.lane, (index + 1) % targets.length);
     return (targets[index % targets.length] as PickTarget).picker.pick(args);

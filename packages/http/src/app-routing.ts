@@ -1,4 +1,4 @@
-import { getDefaultPolicy, logWarning, type Tenant, type TenantPolicy } from '@dye/core';
+import { getDefaultPolicy, logWarning, recordRoutingFallback, type Tenant, type TenantPolicy } from '@dye/core';
 import { chooseLane, groupByLane, type Instance, type Registry } from '@dye/discovery';
 
 /** Hostnames checked against the registry and found empty are not asked again for this long, ms. */
@@ -77,6 +77,7 @@ export class AppRouter {
   #route(app: string, state: AppState, tenant: Tenant): AppRoute {
     const choice = chooseLane(app, tenant, (lane) => (state.lanes.get(lane)?.length ?? 0) > 0, this.#policy ?? getDefaultPolicy());
     if (!choice.ok) return { ok: false, error: new Error(`dye: ${choice.message}`) };
+    if (choice.fellBack) recordRoutingFallback({ app, tenant, via: 'http' });
     const instances = state.lanes.get(choice.lane) as Instance[];
     const index = (state.next.get(choice.lane) ?? 0) % instances.length;
     state.next.set(choice.lane, index + 1);

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { compileAddressMatcher, IsolationError, type Tenant } from '@dye/core';
+import { compileAddressMatcher, isolationRefusal, type Tenant } from '@dye/core';
 
 export interface EgressOptions {
   /**
@@ -86,7 +86,7 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
       if (tenant.kind !== 'isolated') return { origin: url.origin, internal: false };
       const mock = mocks.get(url.hostname.toLowerCase());
       if (mock !== undefined) return { origin: mock, internal: true };
-      throw new IsolationError({
+      throw isolationRefusal('http', {
         tenant: tenant.name,
         refused: `a request to ${url.origin}`,
         reason: 'the host is outside the system and has no mock configured (egress.mocks); a load test must not reach third parties',

@@ -1,4 +1,4 @@
-import { currentTenant, getDefaultPolicy, IsolationError, isolatedKeyPrefix, type Tenant, type TenantPolicy } from '@dye/core';
+import { currentTenant, getDefaultPolicy, isolatedKeyPrefix, isolationRefusal, type Tenant, type TenantPolicy } from '@dye/core';
 import { list as commandList } from '@ioredis/commands';
 import { type Cluster, Command, type Redis } from 'ioredis';
 import { type CommandPlan, type PlanOptions, planCommand } from './command-plan.js';
@@ -119,7 +119,7 @@ function splitCallback(args: unknown[]): { rest: unknown[]; callback: ((error: u
 }
 
 function refused(tenant: Tenant, name: string, reason: string, callback: ((error: unknown) => void) | undefined): Promise<never> {
-  const error = new IsolationError({ tenant: tenant.name, refused: `Redis ${name.toUpperCase()}`, reason });
+  const error = isolationRefusal('redis', { tenant: tenant.name, refused: `Redis ${name.toUpperCase()}`, reason });
   const rejection = Promise.reject(error);
   if (callback) {
     rejection.catch(() => {});
@@ -204,7 +204,9 @@ function sendCommandMethod(context: Context, original: AnyFunction): AnyFunction
     const cmd = command as MutableCommand;
     const plan = planCommand(cmd.name, cmd.args, isolated.prefix, context.options);
     if (plan.kind === 'refuse') {
-      cmd.reject(new IsolationError({ tenant: isolated.tenant.name, refused: `Redis ${cmd.name.toUpperCase()}`, reason: plan.reason }));
+      cmd.reject(
+        isolationRefusal('redis', { tenant: isolated.tenant.name, refused: `Redis ${cmd.name.toUpperCase()}`, reason: plan.reason }),
+      );
       return cmd.promise;
     }
     // The command was built but not sent: rewrite it in place and forget any
@@ -280,7 +282,11 @@ function wrapPipeline(
         const [name, commandArgs] = isCall ? [String(rest[0]).toLowerCase(), rest.slice(1)] : [base, rest];
         const plan = planCommand(name, flatten(name, commandArgs), prefix, options);
         if (plan.kind === 'refuse')
-          throw new IsolationError({ tenant: tenant.name, refused: `Redis ${name.toUpperCase()} in a pipeline`, reason: plan.reason });
+          throw isolationRefusal('redis', {
+            tenant: tenant.name,
+            refused: `Redis ${name.toUpperCase()} in a pipeline`,
+            reason: plan.reason,
+          });
         const queueArgs = callback ? [...plan.args, callback] : plan.args;
         if (plan.name !== name || isCall) (target.call as AnyFunction).call(target, plan.name, ...queueArgs);
         else (value as AnyFunction).apply(target, queueArgs);

@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import {
   currentTenant,
   getDefaultPolicy,
-  IsolationError,
   injectTenant,
   isolatedName,
+  isolationRefusal,
   logWarning,
+  recordRoutingFallback,
   type Tenant,
   TenantConflictError,
   type TenantPolicy,
@@ -115,7 +116,7 @@ async function prepareRecord(record: ProducerRecord, tenant: Tenant, catalog: To
     // Checked through admin metadata, which never creates topics, whatever the
     // producer's allowAutoTopicCreation says.
     if (!(await catalog.exists(topic))) {
-      throw new IsolationError({
+      throw isolationRefusal('kafka', {
         tenant: tenant.name,
         refused: `producing to ${record.topic}`,
         reason: `the isolated topic ${topic} does not exist (create it with syncShadowTopics)`,
@@ -251,7 +252,10 @@ function tenantConsumer(
   function belongsElsewhere(tenant: Tenant): boolean {
     if (!registry) return false;
     if (laneConsumer) return tenant.name !== laneTenant.name;
-    return tenant.kind === 'color' && liveLanes.has(tenant.name);
+    if (tenant.kind !== 'color') return false;
+    if (liveLanes.has(tenant.name)) return true;
+    recordRoutingFallback({ app, tenant, via: 'kafka' });
+    return false;
   }
 
   /** Lane consumers announce themselves; baseline consumers learn which lanes live before consuming. */

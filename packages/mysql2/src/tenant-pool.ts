@@ -1,4 +1,13 @@
-import { currentTenant, getDefaultPolicy, IsolationError, isolatedName, logWarning, type Tenant, type TenantPolicy } from '@dye/core';
+import {
+  currentTenant,
+  getDefaultPolicy,
+  type IsolationError,
+  isolatedName,
+  isolationRefusal,
+  logWarning,
+  type Tenant,
+  type TenantPolicy,
+} from '@dye/core';
 import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
 import { checkIsolatedSql, type GuardVerdict } from './sql-guard.js';
 
@@ -79,7 +88,7 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
   }
 
   function refusal(tenant: Tenant, refused: string, reason: string, cause?: unknown): IsolationError {
-    return new IsolationError({ tenant: tenant.name, refused, reason }, cause === undefined ? undefined : { cause });
+    return isolationRefusal('mysql', { tenant: tenant.name, refused, reason }, cause === undefined ? undefined : { cause });
   }
 
   /** Maps failures of the isolated pool to IsolationError where they mean "cannot isolate". */
@@ -184,7 +193,7 @@ function bindConnection(
     const now = currentTenant();
     if (now.name === tenant.name) return;
     logWarning('dye.mysql.connection-tenant', `a ${tenant.name} connection was used from ${now.name}`);
-    throw new IsolationError({
+    throw isolationRefusal('mysql', {
       tenant: isolated ? tenant.name : now.name,
       refused: `${what} on a connection of tenant "${tenant.name}" from tenant "${now.name}"`,
       reason: 'connections and transactions are bound to the tenant that took them',
