@@ -79,7 +79,7 @@ describe('metrics through @opentelemetry/api (an SDK meter provider registered b
     const app = `obs.inventory${Date.now()}`;
     const baseline = await startInventory({ name: 'inv-base', lane: 'baseline' });
     registerTenantRouting({ registry: new StaticRegistry([{ app, id: 'b', address: `127.0.0.1:${baseline.port}`, lane: 'baseline' }]) });
-    const client = createTenantClient(InventoryClient, app) as InventoryClientType;
+    const client = createTenantClient(InventoryClient, app) as unknown as InventoryClientType;
     const check = () =>
       new Promise<{ lane: string; tenant: string }>((resolve, reject) =>
         client.Check({ sku: 'apple' }, (error: Error | null, stock: { lane: string; tenant: string }) =>
