@@ -1,7 +1,8 @@
 export declare const SERVICES: Record<'redis' | 'mysql' | 'kafka', { port: number; compose: string }>;
 export declare function isPortOpen(port: number, timeoutMs?: number): Promise<boolean>;
 export declare function up(): Promise<void>;
-export declare function down(): Promise<void>;
+/** Stops what `up` started (all services, or the ones named); leaves the rest alone. */
+export declare function down(names?: ReadonlyArray<keyof typeof SERVICES>): Promise<void>;
 export declare function status(): Promise<string>;
 export interface OwnKafkaBroker {
   readonly port: number;

@@ -398,8 +398,8 @@ export async function up() {
 }
 
 /** Stops what `up` started, and nothing else. */
-export async function down() {
-  for (const name of Object.keys(SERVICES)) {
+export async function down(names = Object.keys(SERVICES)) {
+  for (const name of names) {
     if (await stopPid(name)) log(`stopped ${name}`);
   }
   const composeState = join(STATE_DIR, 'compose.services');

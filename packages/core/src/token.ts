@@ -75,6 +75,9 @@ export function checkSecrets(secrets: TokenSecret | readonly TokenSecret[]): Buf
   const list = Array.isArray(secrets) ? secrets : [secrets as TokenSecret];
   if (list.length === 0) throw new TypeError('at least one token secret is required');
   return list.map((secret, index) => {
+    if (typeof secret !== 'string' && !(secret instanceof Uint8Array)) {
+      throw new TypeError(`token secret #${index + 1} must be a string or bytes, got ${secret === null ? 'null' : typeof secret}`);
+    }
     const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
     if (bytes.length < MIN_SECRET_BYTES) {
       throw new TypeError(`token secret #${index + 1} has ${bytes.length} bytes; at least ${MIN_SECRET_BYTES} are required`);

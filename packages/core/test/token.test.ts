@@ -84,6 +84,10 @@ describe('signTenantToken / verifyTenantToken', () => {
   it('refuses weak secrets and bad arguments when signing', () => {
     expect(() => signTenantToken({ tenant: 'red', ttl: 60 }, 'short')).toThrow(/at least 32/);
     expect(() => verifyTenantToken('x', [])).toThrow(/at least one/);
+    // An unset environment variable passed straight through.
+    expect(() => signTenantToken({ tenant: 'red', ttl: 60 }, undefined as unknown as string)).toThrow(
+      new TypeError('token secret #1 must be a string or bytes, got undefined'),
+    );
     expect(() => signTenantToken({ tenant: 'baseline', ttl: 60 }, secret)).toThrow(/baseline/);
     expect(() => signTenantToken({ tenant: 'no way', ttl: 60 }, secret)).toThrow(TypeError);
     expect(() => signTenantToken({ tenant: 'red', ttl: 60, subject: 'has space' }, secret)).toThrow(/subject/);

@@ -1,0 +1,100 @@
+/**
+ * Creates the shop's production data (database `shop` with seed stock, topic
+ * `order-created`), then its shadow copies through Dye's sync: `shop_shadow`
+ * (schema, and the `stock` rows copied) and `order-created_shadow`. Idempotent:
+ * run it again to reset stock.
+ */
+
+import { pathToFileURL } from 'node:url';
+import { isolatedKeyPrefix } from '@dye/core';
+import { syncShadowTopics } from '@dye/kafkajs';
+import { syncShadowSchema } from '@dye/mysql2';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import mysql from 'mysql2/promise';
+import { readConfig, type ShopConfig } from './config.js';
+
+export const SEED_STOCK: Readonly<Record<string, number>> = { apple: 1_000_000, pear: 1_000_000, plum: 1_000_000 };
+
+const TABLES = [
+  `CREATE TABLE IF NOT EXISTS stock (
+     sku VARCHAR(64) NOT NULL PRIMARY KEY,
+     qty INT NOT NULL
+   ) ENGINE=InnoDB`,
+  `CREATE TABLE IF NOT EXISTS orders (
+     id CHAR(36) NOT NULL PRIMARY KEY,
+     sku VARCHAR(64) NOT NULL,
+     qty INT NOT NULL,
+     user VARCHAR(64) NOT NULL,
+     created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+   ) ENGINE=InnoDB`,
+  `CREATE TABLE IF NOT EXISTS notifications (
+     order_id CHAR(36) NOT NULL PRIMARY KEY,
+     user VARCHAR(64) NOT NULL,
+     created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+   ) ENGINE=InnoDB`,
+];
+
+export interface SetupReport {
+  database: string;
+  shadowDatabase: string;
+  topic: string;
+  shadowTopic: string;
+  copiedRows: number;
+}
+
+export async function setupShop(config: ShopConfig = readConfig(), say: (line: string) => void = () => {}): Promise<SetupReport> {
+  const { database, ...server } = config.mysql;
+  let copiedRows = 0;
+  const admin = await mysql.createConnection(server);
+  try {
+    await admin.query(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
+    await admin.changeUser({ database });
+    for (const statement of TABLES) await admin.query(statement);
+    for (const [sku, qty] of Object.entries(SEED_STOCK)) {
+      await admin.execute('INSERT INTO stock (sku, qty) VALUES (?, ?) ON DUPLICATE KEY UPDATE qty = VALUES(qty)', [sku, qty]);
+    }
+    say(`database ${database}: tables stock, orders, notifications; stock seeded`);
+    const synced = await syncShadowSchema({ connection: admin, database, apply: true, copyTables: ['stock'] });
+    copiedRows = synced.copied.reduce((sum, copy) => sum + copy.rows, 0);
+    say(`database ${database}_shadow: schema synced, stock copied (${copiedRows} rows)`);
+  } finally {
+    await admin.end();
+  }
+
+  const kafka = new Kafka({ clientId: 'shop.setup', brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const kafkaAdmin = kafka.admin();
+  await kafkaAdmin.connect();
+  try {
+    const existing = new Set(await kafkaAdmin.listTopics());
+    const missing = [config.orderTopic, `${config.orderTopic}.dye-dlq`].filter((topic) => !existing.has(topic));
+    if (missing.length > 0) {
+      await kafkaAdmin.createTopics({ topics: missing.map((topic) => ({ topic, numPartitions: 3 })), waitForLeaders: true });
+    }
+    say(`topic ${config.orderTopic}: ${missing.includes(config.orderTopic) ? 'created' : 'exists'}`);
+    await syncShadowTopics({ admin: kafkaAdmin, topics: [config.orderTopic] });
+    say(`topic ${config.orderTopic}_shadow: synced`);
+  } finally {
+    await kafkaAdmin.disconnect();
+  }
+
+  // Stock was just reset: drop what the caches remember of it, in every tenant.
+  const redis = new Redis(config.redisUrl);
+  try {
+    const shadowPrefix = isolatedKeyPrefix('shadow');
+    await redis.del(...Object.keys(SEED_STOCK).flatMap((sku) => [`stock:${sku}`, `${shadowPrefix}stock:${sku}`]));
+  } finally {
+    redis.disconnect();
+  }
+  return {
+    database,
+    shadowDatabase: `${database}_shadow`,
+    topic: config.orderTopic,
+    shadowTopic: `${config.orderTopic}_shadow`,
+    copiedRows,
+  };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await setupShop(readConfig(), (line) => console.log(`[setup] ${line}`));
+}
