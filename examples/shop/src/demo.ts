@@ -14,13 +14,16 @@ import { readConfig, type ShopConfig } from './config.js';
 import { burstReport, formatLine, keepInstructions, linePrefix, placementHolds, type StepResult, stepsTable } from './report.js';
 import { inBatches, type OrderReply, placeOrder, type Sent, ShopStores, tenantHeaders } from './scenario.js';
 import { setupShop } from './setup.js';
-import { parseLine, type RunningShop, type ServiceSpec, startShop } from './stack.js';
+import { parseLine, type RunningShop, type ServiceSpec, SHOP_SERVICES, startShop } from './stack.js';
 
 const USAGE = `npm run demo [-- --keep] [-- --verbose] [-- --burst N]
 
   --keep      leave the shop running afterwards and print how to send colored requests with curl
   --verbose   stream every service's log lines (default: start-up, warnings and errors)
-  --burst N   shadow orders in the load step (default 300)`;
+  --burst N   shadow orders in the load step (default 300)
+
+Environment: MYSQL_URL (database shop), REDIS_URL, KAFKA_BROKERS, SHOP_ORDER_TOPIC,
+PORT (the gateway's, default 8080), DYE_SECRET (default: a random one per run).`;
 
 interface Infra {
   SERVICES: Record<string, { port: number }>;
@@ -96,7 +99,9 @@ async function main(): Promise<number> {
   let shop: RunningShop | undefined;
   let failed = true;
   try {
-    shop = await startShop({ env, onLine });
+    const gatewayPort = process.env.PORT ?? '8080';
+    const services = SHOP_SERVICES.map((spec) => (spec.service === 'gateway' ? { ...spec, env: { PORT: gatewayPort } } : spec));
+    shop = await startShop({ env, onLine, services });
     quiet = true;
     say(`ready: gateway on ${shop.gatewayUrl}${flags.verbose ? '' : ' (info lines from now on: .cache/demo/*.log)'}\n`);
     failed = !(await scenario(shop, config, secret, burstSize));

@@ -48,9 +48,10 @@ await consumer.subscribe({ topics: [config.orderTopic], fromBeginning: true });
 await consumer.run({
   async eachMessage({ message }) {
     const order = JSON.parse(String(message.value)) as OrderCreated;
-    // Idempotent: Kafka delivers at least once.
-    await db.execute('INSERT IGNORE INTO notifications (order_id, user) VALUES (?, ?)', [order.orderId, order.user]);
+    // Idempotent (Kafka delivers at least once). The row is written last: it
+    // records that the whole notification is done.
     await redis.set(`notified:${order.orderId}`, order.user, 'EX', NOTIFIED_TTL_SECONDS);
+    await db.execute('INSERT IGNORE INTO notifications (order_id, user) VALUES (?, ?)', [order.orderId, order.user]);
     log.info({ orderId: order.orderId }, 'notified');
   },
 });

@@ -26,6 +26,10 @@ export interface BurstResult {
   after: ProductionCounts;
 }
 
+// cli-table3 colours headers red and borders grey on its own, also without a
+// terminal; colour is picocolors' job (it honours NO_COLOR and pipes).
+const TABLE_STYLE = { head: [], border: [] };
+
 const SERVICE_COLORS: Record<string, (text: string) => string> = {
   gateway: pc.magenta,
   orders: pc.blue,
@@ -81,6 +85,7 @@ export function productionUntouched(step: StepResult): boolean {
 export function stepsTable(steps: readonly StepResult[], config: ShopConfig): string {
   const database = config.mysql.database;
   const table = new Table({
+    style: TABLE_STYLE,
     head: [
       'request',
       'tenant',
@@ -125,7 +130,7 @@ export function burstReport(burst: BurstResult, config: ShopConfig): string {
     messages: `${config.orderTopic} messages`,
   };
   const table = new Table({
-    style: { head: [], border: [] },
+    style: TABLE_STYLE,
     head: ['production', 'before', 'after', 'changed'].map((title) => pc.bold(title)),
   });
   for (const [name, label] of Object.entries(labels) as [keyof ProductionCounts, string][]) {

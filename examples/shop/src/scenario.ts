@@ -136,6 +136,52 @@ export class ShopStores {
     };
   }
 
+  /**
+   * {@link landing} for many orders at once (a few queries in all); waits up
+   * to `notificationTimeoutMs` until every order has its notification somewhere.
+   */
+  async landings(orderIds: readonly string[], notificationTimeoutMs = 30_000): Promise<Map<string, Landing>> {
+    if (orderIds.length === 0) return new Map();
+    const ids = (database: string, table: string, column: string) =>
+      this.#mysql
+        .query(`SELECT \`${column}\` AS id FROM \`${database}\`.\`${table}\` WHERE \`${column}\` IN (?)`, [orderIds])
+        .then(([rows]) => new Set((rows as RowDataPacket[]).map((row) => String(row.id))));
+    const notifications = async () => [
+      await ids(this.#config.mysql.database, 'notifications', 'order_id'),
+      await ids(this.#shadowDatabase, 'notifications', 'order_id'),
+    ];
+    const deadline = Date.now() + notificationTimeoutMs;
+    let [productionNotes, shadowNotes] = await notifications();
+    while (orderIds.some((id) => !productionNotes?.has(id) && !shadowNotes?.has(id)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      [productionNotes, shadowNotes] = await notifications();
+    }
+    const productionOrders = await ids(this.#config.mysql.database, 'orders', 'id');
+    const shadowOrders = await ids(this.#shadowDatabase, 'orders', 'id');
+    const pipeline = this.#redis.pipeline();
+    for (const id of orderIds) {
+      for (const key of [`order:${id}`, `notified:${id}`]) pipeline.exists(key).exists(`${this.#shadowKeyPrefix}${key}`);
+    }
+    const exists = ((await pipeline.exec()) ?? []).map(([error, value]) => {
+      if (error) throw error;
+      return value === 1;
+    });
+    return new Map(
+      orderIds.map((id, index) => {
+        const at = index * 4;
+        return [
+          id,
+          {
+            order: place(productionOrders.has(id), shadowOrders.has(id)),
+            orderKey: place(exists[at] === true, exists[at + 1] === true),
+            notification: place(productionNotes?.has(id) === true, shadowNotes?.has(id) === true),
+            notifiedKey: place(exists[at + 2] === true, exists[at + 3] === true),
+          },
+        ];
+      }),
+    );
+  }
+
   /** Messages ever written to the order topic and to its shadow (sums of high watermarks). */
   async offsets(): Promise<Offsets> {
     const sum = async (topic: string) =>

@@ -4,6 +4,7 @@
  * by `npm run demo` and the e2e tests.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -48,9 +49,11 @@ export interface StartShopOptions {
   services?: readonly ServiceSpec[];
   /** How long a service may take to say it is ready. Default 60 s (a Kafka group join takes a few). */
   readyTimeoutMs?: number;
+  /** Where the built services are. Default: next to this file (examples/shop/dist). */
+  distDir?: string;
 }
 
-const DIST = fileURLToPath(new URL('.', import.meta.url));
+const OWN_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 interface Child {
   spec: ServiceSpec;
@@ -95,11 +98,13 @@ export async function startShop(options: StartShopOptions): Promise<RunningShop>
 }
 
 function launch(spec: ServiceSpec, options: StartShopOptions): Child {
-  const script = `${DIST}${spec.service}.js`;
-  const child = spawn(process.execPath, ['--import', `${DIST}telemetry.js`, script], {
+  const dist = options.distDir ?? OWN_DIR;
+  const child = spawn(process.execPath, ['--import', join(dist, 'telemetry.js'), join(dist, `${spec.service}.js`)], {
     env: {
       ...process.env,
       ...options.env,
+      // A port belongs to one instance: only the spec names it (empty = the service's default).
+      PORT: '',
       ...spec.env,
       DYE_TENANT: spec.lane,
       DYE_APP: `shop.${spec.service}`,

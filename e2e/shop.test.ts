@@ -1,0 +1,251 @@
+/**
+ * The whole chain on real services: examples/shop's five processes (gateway,
+ * orders, inventory baseline + red, notifier) on Redis, MariaDB and Kafka, with
+ * spans exported over OTLP to a receiver of the test's own. Every assertion is
+ * a measurement in the stores or on the wire; failures name the request and
+ * the hop.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { TENANT_HEADER } from '@dye/core';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readConfig, type ShopConfig } from '../examples/shop/src/config.js';
+import {
+  inBatches,
+  type Landing,
+  type OrderReply,
+  placeOrder,
+  type Sent,
+  ShopStores,
+  tenantHeaders,
+} from '../examples/shop/src/scenario.js';
+import { setupShop } from '../examples/shop/src/setup.js';
+import { type RunningShop, SHOP_SERVICES, startShop } from '../examples/shop/src/stack.js';
+import { KAFKA_BROKERS, MYSQL, REDIS_URL, uniqueName } from '../test/support/services.js';
+import { OtlpReceiver } from './support/otlp-receiver.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const ORDER = { sku: 'apple', qty: 1, user: 'e2e' };
+// Redis database of the e2e run: the shop's cache keys (`stock:apple`) have
+// fixed names, and must not meet a demo's running on database 0.
+const REDIS_DB = 7;
+
+type Tenant = 'baseline' | 'red' | 'shadow';
+
+describe('examples/shop end to end', () => {
+  const id = randomBytes(4).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  const database = uniqueName('shop_e2e');
+  const redisUrl = (() => {
+    const url = new URL(REDIS_URL);
+    url.pathname = `/${REDIS_DB}`;
+    return url.toString();
+  })();
+  const env: Record<string, string> = {
+    MYSQL_URL: `mysql://${encodeURIComponent(MYSQL.user)}:${encodeURIComponent(MYSQL.password)}@${MYSQL.host}:${MYSQL.port}/${database}`,
+    REDIS_URL: redisUrl,
+    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+    SHOP_ORDER_TOPIC: `e2e-orders-${id}`,
+    DYE_REGISTRY_PREFIX: `dye-e2e-${id}`,
+    DYE_SECRET: secret,
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  };
+  let config: ShopConfig;
+  let shop: RunningShop;
+  let stores: ShopStores;
+  let otlp: OtlpReceiver;
+
+  const token = (tenant: Tenant) => (tenant === 'baseline' ? {} : tenantHeaders({ token: { tenant, secret } }));
+
+  beforeAll(async () => {
+    // The services run as built JavaScript, as they would in production.
+    execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-b', 'tsconfig.build.json'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
+    otlp = await OtlpReceiver.start();
+    config = readConfig({ ...env });
+    await setupShop(config);
+    stores = await ShopStores.open(config);
+    shop = await startShop({
+      env: { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url },
+      // The gateway on any free port; the others pick theirs and register it.
+      services: SHOP_SERVICES.map((spec) => (spec.service === 'gateway' ? { ...spec, env: { PORT: '0' } } : spec)),
+      distDir: `${ROOT}examples/shop/dist`,
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await shop?.stop();
+    await stores?.close();
+    await otlp?.close();
+    const admin = await mysql.createConnection({ ...MYSQL });
+    await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await admin.query(`DROP DATABASE IF EXISTS \`${database}_shadow\``);
+    await admin.end();
+    const kafka = new Kafka({ clientId: 'e2e-cleanup', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+    await kafka.connect();
+    const topics = (await kafka.listTopics()).filter((topic) => topic.startsWith(env.SHOP_ORDER_TOPIC as string));
+    if (topics.length > 0) await kafka.deleteTopics({ topics });
+    await kafka.disconnect();
+    const redis = new Redis(redisUrl);
+    for (const pattern of ['order:*', 'notified:*', 'shadow:*', 'stock:*', `${env.DYE_REGISTRY_PREFIX}*`]) {
+      const keys = await redis.keys(pattern);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    redis.disconnect();
+  }, 60_000);
+
+  /** Sends one order and measures where everything went. */
+  async function orderAndMeasure(headers: Record<string, string>) {
+    const before = await stores.offsets();
+    const sent = await placeOrder(shop.gatewayUrl, ORDER, headers);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    const landing = await stores.landing(sent.body.orderId);
+    const after = await stores.offsets();
+    return { sent, landing, messages: { production: after.production - before.production, shadow: after.shadow - before.shadow } };
+  }
+
+  const everywhere = (place: string): Landing => ({ order: place, orderKey: place, notification: place, notifiedKey: place }) as Landing;
+
+  it('1. a baseline order is served by baseline lanes and lands in production only', async () => {
+    const { sent, landing, messages } = await orderAndMeasure({});
+    expect(sent.decided).toBe('baseline');
+    expect(sent.body).toMatchObject({
+      tenant: 'baseline',
+      route: { gateway: 'baseline', orders: 'baseline', inventory: 'baseline' },
+      hopTenants: { orders: 'baseline', inventory: 'baseline' },
+    });
+    expect(landing).toEqual(everywhere('production'));
+    expect(messages).toEqual({ production: 1, shadow: 0 });
+  });
+
+  it('2. a red order with a signed token reaches the red inventory; its data is production data (red is a color)', async () => {
+    const { sent, landing, messages } = await orderAndMeasure(token('red'));
+    expect(sent.decided).toBe('red');
+    expect(sent.body).toMatchObject({
+      tenant: 'red',
+      // orders has no red instance: the call falls back to baseline, still carrying red.
+      route: { gateway: 'baseline', orders: 'baseline', inventory: 'red' },
+      hopTenants: { orders: 'red', inventory: 'red' },
+    });
+    expect(landing).toEqual(everywhere('production'));
+    expect(messages).toEqual({ production: 1, shadow: 0 });
+  });
+
+  it('3. a spoofed x-tenant (or baggage) without a token is served as baseline', async () => {
+    const spoofs: Record<string, string>[] = [
+      { [TENANT_HEADER]: 'red' },
+      { baggage: 'tenant=shadow' },
+      { 'X-Tenant': 'shadow', baggage: 'tenant=shadow' },
+    ];
+    for (const headers of spoofs) {
+      const { sent, landing, messages } = await orderAndMeasure(headers);
+      expect(sent.decided, JSON.stringify(headers)).toBe('baseline');
+      expect(sent.body, JSON.stringify(headers)).toMatchObject({
+        tenant: 'baseline',
+        route: { gateway: 'baseline', orders: 'baseline', inventory: 'baseline' },
+        hopTenants: { orders: 'baseline', inventory: 'baseline' },
+      });
+      expect(landing).toEqual(everywhere('production'));
+      expect(messages).toEqual({ production: 1, shadow: 0 });
+    }
+  });
+
+  it('4. a shadow order with a signed token lands in shop_shadow, shadow: keys and the shadow topic, and nowhere in production', async () => {
+    const before = await stores.productionCounts();
+    const { sent, landing, messages } = await orderAndMeasure(token('shadow'));
+    expect(sent.decided).toBe('shadow');
+    expect(sent.body).toMatchObject({
+      tenant: 'shadow',
+      route: { gateway: 'baseline', orders: 'baseline', inventory: 'baseline' },
+      hopTenants: { orders: 'shadow', inventory: 'shadow' },
+    });
+    expect(landing).toEqual(everywhere('shadow'));
+    expect(messages).toEqual({ production: 0, shadow: 1 });
+    expect(await stores.productionCounts()).toEqual(before);
+  });
+
+  it('5. a shadow burst of 200 orders leaves every production count unchanged', async () => {
+    const before = await stores.productionCounts();
+    const shadowBefore = await stores.shadowCounts();
+    const burst = await inBatches(200, 16, () => placeOrder(shop.gatewayUrl, { ...ORDER, user: 'load' }, token('shadow')));
+    expect(burst.filter((sent) => sent.status !== 201).map((sent) => sent.body)).toEqual([]);
+    const landings = await stores.landings(burst.map((sent) => sent.body.orderId));
+    expect([...landings.values()].filter((landing) => JSON.stringify(landing) !== JSON.stringify(everywhere('shadow')))).toEqual([]);
+    expect(await stores.shadowCounts()).toEqual({ orders: shadowBefore.orders + 200, notifications: shadowBefore.notifications + 200 });
+    expect(await stores.productionCounts()).toEqual(before);
+  });
+
+  it('300 interleaved baseline, red and shadow orders: 0 misrouted hops, 0 shadow data in production, every notification in its tenant', async () => {
+    const tenants: Tenant[] = Array.from({ length: 300 }, (_, i) => (['baseline', 'red', 'shadow'] as const)[i % 3] as Tenant);
+    const offsetsBefore = await stores.offsets();
+    const countsBefore = await stores.productionCounts();
+    const sent = await inBatches(tenants.length, 12, (i) =>
+      placeOrder(shop.gatewayUrl, { ...ORDER, user: `mixed-${i}` }, token(tenants[i] as Tenant)),
+    );
+
+    const problems: string[] = [];
+    const orderIds: string[] = [];
+    sent.forEach((reply: Sent<OrderReply>, i) => {
+      const tenant = tenants[i] as Tenant;
+      const name = `request #${i} (${tenant})`;
+      if (reply.status !== 201) {
+        problems.push(`${name}: HTTP ${reply.status} ${JSON.stringify(reply.body)}`);
+        return;
+      }
+      orderIds.push(reply.body.orderId);
+      const { route, hopTenants } = reply.body;
+      const lanes = { gateway: 'baseline', orders: 'baseline', inventory: tenant === 'red' ? 'red' : 'baseline' };
+      for (const hop of ['gateway', 'orders', 'inventory'] as const) {
+        if (route[hop] !== lanes[hop]) problems.push(`${name}: hop ${hop} served by lane ${route[hop]}, expected ${lanes[hop]}`);
+      }
+      if (reply.body.tenant !== tenant) problems.push(`${name}: gateway decided ${reply.body.tenant}`);
+      for (const hop of ['orders', 'inventory'] as const) {
+        if (hopTenants[hop] !== tenant) problems.push(`${name}: hop ${hop} ran in tenant ${hopTenants[hop]}`);
+      }
+    });
+    const landings = await stores.landings(orderIds);
+    sent.forEach((reply, i) => {
+      const landing = landings.get(reply.body.orderId);
+      if (!landing) return;
+      const expected = tenants[i] === 'shadow' ? 'shadow' : 'production';
+      for (const [what, place] of Object.entries(landing)) {
+        if (place !== expected) problems.push(`request #${i} (${tenants[i]}): ${what} found in ${place}, expected ${expected}`);
+      }
+    });
+    expect(problems).toEqual([]);
+
+    const offsetsAfter = await stores.offsets();
+    const countsAfter = await stores.productionCounts();
+    expect({ production: offsetsAfter.production - offsetsBefore.production, shadow: offsetsAfter.shadow - offsetsBefore.shadow }).toEqual({
+      production: 200,
+      shadow: 100,
+    });
+    expect(countsAfter.orders - countsBefore.orders).toBe(200);
+    expect(countsAfter.notifications - countsBefore.notifications).toBe(200);
+    expect(countsAfter.orderKeys - countsBefore.orderKeys).toBe(200);
+    expect(countsBefore.stock - countsAfter.stock).toBe(200);
+  }, 120_000);
+
+  it('spans of every service carry dye.tenant, and one trace keeps one tenant across gateway, orders and inventory', async () => {
+    const sent = await placeOrder(shop.gatewayUrl, ORDER, token('red'));
+    expect(sent.status).toBe(201);
+    const traceOf = () => {
+      const gateway = otlp.spans.filter((span) => span.service === 'shop.gateway' && span.attributes['dye.tenant'] === 'red');
+      const traceIds = new Set(gateway.map((span) => span.traceId));
+      return otlp.spans.filter((span) => traceIds.has(span.traceId));
+    };
+    const deadline = Date.now() + 10_000;
+    while (new Set(traceOf().map((span) => span.service)).size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const spans = traceOf();
+    expect(new Set(spans.map((span) => span.service))).toEqual(new Set(['shop.gateway', 'shop.orders', 'shop.inventory']));
+    expect(spans.filter((span) => span.attributes['dye.tenant'] !== 'red').map((span) => `${span.service}: ${span.name}`)).toEqual([]);
+    // No span anywhere names a tenant the gateway never decided.
+    expect(otlp.spans.filter((span) => !['baseline', 'red', 'shadow'].includes(String(span.attributes['dye.tenant'])))).toEqual([]);
+  });
+});
