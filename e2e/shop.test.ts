@@ -53,6 +53,8 @@ describe('examples/shop end to end', () => {
     DYE_REGISTRY_PREFIX: `dye-e2e-${id}`,
     DYE_SECRET: secret,
     OTEL_BSP_SCHEDULE_DELAY: '200',
+    OTEL_METRIC_EXPORT_INTERVAL: '500',
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
   };
   let config: ShopConfig;
   let shop: RunningShop;
@@ -247,5 +249,30 @@ describe('examples/shop end to end', () => {
     expect(spans.filter((span) => span.attributes['dye.tenant'] !== 'red').map((span) => `${span.service}: ${span.name}`)).toEqual([]);
     // No span anywhere names a tenant the gateway never decided.
     expect(otlp.spans.filter((span) => !['baseline', 'red', 'shadow'].includes(String(span.attributes['dye.tenant'])))).toEqual([]);
+  });
+
+  it("counts red calls that fell back to baseline orders in the gateway's dye.routing.fallbacks, exported over OTLP", async () => {
+    const fallbacks = () =>
+      otlp.points
+        .filter(
+          (point) =>
+            point.service === 'shop.gateway' &&
+            point.metric === 'dye.routing.fallbacks' &&
+            point.attributes['dye.app'] === 'shop.orders' &&
+            point.attributes['dye.via'] === 'grpc',
+        )
+        .map((point) => ({ tenant: point.attributes['dye.tenant'], value: point.value }));
+    const latest = () =>
+      fallbacks()
+        .filter((point) => point.tenant === 'red')
+        .at(-1)?.value ?? 0;
+    const before = latest();
+    const sent = await placeOrder(shop.gatewayUrl, ORDER, token('red'));
+    expect(sent.status).toBe(201);
+    const deadline = Date.now() + 10_000;
+    while (latest() < before + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(latest()).toBeGreaterThanOrEqual(before + 1);
+    // Shadow runs on baseline instances by design; baseline never falls back.
+    expect(fallbacks().filter((point) => point.tenant !== 'red')).toEqual([]);
   });
 });

@@ -9,6 +9,14 @@ export interface ReceivedSpan {
   attributes: Record<string, string | number | boolean | undefined>;
 }
 
+/** A data point of a sum (counter) metric, flattened. */
+export interface ReceivedPoint {
+  service: string;
+  metric: string;
+  attributes: Record<string, string | number | boolean | undefined>;
+  value: number;
+}
+
 type AnyValue = { stringValue?: string; intValue?: number | string; boolValue?: boolean; doubleValue?: number };
 type KeyValue = { key: string; value: AnyValue };
 
@@ -18,6 +26,8 @@ type KeyValue = { key: string; value: AnyValue };
  */
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
+  /** Every export of every counter; cumulative, so the newest point per series is its value. */
+  readonly points: ReceivedPoint[] = [];
   readonly #server: Server;
 
   private constructor(server: Server) {
@@ -30,9 +40,9 @@ export class OtlpReceiver {
         const chunks: Buffer[] = [];
         req.on('data', (chunk: Buffer) => chunks.push(chunk));
         req.on('end', () => {
-          if (req.url === '/v1/traces' && req.headers['content-type']?.includes('json')) {
-            receiver.#collect(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-          }
+          const json = req.headers['content-type']?.includes('json');
+          if (json && req.url === '/v1/traces') receiver.#collect(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          if (json && req.url === '/v1/metrics') receiver.#collectMetrics(JSON.parse(Buffer.concat(chunks).toString('utf8')));
           res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         });
       }),
@@ -47,6 +57,31 @@ export class OtlpReceiver {
 
   close(): Promise<void> {
     return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #collectMetrics(body: {
+    resourceMetrics?: {
+      resource?: { attributes?: KeyValue[] };
+      scopeMetrics?: {
+        metrics?: { name: string; sum?: { dataPoints?: { attributes?: KeyValue[]; asInt?: number | string; asDouble?: number }[] } }[];
+      }[];
+    }[];
+  }): void {
+    for (const resourceMetric of body.resourceMetrics ?? []) {
+      const service = String(flatten(resourceMetric.resource?.attributes)['service.name']);
+      for (const scope of resourceMetric.scopeMetrics ?? []) {
+        for (const metric of scope.metrics ?? []) {
+          for (const point of metric.sum?.dataPoints ?? []) {
+            this.points.push({
+              service,
+              metric: metric.name,
+              attributes: flatten(point.attributes),
+              value: Number(point.asInt ?? point.asDouble ?? 0),
+            });
+          }
+        }
+      }
+    }
   }
 
   #collect(body: {

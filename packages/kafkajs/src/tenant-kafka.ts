@@ -361,11 +361,15 @@ function tenantConsumer(
       if (property === 'disconnect' || property === 'stop') {
         return async () => {
           await leaveLanes();
+          // All at once: each consumer waits for its fetch in flight (up to
+          // maxWaitTimeInMs), and one after another those waits add up.
+          const production = target[property]();
           await Promise.allSettled(
             isolatedConsumers.map(({ consumer: isolated }) => (property === 'stop' ? isolated.stop() : isolated.disconnect())),
           );
+          await production;
+          // Last: a handler still finishing may dead-letter a message.
           if (property === 'disconnect') await deadLetters?.disconnect();
-          return target[property]();
         };
       }
       const value = Reflect.get(target, property, receiver);
