@@ -1,0 +1,10 @@
+export type { AbortRule, GuardMetric, ProbeStats } from './abort-rules.js';
+export { breachedRule, parseAbortRules } from './abort-rules.js';
+export { renderHtmlReport } from './html-report.js';
+export type { LoadOptions, LoadRun, LoadSecond, LoadSummary } from './load-engine.js';
+export { startLoad } from './load-engine.js';
+export type { LoadReport } from './load-report.js';
+export type { GuardBreach, ProbeWindow, ProductionGuardOptions } from './production-guard.js';
+export { ProductionGuard } from './production-guard.js';
+export { createProgram, run } from './program.js';
+export { EXIT, UsageError } from './usage-error.js';

@@ -1,0 +1,180 @@
+import { isolatedName } from '@dye/core';
+import { type SyncShadowTopicsResult, syncShadowTopics } from '@dye/kafkajs';
+import { checkShadowSchema, type ShadowSchemaReport, type SyncShadowSchemaResult, syncShadowSchema } from '@dye/mysql2';
+import type { Command } from 'commander';
+import { Kafka, logLevel } from 'kafkajs';
+import mysql from 'mysql2/promise';
+import pc from 'picocolors';
+import { EXIT, UsageError } from './usage-error.js';
+
+interface ShadowOptions {
+  mysql?: string;
+  db?: string;
+  copyTable: string[];
+  kafka?: string;
+  topic: string[];
+  tenant: string;
+  apply?: boolean;
+  recreate?: boolean;
+  json?: boolean;
+}
+
+interface ShadowOutcome {
+  mysql?: ShadowSchemaReport | SyncShadowSchemaResult;
+  kafka?: SyncShadowTopicsResult;
+  inSync: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function addShadowOptions(command: Command): Command {
+  return command
+    .option('--mysql <url>', 'admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
+    .option('--db <name>', 'the production database (shop → shop_shadow)')
+    .option('--kafka <brokers>', 'Kafka brokers, comma-separated')
+    .option('--topic <name>', 'a production topic (repeat for more)', collect, [])
+    .option('--tenant <name>', 'the isolated tenant', 'shadow')
+    .option('--json', 'print the result as JSON');
+}
+
+export function registerShadowCommands(program: Command): void {
+  const shadow = program.command('shadow').description("create and check isolated tenants' databases and topics");
+
+  addShadowOptions(
+    shadow
+      .command('sync')
+      .description('bring <db>_shadow and <topic>_shadow in line with production (a dry run without --apply)')
+      .option('--apply', 'make the changes (additive: missing database, tables, views, columns, indexes, topics)')
+      .option('--recreate', 'with --apply: drop and recreate tables whose drift is not additive (their shadow rows are lost)')
+      .option('--copy-table <table>', 'with --apply: copy this table’s rows from production (repeat for more)', collect, []),
+  ).action(async (options: ShadowOptions) => {
+    const outcome = await runShadow(options, options.apply === true);
+    print(outcome, options, options.apply ? 'sync' : 'dry-run');
+    process.exitCode = EXIT.ok;
+  });
+
+  addShadowOptions(
+    shadow.command('check').description('report drift between production and its shadow resources; exit 1 when there is any'),
+  ).action(async (options: ShadowOptions) => {
+    const outcome = await runShadow({ ...options, copyTable: [] }, false);
+    print(outcome, options, 'check');
+    process.exitCode = outcome.inSync ? EXIT.ok : EXIT.failed;
+  });
+}
+
+async function runShadow(options: ShadowOptions, apply: boolean): Promise<ShadowOutcome> {
+  if (!options.mysql && !options.kafka)
+    throw new UsageError('name what to sync: --mysql <url> --db <name>, and/or --kafka <brokers> --topic <name>');
+  if (options.kafka && options.topic.length === 0) throw new UsageError('--kafka needs at least one --topic');
+  if (options.topic.length > 0 && !options.kafka) throw new UsageError('--topic needs --kafka <brokers>');
+  if ((options.copyTable?.length ?? 0) > 0 && !apply) throw new UsageError('--copy-table copies rows, so it needs --apply');
+  isolatedName('mysql-database', 'x', options.tenant); // validates the tenant: a TypeError for baseline or a bad name
+  const outcome: ShadowOutcome = { inSync: true };
+  if (options.mysql) {
+    const { connection, database } = await connectMysql(options.mysql, options.db);
+    try {
+      outcome.mysql = apply
+        ? await syncShadowSchema({
+            connection,
+            database,
+            tenant: options.tenant,
+            apply: true,
+            ...(options.recreate ? { recreate: true } : {}),
+            copyTables: options.copyTable ?? [],
+          })
+        : await checkShadowSchema({ connection, database, tenant: options.tenant });
+      outcome.inSync &&= isMysqlInSync(outcome.mysql, apply);
+    } finally {
+      await connection.end();
+    }
+  }
+  if (options.kafka) {
+    const admin = new Kafka({ clientId: 'dye-cli', brokers: options.kafka.split(','), logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      outcome.kafka = await syncShadowTopics({ admin, topics: options.topic, tenant: options.tenant, apply });
+      outcome.inSync &&= outcome.kafka.inSync;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+  return outcome;
+}
+
+function isMysqlInSync(report: ShadowSchemaReport | SyncShadowSchemaResult, applied: boolean): boolean {
+  // After an apply, what is left is what could not be fixed additively.
+  if (applied && 'unresolved' in report) return report.unresolved.length === 0;
+  return report.inSync;
+}
+
+async function connectMysql(url: string, db: string | undefined): Promise<{ connection: mysql.Connection; database: string }> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--mysql is not a URL: ${url}`);
+  }
+  if (parsed.protocol !== 'mysql:') throw new UsageError(`--mysql must start with mysql://, got ${parsed.protocol}`);
+  const database = db ?? decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (!database) throw new UsageError('name the production database: --db <name>, or mysql://…/<db>');
+  const connection = await mysql.createConnection({
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : 3306,
+    user: decodeURIComponent(parsed.username || 'root'),
+    password: decodeURIComponent(parsed.password),
+  });
+  return { connection, database };
+}
+
+function print(outcome: ShadowOutcome, options: ShadowOptions, mode: 'sync' | 'dry-run' | 'check'): void {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(outcome, null, 2)}\n`);
+    return;
+  }
+  const lines: string[] = [];
+  const ok = (text: string) => lines.push(`  ${pc.green('✓')} ${text}`);
+  const bad = (text: string) => lines.push(`  ${pc.red('✗')} ${text}`);
+  const note = (text: string) => lines.push(`  ${pc.cyan('+')} ${text}`);
+  if (outcome.mysql) {
+    const report = outcome.mysql;
+    lines.push(pc.bold(`MySQL ${report.database} → ${report.shadowDatabase}`));
+    if ('applied' in report) {
+      for (const statement of report.applied) note(statement.replace(/\s+/g, ' ').slice(0, 160));
+      for (const copy of report.copied) note(`copied ${copy.rows} rows of ${copy.table}`);
+      for (const drift of report.unresolved) bad(`${describeDrift(drift)} (needs --recreate)`);
+      if (report.applied.length === 0 && report.copied.length === 0 && report.unresolved.length === 0) ok('in sync, nothing to do');
+    } else {
+      if (!report.shadowDatabaseExists) bad(`database ${report.shadowDatabase} does not exist`);
+      for (const table of report.missingTables) bad(`table ${table} missing`);
+      for (const view of report.missingViews) bad(`view ${view} missing`);
+      for (const table of report.extraTables) lines.push(`  ${pc.yellow('!')} table ${table} exists only in shadow (never dropped)`);
+      for (const drift of report.drift) bad(describeDrift(drift));
+      if (report.inSync) ok('in sync');
+    }
+  }
+  if (outcome.kafka) {
+    const result = outcome.kafka;
+    lines.push(
+      pc.bold(`Kafka ${options.topic.join(', ')} → ${options.topic.map((t) => isolatedName('kafka-topic', t, options.tenant)).join(', ')}`),
+    );
+    for (const topic of result.created) note(`created ${topic}`);
+    for (const topic of result.missing) bad(`topic ${topic} missing`);
+    for (const drift of result.drift) {
+      bad(
+        drift.kind === 'partitions'
+          ? `${drift.shadowTopic}: ${drift.shadow} partitions, production ${drift.topic} has ${drift.production}`
+          : `${drift.shadowTopic}: config ${drift.name} = ${drift.shadow ?? '(default)'}, production has ${drift.production ?? '(default)'}`,
+      );
+    }
+    if (result.inSync && result.created.length === 0) ok('in sync');
+  }
+  if (mode === 'dry-run' && !outcome.inSync) lines.push(pc.dim('dry run: nothing changed; add --apply to make the additive changes'));
+  if (mode === 'check') lines.push(outcome.inSync ? pc.green('no drift') : pc.red('drift found'));
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function describeDrift(drift: { table: string; kind: string; name?: string; production?: string | null; shadow?: string | null }): string {
+  const where = drift.name ? `${drift.table}.${drift.name}` : drift.table;
+  const show = (value: string | null | undefined) => (value === null || value === undefined ? '(none)' : value);
+  return `${where}: ${drift.kind.replace(/-/g, ' ')} — production ${show(drift.production)}, shadow ${show(drift.shadow)}`;
+}

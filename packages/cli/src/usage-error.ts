@@ -1,0 +1,19 @@
+/** Bad usage: a missing or malformed argument or setting. The CLI prints its message on one line and exits 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit codes of the `dye` command. */
+export const EXIT = {
+  ok: 0,
+  /** The command ran and found a problem: drift, an invalid token, an unreachable target. */
+  failed: 1,
+  usage: 2,
+  /** `dye load` stopped by its production guard. */
+  aborted: 3,
+} as const;

@@ -1,0 +1,33 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+let built = false;
+
+/** Builds the packages once per test file: the CLI runs as users run it, from dist/. */
+export function buildOnce(): void {
+  if (built) return;
+  execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-b', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  built = true;
+}
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dye <args>` as a real process. */
+export function dye(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  buildOnce();
+  const child = spawn(process.execPath, [`${ROOT}packages/cli/dist/cli.js`, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
