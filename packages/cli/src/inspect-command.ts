@@ -20,28 +20,29 @@ export function registerInspectCommand(program: Command): void {
     .requiredOption('--redis <url>', 'the registry’s Redis, as redis://127.0.0.1:6379')
     .option('--app <name>', 'only this app (shop.inventory)')
     .option('--prefix <prefix>', 'the registry’s key prefix', 'dye:registry')
-    .option('--ttl <ms>', 'the registry’s TTL in ms, to tell the last heartbeat', '30000')
+    .option('--ttl <ms>', 'the TTL to assume for entries that do not record theirs, ms', '30000')
     .option('--json', 'print the instances as JSON')
     .action(async (options: InspectOptions) => {
       const ttl = Number(options.ttl);
       if (!Number.isInteger(ttl) || ttl < 1000) throw new UsageError(`--ttl is in milliseconds, at least 1000; got ${options.ttl}`);
       if (!/^rediss?:\/\//.test(options.redis)) throw new UsageError(`--redis must be a redis:// or rediss:// URL, got ${options.redis}`);
-      const registry = new RedisRegistry({ redis: options.redis, prefix: options.prefix, ttl });
+      // Only reads: the heartbeat settings of this registry object never run.
+      const registry = new RedisRegistry({ redis: options.redis, prefix: options.prefix, ttl, heartbeatInterval: Math.floor(ttl / 3) });
       try {
-        let apps: string[];
+        let records: InstanceRecord[];
         try {
-          apps = options.app ? [options.app] : await registry.apps();
+          const apps = options.app ? [options.app] : await registry.apps();
+          records = (await Promise.all(apps.map(async (app) => registry.records(app)))).flat();
         } catch (error) {
           if (error instanceof TypeError) throw new UsageError(`--app: ${error.message}`);
           throw error;
         }
-        const records = (await Promise.all(apps.map(async (app) => registry.records(app)))).flat();
         const now = Date.now();
         if (options.json) {
           const rows = records.map((record) => ({
             ...record.instance,
             registeredAt: new Date(record.registeredAt).toISOString(),
-            lastHeartbeat: new Date(record.expiresAt - ttl).toISOString(),
+            lastHeartbeat: new Date(record.expiresAt - (record.ttl ?? ttl)).toISOString(),
             expiresAt: new Date(record.expiresAt).toISOString(),
           }));
           process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -66,7 +67,7 @@ function instancesTable(records: readonly InstanceRecord[], now: number, ttl: nu
     style: { head: [], border: [] },
     head: ['app', 'lane', 'instance', 'address', 'age', 'last heartbeat', 'expires'],
   });
-  for (const { instance, registeredAt, expiresAt } of sorted) {
+  for (const { instance, registeredAt, expiresAt, ttl: recordedTtl } of sorted) {
     const expiresIn = (expiresAt - now) / 1000;
     table.push([
       instance.app,
@@ -74,7 +75,7 @@ function instancesTable(records: readonly InstanceRecord[], now: number, ttl: nu
       instance.id,
       instance.address,
       formatSeconds((now - registeredAt) / 1000),
-      `${formatSeconds((now - (expiresAt - ttl)) / 1000)} ago`,
+      `${formatSeconds((now - (expiresAt - (recordedTtl ?? ttl))) / 1000)} ago`,
       expiresIn > 0 ? `in ${formatSeconds(expiresIn)}` : pc.red(`${formatSeconds(-expiresIn)} ago (expired)`),
     ]);
   }

@@ -86,6 +86,9 @@ export function startLoad(options: LoadOptions, onSecond?: (second: LoadSecond) 
       headers: options.headers,
       ...(options.body === undefined ? {} : { body: options.body }),
       timeout: options.timeoutSeconds,
+    // autocannon notices stop() on its next sample: at the default 1 s, an
+    // aborted test would keep loading production for up to a second.
+    sampleInt: 100,
     },
     (error, result) => finish(error, result),
   );

@@ -68,7 +68,11 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
   if (options.kafka && options.topic.length === 0) throw new UsageError('--kafka needs at least one --topic');
   if (options.topic.length > 0 && !options.kafka) throw new UsageError('--topic needs --kafka <brokers>');
   if ((options.copyTable?.length ?? 0) > 0 && !apply) throw new UsageError('--copy-table copies rows, so it needs --apply');
-  isolatedName('mysql-database', 'x', options.tenant); // validates the tenant: a TypeError for baseline or a bad name
+  try {
+    isolatedName('mysql-database', 'x', options.tenant);
+  } catch (error) {
+    throw new UsageError(`--tenant ${options.tenant}: ${(error as Error).message.replace(/^isolatedName: /, '')}`);
+  }
   const outcome: ShadowOutcome = { inSync: true };
   if (options.mysql) {
     const { connection, database } = await connectMysql(options.mysql, options.db);

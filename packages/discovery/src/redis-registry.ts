@@ -26,11 +26,14 @@ export interface InstanceRecord {
   readonly registeredAt: number;
   /** When it expires unless renewed; last heartbeat = expiresAt − ttl. */
   readonly expiresAt: number;
+  /** The TTL its registering process renews it with, ms (absent for entries written before it was recorded). */
+  readonly ttl?: number;
 }
 
 interface StoredInstance {
   instance: Instance;
   registeredAt: number;
+  ttl?: number;
 }
 
 interface Watched {
@@ -100,7 +103,7 @@ export class RedisRegistry implements Registry {
 
   async register(instance: Instance): Promise<Registration> {
     const normalized = normalizeInstance(instance);
-    const stored: StoredInstance = { instance: normalized, registeredAt: Date.now() };
+    const stored: StoredInstance = { instance: normalized, registeredAt: Date.now(), ttl: this.#ttl };
     await this.#renew(stored);
     await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'register', id: normalized.id }));
     const timer = setInterval(() => {
@@ -196,7 +199,12 @@ export class RedisRegistry implements Registry {
       if (expiresAt === undefined) continue;
       try {
         const stored = JSON.parse(json) as StoredInstance;
-        records.push({ instance: normalizeInstance(stored.instance), registeredAt: stored.registeredAt, expiresAt });
+        records.push({
+          instance: normalizeInstance(stored.instance),
+          registeredAt: stored.registeredAt,
+          expiresAt,
+          ...(typeof stored.ttl === 'number' ? { ttl: stored.ttl } : {}),
+        });
       } catch (error) {
         logWarning('dye.discovery.bad-record', `ignored an unreadable registry entry ${app}/${id}: ${(error as Error).message}`);
       }

@@ -1,0 +1,101 @@
+import { Kafka, logLevel } from 'kafkajs';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KAFKA_BROKERS, MYSQL, uniqueName } from '../../../test/support/services.js';
+import { dye } from './run-cli.js';
+
+describe('dye shadow sync / check', () => {
+  const database = uniqueName('cli_shop');
+  const topic = uniqueName('cli_orders');
+  const mysqlUrl = `mysql://${encodeURIComponent(MYSQL.user)}:${encodeURIComponent(MYSQL.password)}@${MYSQL.host}:${MYSQL.port}`;
+  const kafka = new Kafka({ clientId: 'cli-shadow-test', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  let db: mysql.Connection;
+  const both = ['--mysql', mysqlUrl, '--db', database, '--kafka', KAFKA_BROKERS.join(','), '--topic', topic];
+
+  beforeAll(async () => {
+    db = await mysql.createConnection({ ...MYSQL });
+    await db.query(`CREATE DATABASE \`${database}\``);
+    await db.query(`CREATE TABLE \`${database}\`.stock (sku VARCHAR(64) PRIMARY KEY, qty INT NOT NULL)`);
+    await db.query(`INSERT INTO \`${database}\`.stock VALUES ('apple', 5), ('pear', 7)`);
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'retention.ms', value: '3600000' }] }],
+    });
+  });
+
+  afterAll(async () => {
+    await db.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await db.query(`DROP DATABASE IF EXISTS \`${database}_shadow\``);
+    await db.end();
+    await admin.deleteTopics({ topics: [topic, `${topic}_shadow`] }).catch(() => {});
+    await admin.disconnect();
+  });
+
+  it('sync without --apply is a dry run: it reports and creates nothing', async () => {
+    const run = await dye(['shadow', 'sync', ...both]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`database ${database}_shadow does not exist`);
+    expect(run.stdout).toContain(`topic ${topic}_shadow missing`);
+    expect(run.stdout).toContain('dry run: nothing changed');
+    const [rows] = await db.query('SHOW DATABASES LIKE ?', [`${database}_shadow`]);
+    expect(rows).toEqual([]);
+    expect(await admin.listTopics()).not.toContain(`${topic}_shadow`);
+  });
+
+  it('check exits 1 while shadow resources are missing; sync --apply creates them; check then exits 0', async () => {
+    expect((await dye(['shadow', 'check', ...both])).code).toBe(1);
+    const synced = await dye(['shadow', 'sync', ...both, '--apply', '--copy-table', 'stock']);
+    expect(synced.code, synced.stderr).toBe(0);
+    expect(synced.stdout).toContain('copied 2 rows of stock');
+    expect(synced.stdout).toContain(`created ${topic}_shadow`);
+    const [rows] = await db.query(`SELECT sku, qty FROM \`${database}_shadow\`.stock ORDER BY sku`);
+    expect(rows).toEqual([
+      { sku: 'apple', qty: 5 },
+      { sku: 'pear', qty: 7 },
+    ]);
+    const [metadata] = (await admin.fetchTopicMetadata({ topics: [`${topic}_shadow`] })).topics;
+    expect(metadata?.partitions).toHaveLength(3);
+    const check = await dye(['shadow', 'check', ...both]);
+    expect(check.code, check.stdout).toBe(0);
+    expect(check.stdout).toContain('no drift');
+  });
+
+  it('check finds a drift the test made, names it readably, and exits 1; --json carries it too', async () => {
+    await db.query(`ALTER TABLE \`${database}_shadow\`.stock MODIFY qty BIGINT NOT NULL`);
+    await db.query(`ALTER TABLE \`${database}\`.stock ADD COLUMN price INT NULL`);
+    await admin.createPartitions({ topicPartitions: [{ topic: `${topic}_shadow`, count: 4 }] });
+    const check = await dye(['shadow', 'check', ...both]);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toMatch(/✗ stock\.qty: column type — production int\(11\), shadow bigint\(20\)/);
+    expect(check.stdout).toMatch(/✗ stock\.price: column missing/);
+    expect(check.stdout).toContain(`✗ ${topic}_shadow: 4 partitions, production ${topic} has 3`);
+    expect(check.stdout).toContain('drift found');
+    const json = await dye(['shadow', 'check', ...both, '--json']);
+    expect(json.code).toBe(1);
+    const outcome = JSON.parse(json.stdout);
+    expect(outcome.inSync).toBe(false);
+    expect(outcome.mysql.drift.map((d: { name: string; kind: string }) => `${d.name}:${d.kind}`).sort()).toEqual([
+      'price:column-missing',
+      'qty:column-type',
+    ]);
+    expect(outcome.kafka.drift).toEqual([expect.objectContaining({ kind: 'partitions', production: 3, shadow: 4 })]);
+  });
+
+  it('refuses bad usage with exit 2 and one line', async () => {
+    for (const [args, message] of [
+      [['shadow', 'check'], /name what to sync/],
+      [['shadow', 'check', '--mysql', 'postgres://x'], /must start with mysql:\/\//],
+      [['shadow', 'check', '--mysql', mysqlUrl], /name the production database/],
+      [['shadow', 'check', '--kafka', '127.0.0.1:9092'], /at least one --topic/],
+      [['shadow', 'sync', '--mysql', mysqlUrl, '--db', database, '--copy-table', 'stock'], /needs --apply/],
+      [['shadow', 'check', '--mysql', mysqlUrl, '--db', database, '--tenant', 'baseline'], /baseline/],
+    ] as const) {
+      const run = await dye(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(run.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+});
