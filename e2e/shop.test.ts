@@ -5,8 +5,11 @@
  * a measurement in the stores or on the wire; failures name the request and
  * the hop.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TENANT_HEADER } from '@dye/core';
 import { Redis } from 'ioredis';
@@ -275,4 +278,56 @@ describe('examples/shop end to end', () => {
     // Shadow runs on baseline instances by design; baseline never falls back.
     expect(fallbacks().filter((point) => point.tenant !== 'red')).toEqual([]);
   });
+
+  it('dye load in shadow against the gateway for a few seconds: report files parse, production row counts unchanged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dye-shop-load-'));
+    writeFileSync(join(dir, 'order.json'), JSON.stringify({ ...ORDER, user: 'dye-load' }));
+    const before = await stores.productionCounts();
+    const shadowBefore = await stores.shadowCounts();
+    const run = spawnSync(
+      process.execPath,
+      [
+        `${ROOT}packages/cli/dist/cli.js`,
+        'load',
+        `${shop.gatewayUrl}/orders`,
+        '--tenant',
+        'shadow',
+        '--rate',
+        '40',
+        '--duration',
+        '3s',
+        '--connections',
+        '4',
+        '--method',
+        'POST',
+        '--body',
+        `@${join(dir, 'order.json')}`,
+        '--report',
+        join(dir, 'load.html'),
+        '--json',
+        join(dir, 'load.json'),
+      ],
+      { env: { ...process.env, DYE_SECRET: secret, NO_COLOR: '1' }, encoding: 'utf8' },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(dir, 'load.json'), 'utf8'));
+    expect(report.summary.statusCodes).toEqual({ '201': report.summary.requests });
+    expect(report.summary.requests).toBeGreaterThan(80);
+    expect(readFileSync(join(dir, 'load.html'), 'utf8')).toContain('<div id="latency"></div>');
+    // Every order the load created is in shadow, with its notification; production did not move.
+    const deadline = Date.now() + 30_000;
+    for (
+      let counts = await stores.shadowCounts();
+      counts.notifications < counts.orders - shadowBefore.orders + shadowBefore.notifications && Date.now() < deadline;
+      counts = await stores.shadowCounts()
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    // Requests still in flight when the test ended were served, but their answers were not waited for.
+    const shadowAfter = await stores.shadowCounts();
+    expect(shadowAfter.orders - shadowBefore.orders).toBeGreaterThanOrEqual(report.summary.requests);
+    expect(shadowAfter.orders - shadowBefore.orders).toBeLessThanOrEqual(report.summary.sent);
+    expect(shadowAfter.notifications - shadowBefore.notifications).toBe(shadowAfter.orders - shadowBefore.orders);
+    expect(await stores.productionCounts()).toEqual(before);
+  }, 60_000);
 });

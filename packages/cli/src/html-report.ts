@@ -35,7 +35,7 @@ export function renderHtmlReport(report: LoadReport): string {
       ? '<p class="ok">The production guard saw no breach.</p>'
       : '';
   const rows: [string, string][] = [
-    ['requests', String(summary.requests)],
+    ['requests', `${summary.requests} answered or failed (${summary.sent} sent)`],
     ['duration', `${summary.durationSeconds.toFixed(1)} s`],
     ['throughput', `${summary.throughput.toFixed(1)} req/s`],
     [

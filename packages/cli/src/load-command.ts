@@ -248,7 +248,7 @@ function summaryTable(report: LoadReport): string {
   const table = new Table({ style: { head: [], border: [] } });
   const percent = summary.requests === 0 ? 0 : ((summary.errors + summary.non2xx) / summary.requests) * 100;
   table.push(
-    { requests: String(summary.requests) },
+    { requests: `${summary.requests} answered or failed, ${summary.sent} sent` },
     { throughput: `${summary.throughput.toFixed(1)} req/s` },
     { 'latency p50': `${summary.latency.p50} ms` },
     { 'latency p90': `${summary.latency.p90} ms` },

@@ -30,7 +30,10 @@ export interface LoadSecond {
 }
 
 export interface LoadSummary {
+  /** Requests answered or failed. */
   requests: number;
+  /** Requests sent, including those still in flight when the test ended (their answers are not waited for). */
+  sent: number;
   durationSeconds: number;
   /** Mean completed requests per second. */
   throughput: number;
@@ -86,9 +89,9 @@ export function startLoad(options: LoadOptions, onSecond?: (second: LoadSecond) 
       headers: options.headers,
       ...(options.body === undefined ? {} : { body: options.body }),
       timeout: options.timeoutSeconds,
-    // autocannon notices stop() on its next sample: at the default 1 s, an
-    // aborted test would keep loading production for up to a second.
-    sampleInt: 100,
+      // autocannon notices stop() on its next sample: at the default 1 s, an
+      // aborted test would keep loading production for up to a second.
+      sampleInt: 100,
     },
     (error, result) => finish(error, result),
   );
@@ -119,6 +122,7 @@ export function startLoad(options: LoadOptions, onSecond?: (second: LoadSecond) 
       resolve({
         summary: {
           requests: completed + result.errors,
+          sent: result.requests.sent,
           durationSeconds: elapsed,
           throughput: elapsed > 0 ? completed / elapsed : 0,
           latency: {

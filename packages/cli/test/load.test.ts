@@ -67,7 +67,7 @@ describe('dye load', () => {
     expect(tokens.size).toBe(1);
     expect(verifyTenantToken(String([...tokens][0]), secret)).toMatchObject({ ok: true, tenant: 'shadow', subject: 'dye-load' });
     expect(load.seen.every(({ req }) => req.headers['x-run'] === 'abc' && req.headers['x-tenant'] === undefined)).toBe(true);
-    expect(run.stdout).toMatch(/│ requests +│ \d+/);
+    expect(run.stdout).toMatch(/│ requests +│ \d+ answered or failed, \d+ sent/);
     expect(run.stdout).toMatch(/│ status codes +│ 200 × \d+/);
     expect(run.stdout).toMatch(/│ latency p99 +│ \d+ ms/);
 
