@@ -34,8 +34,11 @@ export function createProgram(): Command {
  */
 export async function run(argv: readonly string[]): Promise<number> {
   const program = createProgram();
+  // Commands report their outcome through process.exitCode; a caller that runs
+  // `dye` in its own process keeps its own.
+  const callersExitCode = process.exitCode;
+  process.exitCode = undefined;
   try {
-    process.exitCode = undefined;
     await program.parseAsync([...argv], { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (error) {
@@ -49,5 +52,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     }
     process.stderr.write(`dye: ${(error as Error)?.message ?? String(error)}\n`);
     return EXIT.failed;
+  } finally {
+    process.exitCode = callersExitCode;
   }
 }
