@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 
 /** One operation measured twice: the bare way and through Dye. */
@@ -78,7 +79,28 @@ export async function compare(suite: string, cases: Case[], options: CompareOpti
   });
 }
 
+/** One printed table, as bench/run.ts collects it into bench/results.json. */
+export interface RecordedTable {
+  suite: string;
+  title: string;
+  /** `ns`: nanoseconds per operation, lower is better; `throughput`: operations per second, higher is better. */
+  kind: 'ns' | 'throughput';
+  rows: Array<{ name: string; bare?: number; dye?: number; opsPerSecond?: number; ratio: number }>;
+}
+
+/** Appends a table to the file bench/run.ts passed in DYE_BENCH_OUT (one JSON per line); nothing when run alone. */
+function record(table: RecordedTable): void {
+  const out = process.env.DYE_BENCH_OUT;
+  if (out) appendFileSync(out, `${JSON.stringify(table)}\n`);
+}
+
 export function printResults(title: string, results: CaseResult[]): void {
+  record({
+    suite: results[0]?.suite ?? '',
+    title,
+    kind: 'ns',
+    rows: results.map((result) => ({ name: result.name, bare: result.bareNsPerOp, dye: result.dyeNsPerOp, ratio: result.ratio })),
+  });
   console.log(`\n${title}`);
   console.table(
     results.map((result) => ({
@@ -95,6 +117,10 @@ export interface ThroughputVariant {
   name: string;
   /** One operation; resolves when it is complete. */
   run: () => Promise<unknown>;
+  /** Runs before each of this variant's rounds, outside the timing (switching a global on). */
+  before?: () => void;
+  /** Runs after each of this variant's rounds (switching it off again). */
+  after?: () => void;
 }
 
 export interface ThroughputResult {
@@ -119,12 +145,20 @@ export async function compareThroughput(
   const rounds = options.rounds ?? 5;
   const durationMs = options.durationMs ?? 1500;
   const concurrency = options.concurrency ?? 16;
-  for (const variant of variants) await drive(variant.run, options.warmupMs ?? 500, concurrency);
+  const timed = async (variant: ThroughputVariant, durationMs: number) => {
+    variant.before?.();
+    try {
+      return await drive(variant.run, durationMs, concurrency);
+    } finally {
+      variant.after?.();
+    }
+  };
+  for (const variant of variants) await timed(variant, options.warmupMs ?? 500);
   const samples = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < variants.length; i++) {
       const variant = variants[(i + round) % variants.length] as ThroughputVariant;
-      samples.get(variant.name)?.push(await drive(variant.run, durationMs, concurrency));
+      samples.get(variant.name)?.push(await timed(variant, durationMs));
     }
   }
   const first = median(samples.get(variants[0]?.name ?? '') ?? [1]);
@@ -150,6 +184,12 @@ async function drive(run: () => Promise<unknown>, durationMs: number, concurrenc
 }
 
 export function printThroughput(title: string, results: ThroughputResult[]): void {
+  record({
+    suite: results[0]?.suite ?? '',
+    title,
+    kind: 'throughput',
+    rows: results.map((result) => ({ name: result.name, opsPerSecond: result.opsPerSecond, ratio: result.ratio })),
+  });
   console.log(`\n${title}`);
   console.table(
     results.map((result) => ({

@@ -67,9 +67,9 @@ export async function run() {
       { name: 'bare kafkajs consumer again (noise control)', rate: await consumeRate(kafka, topic) },
     ];
     const base = consumed[0]?.rate ?? 1;
-    console.log(`\nConsume: ${CONSUMED} messages, eachMessage (messages/s after the group joined)`);
-    console.table(
-      consumed.map((row) => ({ variant: row.name, 'msgs/s': Math.round(row.rate), 'vs bare': `${(row.rate / base).toFixed(2)}x` })),
+    printThroughput(
+      `Consume: ${CONSUMED} messages, eachMessage (messages/s after the group joined)`,
+      consumed.map((row) => ({ suite: 'kafkajs-consume', name: row.name, opsPerSecond: row.rate, ratio: row.rate / base })),
     );
     return produced;
   } finally {

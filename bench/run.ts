@@ -1,31 +1,70 @@
 /**
  * Runs every suite in bench/ in a process of its own (so one suite's globals,
  * such as a registered OpenTelemetry context manager, never colour another's
- * figures) and prints each suite's ratio table.
+ * figures), on this Node and on Node 24, and writes bench/results.json and
+ * docs/benchmarks.md.
  *
- *   npm run bench                 all suites
- *   npm run bench -- core         suites whose file name contains "core"
+ *   npm run bench                      all suites, Node 20 (this one) and 24
+ *   npm run bench -- core http         suites whose file name contains "core" or "http"
+ *   npm run bench -- --this-node-only  skip the second Node version
+ *   npm run bench -- --no-write        print only
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { up } from '../scripts/infra.mjs';
+import { node24 } from '../scripts/node24.mjs';
+import type { RecordedTable } from './harness.js';
+import { type BenchResults, machine, markdown, type NodeRun } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const filters = process.argv.slice(2);
+const root = join(here, '..');
+const args = process.argv.slice(2);
+const flags = new Set(args.filter((arg) => arg.startsWith('--')));
+const filters = args.filter((arg) => !arg.startsWith('--'));
 const suites = readdirSync(here)
   .filter((file) => file.endsWith('.bench.ts'))
   .filter((file) => filters.length === 0 || filters.some((filter) => file.includes(filter)))
   .sort();
 
-console.log(`Dye benchmarks: node ${process.version}, ${process.platform}/${process.arch}, ${suites.length} suite(s)`);
-let failed = 0;
-for (const suite of suites) {
-  console.log(`\n### ${suite}`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(here, suite)], { stdio: 'inherit' });
-  if (result.status !== 0) {
-    console.error(`${suite} failed (exit ${result.status})`);
-    failed++;
+// The suites talk to real Redis, MariaDB and Kafka.
+await up();
+
+const binaries = [process.execPath, ...(flags.has('--this-node-only') ? [] : [node24()])];
+const runs: NodeRun[] = [];
+for (const binary of binaries) {
+  const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^v/, '');
+  console.log(`\n== Dye benchmarks on Node ${version}: ${suites.length} suite(s)`);
+  const scratch = mkdtempSync(join(tmpdir(), 'dye-bench-'));
+  const out = join(scratch, 'tables.jsonl');
+  writeFileSync(out, '');
+  const failed: NodeRun['failed'] = [];
+  for (const suite of suites) {
+    console.log(`\n### ${suite} (Node ${version})`);
+    const result = spawnSync(binary, ['--import', 'tsx', join(here, suite)], {
+      stdio: 'inherit',
+      cwd: root,
+      env: { ...process.env, DYE_BENCH_OUT: out },
+    });
+    if (result.status !== 0) {
+      console.error(`${suite} failed on Node ${version} (exit ${result.status})`);
+      failed.push({ suite, code: result.status });
+    }
   }
+  const tables = readFileSync(out, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as RecordedTable);
+  rmSync(scratch, { recursive: true, force: true });
+  runs.push({ node: version, tables, failed });
 }
-process.exit(failed > 0 ? 1 : 0);
+
+const results: BenchResults = { date: new Date().toISOString(), machine: machine(), runs };
+if (!flags.has('--no-write')) {
+  writeFileSync(join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(root, 'docs', 'benchmarks.md'), markdown(results));
+  console.log('\nwrote bench/results.json and docs/benchmarks.md');
+}
+process.exit(runs.some((run) => run.failed.length > 0) ? 1 : 0);

@@ -1,0 +1,109 @@
+/**
+ * Turns the tables the suites recorded into bench/results.json and
+ * docs/benchmarks.md: ratios next to absolute figures, per Node version, with
+ * the targets Dye sets itself and whether each was met.
+ */
+import { cpus, totalmem } from 'node:os';
+import type { RecordedTable } from './harness.js';
+
+export interface NodeRun {
+  node: string;
+  tables: RecordedTable[];
+  /** Suites that failed to run, with their exit code. */
+  failed: { suite: string; code: number | null }[];
+}
+
+export interface BenchResults {
+  date: string;
+  machine: { cpu: string; cores: number; memoryGiB: number; platform: string };
+  runs: NodeRun[];
+}
+
+/** What a row measures, from its name: the bare client, Dye's baseline path, a colored or isolated tenant, or the alternative users would pick. */
+export type RowPath = 'reference' | 'baseline' | 'colored' | 'isolated' | 'alternative' | 'per-op';
+
+// The names the suites give their rows (bench/*.bench.ts) say which path they
+// measure; the rules live here, in one place.
+export function rowPath(table: RecordedTable, name: string): RowPath {
+  const lower = name.toLowerCase();
+  if (/^bare|noise control/.test(lower)) return 'reference';
+  if (/opentelemetry|^otel/.test(lower)) return 'alternative';
+  if (table.kind === 'ns') return 'per-op';
+  if (/shadow/.test(lower)) return 'isolated';
+  if (/\bred\b|edge|lane/.test(lower)) return 'colored';
+  return 'baseline';
+}
+
+/** Allowed throughput loss: 2 % on the baseline path, 5 % for colored and isolated tenants. */
+export const TARGETS: Partial<Record<RowPath, number>> = { baseline: 0.02, colored: 0.05, isolated: 0.05 };
+
+export function machine(): BenchResults['machine'] {
+  const list = cpus();
+  return {
+    cpu: list[0]?.model.trim() ?? 'unknown',
+    cores: list.length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    platform: `${process.platform}/${process.arch}`,
+  };
+}
+
+const fixed = (value: number | undefined, digits: number) => (value === undefined ? '—' : value.toFixed(digits));
+
+function verdict(path: RowPath, ratio: number): string {
+  const allowed = TARGETS[path];
+  if (allowed === undefined) return '';
+  const loss = 1 - ratio;
+  return loss <= allowed ? `met (≤ ${allowed * 100}%)` : `**missed** (≤ ${allowed * 100}%)`;
+}
+
+/** docs/benchmarks.md */
+export function markdown(results: BenchResults): string {
+  const versions = results.runs.map((run) => run.node);
+  const lines: string[] = [
+    '# Benchmarks',
+    '',
+    `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, ${results.machine.platform}), Node ${versions.join(' and ')}. Written by \`npm run bench\`; raw figures in [bench/results.json](../bench/results.json).`,
+    '',
+    'Every suite runs in a process of its own and measures the bare client and Dye side by side in one run, on real services (Redis, MariaDB, Kafka, HTTP and gRPC servers on loopback), in alternating rounds so that drift cancels; figures are medians over the rounds. A ratio is Dye ÷ bare for throughput (1.00 = no cost, higher is better) and Dye ÷ bare for nanoseconds per operation (lower is better). Rows marked "noise control" measure the bare client a second time in the same run: their distance from 1.00 is the noise floor of that table.',
+    '',
+    `Targets: the baseline path within ${(TARGETS.baseline ?? 0) * 100}% of the bare client's throughput, colored and isolated tenants within ${(TARGETS.colored ?? 0) * 100}%. They are reported as measured, met or not.`,
+    '',
+  ];
+  const first = results.runs[0];
+  if (!first) return `${lines.join('\n')}\nNo suite ran.\n`;
+  for (const [index, table] of first.tables.entries()) {
+    const others = results.runs.map((run) =>
+      run.tables.find((t, i) => t.title === table.title && (t.suite === table.suite || i === index)),
+    );
+    lines.push(`## ${table.suite}: ${table.title}`, '');
+    if (table.kind === 'throughput') {
+      lines.push(
+        `| variant | path | ${versions.map((v) => `ops/s (Node ${v.split('.')[0]})`).join(' | ')} | ${versions.map((v) => `ratio (Node ${v.split('.')[0]})`).join(' | ')} | target |`,
+      );
+      lines.push(`| --- | --- | ${versions.map(() => '---:').join(' | ')} | ${versions.map(() => '---:').join(' | ')} | --- |`);
+      for (const row of table.rows) {
+        const path = rowPath(table, row.name);
+        const matched = others.map((other) => other?.rows.find((r) => r.name === row.name));
+        const worst = Math.min(...matched.map((r) => r?.ratio ?? Number.POSITIVE_INFINITY));
+        lines.push(
+          `| ${row.name} | ${path} | ${matched.map((r) => fixed(r?.opsPerSecond, 0)).join(' | ')} | ${matched.map((r) => (r ? `${r.ratio.toFixed(2)}×` : '—')).join(' | ')} | ${verdict(path, worst)} |`,
+        );
+      }
+    } else {
+      lines.push(
+        `| operation | ${versions.map((v) => `bare ns (Node ${v.split('.')[0]}) | Dye ns (Node ${v.split('.')[0]})`).join(' | ')} | ${versions.map((v) => `ratio (Node ${v.split('.')[0]})`).join(' | ')} |`,
+      );
+      lines.push(`| --- | ${versions.map(() => '---: | ---:').join(' | ')} | ${versions.map(() => '---:').join(' | ')} |`);
+      for (const row of table.rows) {
+        const matched = others.map((other) => other?.rows.find((r) => r.name === row.name));
+        lines.push(
+          `| ${row.name} | ${matched.map((r) => `${fixed(r?.bare, 1)} | ${fixed(r?.dye, 1)}`).join(' | ')} | ${matched.map((r) => (r ? `${r.ratio.toFixed(2)}×` : '—')).join(' | ')} |`,
+        );
+      }
+    }
+    lines.push('');
+  }
+  const failed = results.runs.flatMap((run) => run.failed.map((f) => `${f.suite} on Node ${run.node} (exit ${f.code})`));
+  if (failed.length > 0) lines.push('## Suites that failed', '', ...failed.map((f) => `- ${f}`), '');
+  return `${lines.join('\n')}\n`;
+}
