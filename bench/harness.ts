@@ -81,6 +81,8 @@ export async function compare(suite: string, cases: Case[], options: CompareOpti
 
 /** One printed table, as bench/run.ts collects it into bench/results.json. */
 export interface RecordedTable {
+  /** The bench file that printed it (set by bench/run.ts). */
+  file?: string;
   suite: string;
   title: string;
   /** `ns`: nanoseconds per operation, lower is better; `throughput`: operations per second, higher is better. */

@@ -54,7 +54,7 @@ const fixed = (value: number | undefined, digits: number) => (value === undefine
  * client (a "noise control" row) landed from 1.00. Undefined without one.
  */
 export function noiseFloor(table: RecordedTable | undefined): number | undefined {
-  const controls = (table?.rows ?? []).slice(1).filter((row) => rowPath(table as RecordedTable, row.name) === 'reference');
+  const controls = (table?.rows ?? []).filter((row) => /noise control/i.test(row.name));
   if (controls.length === 0) return undefined;
   return Math.max(...controls.map((row) => Math.abs(1 - row.ratio)));
 }
@@ -81,6 +81,12 @@ export function markdown(results: BenchResults): string {
     'Every suite runs in a process of its own and measures the bare client and Dye side by side in one run, on real services (Redis, MariaDB, Kafka, HTTP and gRPC servers on loopback), in alternating rounds so that drift cancels; figures are medians over the rounds. A ratio is Dye ÷ bare for throughput (1.00 = no cost, higher is better) and Dye ÷ bare for nanoseconds per operation (lower is better). Rows marked "noise control" measure the bare client a second time in the same run: their distance from 1.00 is the noise floor of that table, and a target missed by less than it is marked "within noise" (the figure cannot tell).',
     '',
     `Targets: the baseline path within ${(TARGETS.baseline ?? 0) * 100}% of the bare client's throughput, colored and isolated tenants within ${(TARGETS.colored ?? 0) * 100}%. They are reported as measured, met or not.`,
+    '',
+    'Reading the tables:',
+    '',
+    '- *Per-operation tables* (core, grpc-pick) time one call in nanoseconds; a request makes a handful of them, so they explain request-level figures rather than set targets.',
+    "- *kafkajs-produce*: the row of bare kafkajs sending the same two headers Dye adds (`x-tenant`, `baggage`) is kafkajs alone: most of the shadow path's cost is kafkajs encoding message headers, which any header-carried context (OpenTelemetry's trace context included) pays.",
+    '- *otel-http, otel-grpc*: the OpenTelemetry rows record spans too (a tracer provider with a batch processor and an exporter that drops them), as a service running the SDK does; Dye rows carry the tenant only. They answer "what would carrying a tenant with the OTel SDK cost instead".',
     '',
   ];
   const first = results.runs[0];

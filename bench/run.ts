@@ -10,7 +10,7 @@
  *   npm run bench -- --no-write        print only
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,11 +38,12 @@ for (const binary of binaries) {
   const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^v/, '');
   console.log(`\n== Dye benchmarks on Node ${version}: ${suites.length} suite(s)`);
   const scratch = mkdtempSync(join(tmpdir(), 'dye-bench-'));
-  const out = join(scratch, 'tables.jsonl');
-  writeFileSync(out, '');
   const failed: NodeRun['failed'] = [];
+  const tables: RecordedTable[] = [];
   for (const suite of suites) {
     console.log(`\n### ${suite} (Node ${version})`);
+    const out = join(scratch, `${suite}.jsonl`);
+    writeFileSync(out, '');
     const result = spawnSync(binary, ['--import', 'tsx', join(here, suite)], {
       stdio: 'inherit',
       cwd: root,
@@ -52,18 +53,30 @@ for (const binary of binaries) {
       console.error(`${suite} failed on Node ${version} (exit ${result.status})`);
       failed.push({ suite, code: result.status });
     }
+    for (const line of readFileSync(out, 'utf8').split('\n').filter(Boolean))
+      tables.push({ ...(JSON.parse(line) as RecordedTable), file: suite });
   }
-  const tables = readFileSync(out, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as RecordedTable);
   rmSync(scratch, { recursive: true, force: true });
   runs.push({ node: version, tables, failed });
 }
 
+// A run of some suites replaces those suites' tables in the last full results
+// and keeps the others, so docs/benchmarks.md always shows every suite.
+const resultsFile = join(here, 'results.json');
+if (filters.length > 0 && existsSync(resultsFile)) {
+  const previous = JSON.parse(readFileSync(resultsFile, 'utf8')) as BenchResults;
+  for (const run of runs) {
+    const old = previous.runs.find((candidate) => candidate.node === run.node);
+    if (!old) continue;
+    const kept = old.tables.filter((table) => table.file !== undefined && !suites.includes(table.file));
+    run.tables = [...kept, ...run.tables].sort((a, b) => (a.file ?? '').localeCompare(b.file ?? ''));
+    run.failed = [...old.failed.filter((failure) => !suites.includes(failure.suite)), ...run.failed];
+  }
+}
+
 const results: BenchResults = { date: new Date().toISOString(), machine: machine(), runs };
 if (!flags.has('--no-write')) {
-  writeFileSync(join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(root, 'docs', 'benchmarks.md'), markdown(results));
   console.log('\nwrote bench/results.json and docs/benchmarks.md');
 }

@@ -5,7 +5,7 @@
  * a measurement in the stores or on the wire; failures name the request and
  * the hop.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,11 +67,6 @@ describe('examples/shop end to end', () => {
   const token = (tenant: Tenant) => (tenant === 'baseline' ? {} : tenantHeaders({ token: { tenant, secret } }));
 
   beforeAll(async () => {
-    // The services run as built JavaScript, as they would in production.
-    execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-b', 'tsconfig.build.json'], {
-      cwd: ROOT,
-      stdio: 'inherit',
-    });
     otlp = await OtlpReceiver.start();
     config = readConfig({ ...env });
     await setupShop(config);

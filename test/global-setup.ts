@@ -1,10 +1,18 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { up } from '../scripts/infra.mjs';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
 
 /**
  * Every test run needs real Redis, MariaDB and Kafka. This makes them reachable
  * (starting what is missing) before any test file runs; if that fails the run
  * fails here, with the reason, instead of every integration test timing out.
+ * It also builds the packages once (`tsc -b`, a no-op when up to date): the e2e
+ * tests run the shop's services and the `dye` command as compiled JavaScript,
+ * as users run them, and parallel test files must not build at the same time.
  */
 export default async function setup(): Promise<void> {
+  execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   await up();
 }

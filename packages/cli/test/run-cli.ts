@@ -1,15 +1,7 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-let built = false;
-
-/** Builds the packages once per test file: the CLI runs as users run it, from dist/. */
-export function buildOnce(): void {
-  if (built) return;
-  execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-b', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-  built = true;
-}
 
 export interface CliRun {
   code: number | null;
@@ -17,9 +9,8 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `dye <args>` as a real process. */
+/** Runs `dye <args>` as a real process, from dist/ as users run it (test/global-setup.ts builds it). */
 export function dye(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
-  buildOnce();
   const child = spawn(process.execPath, [`${ROOT}packages/cli/dist/cli.js`, ...args], {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: '1', ...env },
