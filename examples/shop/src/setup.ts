@@ -10,7 +10,7 @@ import { isolatedKeyPrefix } from '@dye/core';
 import { syncShadowTopics } from '@dye/kafkajs';
 import { syncShadowSchema } from '@dye/mysql2';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { type Admin, Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
 import { readConfig, type ShopConfig } from './config.js';
 
@@ -34,6 +34,19 @@ const TABLES = [
      created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
    ) ENGINE=InnoDB`,
 ];
+
+async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const led = await admin
+      .fetchTopicMetadata({ topics })
+      .then((metadata) => metadata.topics.every((topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0)))
+      .catch(() => false);
+    if (led) return;
+    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no partition leaders after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 export interface SetupReport {
   database: string;
@@ -69,7 +82,10 @@ export async function setupShop(config: ShopConfig = readConfig(), say: (line: s
     const existing = new Set(await kafkaAdmin.listTopics());
     const missing = [config.orderTopic, `${config.orderTopic}.dye-dlq`].filter((topic) => !existing.has(topic));
     if (missing.length > 0) {
-      await kafkaAdmin.createTopics({ topics: missing.map((topic) => ({ topic, numPartitions: 3 })), waitForLeaders: true });
+      // kafkajs's own waitForLeaders gives up when a broker that has just
+      // started answers UNKNOWN_TOPIC_OR_PARTITION for a new topic: poll instead.
+      await kafkaAdmin.createTopics({ topics: missing.map((topic) => ({ topic, numPartitions: 3 })), waitForLeaders: false });
+      await waitForLeaders(kafkaAdmin, missing);
     }
     say(`topic ${config.orderTopic}: ${missing.includes(config.orderTopic) ? 'created' : 'exists'}`);
     await syncShadowTopics({ admin: kafkaAdmin, topics: [config.orderTopic] });

@@ -65,7 +65,9 @@ export async function syncShadowTopics(options: SyncShadowTopicsOptions): Promis
         continue;
       }
       await admin.createTopics({
-        waitForLeaders: true,
+        // kafkajs's own wait gives up when a KRaft broker briefly answers
+        // UNKNOWN_TOPIC_OR_PARTITION for a topic it has just created.
+        waitForLeaders: false,
         topics: [
           {
             topic: shadowTopic,
@@ -75,6 +77,7 @@ export async function syncShadowTopics(options: SyncShadowTopicsOptions): Promis
           },
         ],
       });
+      await waitForLeaders(admin, shadowTopic, partitions);
       created.push(shadowTopic);
       continue;
     }
@@ -90,4 +93,28 @@ export async function syncShadowTopics(options: SyncShadowTopicsOptions): Promis
     }
   }
   return { created, missing, drift, inSync: missing.length === 0 && drift.length === 0 };
+}
+
+const LEADER_WAIT_MS = 30_000;
+
+/**
+ * Resolves once every partition of a topic just created has a leader, so a
+ * producer can write to it at once. Unknown-topic answers while the cluster's
+ * metadata catches up count as "not yet".
+ */
+async function waitForLeaders(admin: Admin, topic: string, partitions: number): Promise<void> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  let last = 'no metadata yet';
+  while (Date.now() < deadline) {
+    try {
+      const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+      const led = metadata?.partitions.filter((partition) => partition.leader >= 0).length ?? 0;
+      if (led === partitions) return;
+      last = `${led} of ${partitions} partitions have a leader`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${topic} was created but its partitions have no leader after ${LEADER_WAIT_MS / 1000} s (${last})`);
 }
