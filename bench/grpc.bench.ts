@@ -66,6 +66,7 @@ async function unary() {
     { name: 'bare: grpc-js round_robin', run: () => call(bareClient) },
     { name: 'dye_tenant, baseline', run: () => call(dyeClient) },
     { name: 'dye_tenant, red', run: () => withTenant('red', () => call(dyeClient)) },
+    { name: 'bare: grpc-js round_robin again (noise control)', run: () => call(bareClient) },
   ]);
   printThroughput('gRPC unary on loopback: calls/s with 16 in flight (higher is better)', results);
   bareClient.close();

@@ -52,6 +52,7 @@ export async function run(): Promise<ThroughputResult[]> {
       name: 'dye edge: untrusted peer, spoofed header stripped',
       run: () => call(edgeServer.url, bareAgent, { 'x-tenant': 'shadow', baggage: 'tenant=shadow,user=u1' }),
     },
+    { name: 'bare: node:http + fetch again (noise control)', run: () => call(bareServer.url, bareAgent) },
   ]);
   printThroughput('One HTTP hop: requests/s with 16 in flight (higher is better)', results);
 
