@@ -118,6 +118,7 @@ async function httpHop(): Promise<ThroughputResult[]> {
       before: otelOn,
       after: otelOff,
     },
+    { name: 'bare: node:http again (noise control)', run: () => get(bare.url) },
   ]);
   printThroughput('One HTTP hop carrying tenant=red: requests/s with 16 in flight (higher is better)', results);
   agent.destroy();
@@ -195,6 +196,7 @@ async function grpcCall(): Promise<ThroughputResult[]> {
       before: otelOn,
       after: otelOff,
     },
+    { name: 'bare: grpc-js unary again (noise control)', run: () => check(bareClient) },
   ]);
   printThroughput('One gRPC unary call carrying tenant=red: calls/s with 16 in flight (higher is better)', results);
   for (const client of [bareClient, dyeClient, otelClient]) client.close();
