@@ -10,31 +10,17 @@ import { StaticRegistry } from '@dye/discovery';
 import { createTenantClient, type PickTarget, registerTenantRouting, TenantPicker, tenantServerInterceptor } from '@dye/grpc';
 import * as grpc from '@grpc/grpc-js';
 import { type Case, compare, compareThroughput, printResults, printThroughput } from './harness.js';
+import { jsonInventoryService } from './json-service.js';
 
 setLogger({ warn: () => {} });
 
-// A JSON-encoded unary method: no proto file, the same bytes for every variant.
-const json = {
-  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
-  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString()),
-};
-const definition = {
-  check: {
-    path: '/bench.Inventory/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-} as const;
-const Client = grpc.makeGenericClientConstructor(definition as unknown as grpc.ServiceDefinition, 'Inventory');
+const definition = jsonInventoryService;
+const Client = grpc.makeGenericClientConstructor(definition, 'Inventory');
 type BenchClient = grpc.Client & { check(request: object, callback: (error: grpc.ServiceError | null, response: unknown) => void): void };
 
 async function serve(lane: string, dye: boolean): Promise<{ server: grpc.Server; address: string; lane: string }> {
   const server = new grpc.Server(dye ? { interceptors: [tenantServerInterceptor] } : {});
-  server.addService(definition as unknown as grpc.ServiceDefinition, {
+  server.addService(definition, {
     check: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(null, { ok: true }),
   });
   const port = await new Promise<number>((resolve, reject) =>

@@ -25,6 +25,7 @@ import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { compareThroughput, printThroughput, type ThroughputResult } from './harness.js';
+import { jsonInventoryService } from './json-service.js';
 
 setLogger({ warn: () => {} });
 
@@ -131,21 +132,7 @@ async function httpHop(): Promise<ThroughputResult[]> {
 
 // --- gRPC ---------------------------------------------------------------------
 
-const json = {
-  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
-  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString()),
-};
-const definition = {
-  check: {
-    path: '/bench.Inventory/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-} as unknown as import('@grpc/grpc-js').ServiceDefinition;
+const definition = jsonInventoryService;
 type BenchClient = import('@grpc/grpc-js').Client & {
   check(request: object, callback: (error: Error | null, reply: { tenant: string }) => void): void;
 };

@@ -155,7 +155,7 @@ ${pc.bold('The shop keeps running.')} Ctrl-C stops it.
 
   # a red order: sign a token with this run's secret (from outside, a token is the only way in)
   export DYE_SECRET='${secret}'
-  TOKEN=$(node -e "import('@dye/core').then(d => console.log(d.signTenantToken({ tenant: 'red', ttl: '1h' }, process.env.DYE_SECRET)))")
+  TOKEN=$(npx dye token sign --tenant red --ttl 1h)
   curl -s -XPOST ${gatewayUrl}/orders -H "x-tenant-token: $TOKEN" -H 'content-type: application/json' -d '{"sku":"apple","qty":1,"user":"me"}'
 
   # a bare x-tenant header from outside is stripped: this is baseline

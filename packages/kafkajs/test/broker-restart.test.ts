@@ -7,8 +7,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OwnKafkaBroker, startKafkaBroker } from '../../../scripts/infra.mjs';
 import { freePort } from '../../../test/support/redis-server.js';
-import { eventually } from '../../../test/support/services.js';
-import { waitFor } from './support.js';
+import { createTopics, waitFor } from './support.js';
 
 // A broker of this test's own, restarted while messages of three tenants flow.
 let broker: OwnKafkaBroker;
@@ -37,14 +36,7 @@ describe('broker restart mid-run', () => {
   it('keeps headers, keeps shadow messages away from the production group, and resumes', async () => {
     const admin = kafka.admin();
     await admin.connect();
-    // A broker that has just started can answer UNKNOWN_TOPIC_OR_PARTITION for
-    // a topic it just created, which ends kafkajs's own waitForLeaders early.
-    await admin.createTopics({ waitForLeaders: false, topics: [{ topic: 'orders', numPartitions: 1 }] });
-    await eventually(
-      () => admin.fetchTopicMetadata({ topics: ['orders'] }),
-      ({ topics }) => (topics[0]?.partitions[0]?.leader ?? -1) >= 0,
-      30_000,
-    );
+    await createTopics(admin, 'orders');
     await syncShadowTopics({ admin, topics: ['orders'] });
     await admin.disconnect();
 

@@ -5,9 +5,22 @@ export function kafkaClient(clientId = uniqueName('dye-test')): Kafka {
   return new Kafka({ clientId, brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING, retry: { retries: 3 } });
 }
 
-/** Creates topics (and waits for leaders); returns their names. */
+/**
+ * Creates one-partition topics and waits until each has a leader. The wait is
+ * ours: kafkajs's own waitForLeaders gives up when a broker that has just
+ * started answers UNKNOWN_TOPIC_OR_PARTITION for a topic it just created.
+ */
 export async function createTopics(admin: Admin, ...topics: string[]): Promise<void> {
-  await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: 1 })) });
+  await admin.createTopics({ waitForLeaders: false, topics: topics.map((topic) => ({ topic, numPartitions: 1 })) });
+  await waitFor(
+    () =>
+      admin
+        .fetchTopicMetadata({ topics })
+        .then((metadata) => metadata.topics.every((topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0)))
+        .catch(() => false),
+    30_000,
+    `leaders for ${topics.join(', ')}`,
+  );
 }
 
 /** Sum of high watermarks: how many messages a topic holds. */
