@@ -39,11 +39,61 @@ const storage = sharedContext().storage;
  * context, so OTel propagators and span processors see it. A name is resolved
  * by the default policy; an invalid name or Tenant object throws a TypeError
  * (a hand-made `{ name: 'shadow', kind: 'color' }` included).
+ *
+ * When `fn` returns a thenable that is not a native promise (a lazy query
+ * builder of Knex, Drizzle or Kysely), what is returned is that thenable with
+ * its `then` run inside `tenant`, so the query it starts when awaited, later
+ * and elsewhere, still belongs to `tenant`.
  */
 export function withTenant<R>(tenant: Tenant | string, fn: () => R): R {
   const resolved = typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : assertTenant(tenant);
-  if (!otelContextActive()) return storage.run(resolved, fn);
-  return storage.run(resolved, withOtelTenant, resolved, fn);
+  return runInTenant(resolved, fn);
+}
+
+function runInTenant<R>(tenant: Tenant, fn: () => R): R {
+  const result = otelContextActive() ? storage.run(tenant, withOtelTenant, tenant, fn) : storage.run(tenant, fn);
+  // Native promises began their work inside the tenant already. A lazy
+  // thenable (a Knex, Drizzle or Kysely query builder) does its work only when
+  // awaited, which happens after this call returned, outside the tenant.
+  return isLazyThenable(result) ? tenantThenable(result, tenant) : result;
+}
+
+function isLazyThenable<R>(value: R): value is R & PromiseLike<unknown> & object {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function') || value instanceof Promise) return false;
+  return typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * The thenable itself, except that `then` (and `catch`/`finally`, which go
+ * through it) runs inside `tenant`: whoever awaits it, the query it starts
+ * belongs to the tenant it was built in. Other members are the target's own,
+ * called on the target (so private fields keep working).
+ */
+function tenantThenable<T extends PromiseLike<unknown> & object>(target: T, tenant: Tenant): T {
+  const then = (onFulfilled?: (value: unknown) => unknown, onRejected?: (reason: unknown) => unknown) =>
+    runInTenant(tenant, () => target.then(onFulfilled, onRejected));
+  const members: Record<PropertyKey, unknown> = {
+    then,
+    catch: (onRejected?: (reason: unknown) => unknown) => then(undefined, onRejected),
+    finally: (onFinally?: () => unknown) =>
+      then(
+        async (value) => {
+          await onFinally?.();
+          return value;
+        },
+        async (reason) => {
+          await onFinally?.();
+          throw reason;
+        },
+      ),
+  };
+  return new Proxy(target, {
+    get(object, property) {
+      if (property in members && (property === 'then' || property in object)) return members[property];
+      const value: unknown = Reflect.get(object, property, object);
+      return typeof value === 'function' ? value.bind(object) : value;
+    },
+  });
 }
 
 /**
@@ -67,7 +117,7 @@ export function bindTenant<A extends unknown[], R>(fn: (...args: A) => R, tenant
   // The OTel context (trace, other baggage) travels too, as context.bind would carry it.
   const otelContext = captureOtelContext();
   return function (this: unknown, ...args: A): R {
-    return runInOtelContext(otelContext, () => withTenant(bound, () => fn.apply(this, args)));
+    return runInOtelContext(otelContext, () => runInTenant(bound, () => fn.apply(this, args)));
   };
 }
 

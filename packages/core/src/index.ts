@@ -22,6 +22,8 @@ export {
   TENANT_HEADER,
 } from './codec.js';
 export { bindTenant, currentTenant, withTenant } from './context.js';
+export type { EnforcementMode } from './enforcement.js';
+export { FirstUseCheck, warnGuardOnly } from './enforcement.js';
 export type { EdgeDecision, EdgeGuard, EdgeGuardOptions, EdgeMode, EdgeRequest, EdgeSource } from './edge-guard.js';
 export { createEdgeGuard } from './edge-guard.js';
 export { IsolationError, TenantConflictError } from './errors.js';

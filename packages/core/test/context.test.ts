@@ -176,6 +176,95 @@ describe('bindTenant', () => {
   });
 });
 
+/** A query builder as Knex and Drizzle make them: nothing runs until `then` is called. */
+class LazyQuery implements PromiseLike<string> {
+  readonly #table: string;
+  static started: string[] = [];
+  constructor(table: string) {
+    this.#table = table;
+  }
+  where(column: string): LazyQuery {
+    return new LazyQuery(`${this.#table}.${column}`);
+  }
+  get table(): string {
+    return this.#table;
+  }
+  then<A = string, B = never>(onFulfilled?: ((value: string) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
+    // Runs "the query" now, in whatever tenant is current at this moment.
+    const ranIn = name();
+    LazyQuery.started.push(ranIn);
+    const work = (async () => {
+      await sleep(1);
+      if (this.#table === 'fail') throw new Error(`failed in ${name()}`);
+      return `${this.#table}@${ranIn}`;
+    })();
+    return work.then(onFulfilled, onRejected);
+  }
+  // As Drizzle's QueryPromise: both go through this.then.
+  catch(onRejected: (reason: unknown) => string): PromiseLike<string> {
+    return this.then(undefined, onRejected);
+  }
+  finally(onFinally: () => void): PromiseLike<string> {
+    return this.then(
+      (value) => {
+        onFinally();
+        return value;
+      },
+      (reason) => {
+        onFinally();
+        throw reason;
+      },
+    );
+  }
+}
+
+describe('lazy thenables (query builders awaited outside the callback)', () => {
+  it('withTenant runs the thenable when it is awaited, in the tenant it was built in', async () => {
+    const query = withTenant('shadow', () => new LazyQuery('stock'));
+    expect(name()).toBe('baseline');
+    expect(await query).toBe('stock@shadow');
+    expect(name()).toBe('baseline');
+    expect(await withTenant('red', () => query)).toBe('stock@shadow');
+  });
+
+  it('keeps the builder usable: members, getters and private fields, catch and finally', async () => {
+    const query = withTenant('shadow', () => new LazyQuery('orders'));
+    expect(query.table).toBe('orders');
+    expect(query instanceof LazyQuery).toBe(true);
+    expect(await withTenant('shadow', () => query.where('id'))).toBe('orders.id@shadow');
+    const failing = withTenant('shadow', () => new LazyQuery('fail'));
+    const caught = await failing.catch((error) => (error as Error).message);
+    expect(caught).toBe('failed in shadow');
+    let finalized = '';
+    const value = await withTenant('shadow', () => new LazyQuery('t')).finally(() => {
+      finalized = name();
+    });
+    // Callbacks chained on the builder belong to its work; the awaiting code does not.
+    expect([value, finalized, name()]).toEqual(['t@shadow', 'shadow', 'baseline']);
+  });
+
+  it('bindTenant does the same for a function returning a builder', async () => {
+    const build = bindTenant(() => new LazyQuery('notifications'), 'shadow-lt1');
+    expect(await withTenant('red', () => build())).toBe('notifications@shadow-lt1');
+  });
+
+  it('leaves native promises and plain values as they are', async () => {
+    const promise = Promise.resolve(1);
+    expect(withTenant('shadow', () => promise)).toBe(promise);
+    const plain = { then: 1 };
+    expect(withTenant('shadow', () => plain)).toBe(plain);
+  });
+
+  it('1,000 builders of four tenants, awaited together from baseline: each ran in its own tenant', async () => {
+    LazyQuery.started = [];
+    const tenants = ['baseline', 'red', 'shadow', 'shadow-lt1'];
+    const built = Array.from({ length: 1000 }, (_, i) => withTenant(tenants[i % 4] as string, () => new LazyQuery(String(i))));
+    const results = await Promise.all(built);
+    const wrong = results.filter((result, i) => result !== `${i}@${tenants[i % 4]}`);
+    expect(wrong).toEqual([]);
+  });
+});
+
 describe('the shared context', () => {
   it('lives under globalThis[Symbol.for("dye.context")] and is shared by a second copy of core', async () => {
     const holder = (globalThis as Record<symbol, unknown>)[Symbol.for('dye.context')] as { version: number };

@@ -1,3 +1,9 @@
+export type { GrantShadowAccessOptions, GrantShadowAccessResult } from './grant-shadow-access.js';
+export { grantShadowAccess, SHADOW_PRIVILEGES } from './grant-shadow-access.js';
+export type { GrantLine, GrantProblem } from './grants.js';
+export { escapeGrantDatabase, grantProblems, literalGrantDatabase, parseGrantLine } from './grants.js';
+export type { ShadowAccountReport } from './shadow-account.js';
+export { inspectShadowAccount, isolatedDatabasePredicate } from './shadow-account.js';
 export type {
   Drift,
   DriftKind,
@@ -8,6 +14,9 @@ export type {
 } from './shadow-schema.js';
 export { checkShadowSchema, syncShadowSchema } from './shadow-schema.js';
 export type { GuardVerdict, SqlGuardOptions } from './sql-guard.js';
-export { checkIsolatedSql, tokenize } from './sql-guard.js';
-export type { TenantPool, TenantPoolConnection, TenantPoolOptions } from './tenant-pool.js';
+export { ALLOWED_SESSION_VARIABLES, checkIsolatedSql, DEFAULT_DIALECT } from './sql-guard.js';
+export type { LexResult, SqlDialect, SqlToken, SqlTokenKind } from './sql-lexer.js';
+export { lexSql, splitStatements, sqlDialect } from './sql-lexer.js';
+export type { QueryArgument, TenantCallbackConnection, TenantPoolConnection, TenantQuery } from './tenant-connection.js';
+export type { TenantPool, TenantPoolOptions } from './tenant-pool.js';
 export { createTenantPool } from './tenant-pool.js';

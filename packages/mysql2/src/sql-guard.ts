@@ -1,118 +1,16 @@
 /**
- * Reads SQL the way MySQL/MariaDB would, just far enough to find what an
- * isolated tenant must not run: a reference to a production schema, or a
- * statement that switches the session to another database. String literals and
- * comments are skipped (`'shop.orders'` in a string is data), except the
- * executable comments `/*! … *\/` and `/*M! … *\/`, whose content MySQL runs.
+ * Decides whether an isolated tenant may send a text to its shadow database.
+ * An allowlist: the statement kinds a service's data work needs (queries,
+ * writes, transactions, table DDL, SHOW/DESCRIBE/EXPLAIN, a documented list of
+ * session variables), each read with the server's own lexer rules; everything
+ * else is refused by name. It is the early, readable refusal: the shadow
+ * account's grants are the guarantee (the server refuses what the guard might
+ * miss).
  */
 
+import { lexSql, type SqlDialect, type SqlToken, splitStatements } from './sql-lexer.js';
+
 export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
-
-interface Token {
-  /** Identifier text (unquoted, backticks removed) or a single punctuation character. */
-  readonly text: string;
-  readonly kind: 'word' | 'quoted' | 'double-quoted' | 'punct';
-}
-
-function isWordChar(code: number): boolean {
-  return (
-    (code >= 48 && code <= 57) || // 0-9
-    (code >= 65 && code <= 90) || // A-Z
-    (code >= 97 && code <= 122) || // a-z
-    code === 95 || // _
-    code === 36 || // $
-    code >= 0x80
-  );
-}
-
-/** Splits SQL into identifiers and punctuation, dropping literals and comments. */
-export function tokenize(sql: string): Token[] {
-  const tokens: Token[] = [];
-  let i = 0;
-  const n = sql.length;
-  while (i < n) {
-    const c = sql[i] as string;
-    const code = sql.charCodeAt(i);
-    if (c === "'") {
-      i = skipQuoted(sql, i, "'");
-    } else if (c === '"') {
-      // A string in the default mode, an identifier under ANSI_QUOTES: kept as a
-      // candidate identifier so a server in either mode is covered.
-      const end = skipQuoted(sql, i, '"');
-      tokens.push({ text: sql.slice(i + 1, end - 1).replaceAll('""', '"'), kind: 'double-quoted' });
-      i = end;
-    } else if (c === '`') {
-      let j = i + 1;
-      let text = '';
-      while (j < n) {
-        if (sql[j] === '`') {
-          if (sql[j + 1] === '`') {
-            text += '`';
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        text += sql[j];
-        j++;
-      }
-      tokens.push({ text, kind: 'quoted' });
-      i = j + 1;
-    } else if (c === '#') {
-      i = skipLine(sql, i);
-    } else if (c === '-' && sql[i + 1] === '-' && (i + 2 >= n || /\s/.test(sql[i + 2] as string))) {
-      i = skipLine(sql, i);
-    } else if (c === '/' && sql[i + 1] === '*') {
-      const executable = sql[i + 2] === '!' || (sql[i + 2] === 'M' && sql[i + 3] === '!');
-      if (executable) {
-        // Its content runs: step over the marker (and version digits) and keep tokenizing.
-        i += sql[i + 2] === '!' ? 3 : 4;
-        while (i < n && /\d/.test(sql[i] as string)) i++;
-      } else {
-        const end = sql.indexOf('*/', i + 2);
-        i = end === -1 ? n : end + 2;
-      }
-    } else if (c === '*' && sql[i + 1] === '/') {
-      i += 2; // end of an executable comment
-    } else if (isWordChar(code)) {
-      let j = i + 1;
-      while (j < n && isWordChar(sql.charCodeAt(j))) j++;
-      tokens.push({ text: sql.slice(i, j), kind: 'word' });
-      i = j;
-    } else if (/\s/.test(c)) {
-      i++;
-    } else {
-      tokens.push({ text: c, kind: 'punct' });
-      i++;
-    }
-  }
-  return tokens;
-}
-
-function skipQuoted(sql: string, start: number, quote: string): number {
-  let i = start + 1;
-  while (i < sql.length) {
-    const c = sql[i];
-    if (c === '\\') {
-      i += 2;
-      continue;
-    }
-    if (c === quote) {
-      if (sql[i + 1] === quote) {
-        i += 2;
-        continue;
-      }
-      return i + 1;
-    }
-    i++;
-  }
-  return sql.length;
-}
-
-function skipLine(sql: string, start: number): number {
-  const end = sql.indexOf('\n', start);
-  return end === -1 ? sql.length : end + 1;
-}
 
 export interface SqlGuardOptions {
   /** The production database the isolated tenant replaces (`shop`). */
@@ -121,59 +19,465 @@ export interface SqlGuardOptions {
   isolatedDatabase: string;
   /** Other databases on the server, which the tenant must not reach either. */
   otherDatabases?: readonly string[];
+  /** How the server reads SQL. Default {@link DEFAULT_DIALECT}. */
+  dialect?: SqlDialect;
 }
 
-const SESSION_SWITCH = new Set(['use']);
-const DATABASE_WORDS = new Set(['database', 'schema']);
-const DATABASE_VERBS = new Set(['create', 'drop', 'alter']);
+/** MariaDB 10.11 in its default sql_mode. */
+export const DEFAULT_DIALECT: SqlDialect = Object.freeze({
+  flavor: 'mariadb',
+  version: 101100,
+  ansiQuotes: false,
+  noBackslashEscapes: false,
+});
 
 /**
- * Whether an isolated tenant may send `sql` to its database. Refused:
- * - any mention of the production database name outside literals and comments
- *   (`shop.orders`, `` `SHOP`.`orders` ``, `SHOW TABLES FROM shop`, `DROP DATABASE shop`),
- *   including as a double-quoted word (ANSI_QUOTES servers read it as a name);
- * - another database used as a qualifier (`analytics.events`), or named by
- *   CREATE/DROP/ALTER DATABASE;
- * - `USE`, which would switch a shared connection to another database.
- * A table or column that has the production database's name is refused too:
- * the guard cannot tell them apart, and fails closed.
+ * Session variables an isolated tenant may SET (SESSION or unscoped): timeouts,
+ * transaction behaviour, limits and optimizer knobs. Variables that change how
+ * the server reads SQL (sql_mode, character sets), which engine new tables get,
+ * logging and replication are refused.
+ */
+export const ALLOWED_SESSION_VARIABLES: ReadonlySet<string> = new Set([
+  'autocommit',
+  'auto_increment_increment',
+  'auto_increment_offset',
+  'big_tables',
+  'cte_max_recursion_depth',
+  'default_week_format',
+  'div_precision_increment',
+  'eq_range_index_dive_limit',
+  'explicit_defaults_for_timestamp',
+  'foreign_key_checks',
+  'group_concat_max_len',
+  'information_schema_stats_expiry',
+  'innodb_lock_wait_timeout',
+  'interactive_timeout',
+  'join_buffer_size',
+  'lc_messages',
+  'lc_time_names',
+  'lock_wait_timeout',
+  'max_error_count',
+  'max_execution_time',
+  'max_heap_table_size',
+  'max_join_size',
+  'max_recursive_iterations',
+  'max_sort_length',
+  'max_statement_time',
+  'net_read_timeout',
+  'net_write_timeout',
+  'optimizer_prune_level',
+  'optimizer_search_depth',
+  'optimizer_switch',
+  'profiling',
+  'read_buffer_size',
+  'read_rnd_buffer_size',
+  'session_track_schema',
+  'session_track_state_change',
+  'session_track_system_variables',
+  'session_track_transaction_info',
+  'sort_buffer_size',
+  'sql_auto_is_null',
+  'sql_big_selects',
+  'sql_buffer_result',
+  'sql_notes',
+  'sql_quote_show_create',
+  'sql_safe_updates',
+  'sql_select_limit',
+  'sql_warnings',
+  'time_zone',
+  'timestamp',
+  'tmp_table_size',
+  'transaction_isolation',
+  'transaction_read_only',
+  'tx_isolation',
+  'tx_read_only',
+  'unique_checks',
+  'wait_timeout',
+]);
+
+/** Why some well-known variables are refused, for a readable error. */
+const REFUSED_VARIABLE_REASONS: Readonly<Record<string, string>> = {
+  sql_mode: 'sql_mode changes how the server reads SQL (quotes, escapes)',
+  character_set_client: 'character sets change how the server reads SQL',
+  character_set_connection: 'character sets change how the server reads SQL',
+  character_set_results: 'character sets change how the server reads SQL',
+  collation_connection: 'character sets change how the server reads SQL',
+  names: 'SET NAMES changes how the server reads SQL',
+  character: 'SET CHARACTER SET changes how the server reads SQL',
+  charset: 'SET CHARSET changes how the server reads SQL',
+  default_storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
+  default_tmp_storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
+  storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
+  password: 'SET PASSWORD changes an account',
+  role: 'SET ROLE changes the privileges of the session',
+  default: 'SET DEFAULT ROLE changes an account',
+  statement: 'SET STATEMENT … FOR runs a statement with other settings',
+  sql_log_bin: 'it changes what the server logs',
+  sql_log_off: 'it changes what the server logs',
+};
+
+/** Storage engines that keep a table's data in the server itself. */
+const ALLOWED_ENGINES = new Set(['innodb', 'myisam', 'aria', 'memory', 'heap']);
+
+/** Functions that reach outside the database: files, server-wide locks, replication waits, UDF shells. */
+const REFUSED_FUNCTIONS: Readonly<Record<string, string>> = {
+  load_file: 'LOAD_FILE reads a file on the server',
+  get_lock: 'named locks are server-wide: shadow work would contend with production',
+  release_lock: 'named locks are server-wide: shadow work would contend with production',
+  release_all_locks: 'named locks are server-wide: shadow work would contend with production',
+  is_free_lock: 'named locks are server-wide: shadow work would contend with production',
+  is_used_lock: 'named locks are server-wide: shadow work would contend with production',
+  master_pos_wait: 'it waits on replication',
+  source_pos_wait: 'it waits on replication',
+  master_gtid_wait: 'it waits on replication',
+  wait_for_executed_gtid_set: 'it waits on replication',
+  sys_exec: 'it runs a program on the server',
+  sys_eval: 'it runs a program on the server',
+};
+
+const QUERY_STARTS = new Set(['select', 'with', 'insert', 'replace', 'update', 'delete', 'values', 'table']);
+
+/** Why statement kinds outside the allowlist are refused, for the common ones. */
+const REFUSED_STATEMENT_REASONS: Readonly<Record<string, string>> = {
+  use: 'USE would switch a pooled connection to another database',
+  prepare: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
+  execute: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
+  deallocate: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
+  call: 'a procedure runs SQL Dye does not see',
+  xa: 'XA transactions can commit or roll back other sessions’ work',
+  kill: 'KILL acts on other sessions',
+  flush: 'FLUSH acts on the whole server',
+  load: 'LOAD reads files',
+  grant: 'account statements change who may do what',
+  revoke: 'account statements change who may do what',
+  install: 'plugins change the server',
+  uninstall: 'plugins change the server',
+  shutdown: 'SHUTDOWN stops the server',
+  do: 'DO is not on the list of statements isolated tenants may run',
+  handler: 'HANDLER is not on the list of statements isolated tenants may run',
+  purge: 'PURGE acts on the server’s logs',
+  reset: 'RESET acts on the whole server',
+  change: 'CHANGE MASTER/REPLICATION acts on replication',
+  binlog: 'BINLOG replays events on the server',
+  begin: 'BEGIN NOT ATOMIC runs a compound statement',
+};
+
+const refuse = (reason: string): GuardVerdict => ({ ok: false, reason });
+const OK: GuardVerdict = Object.freeze({ ok: true });
+
+const lower = (token: SqlToken | undefined): string | undefined => (token && token.kind !== 'string' ? token.text.toLowerCase() : undefined);
+const isName = (token: SqlToken | undefined): token is SqlToken => token?.kind === 'word' || token?.kind === 'identifier';
+const isPunct = (token: SqlToken | undefined, text: string) => token?.kind === 'punct' && token.text === text;
+
+/**
+ * Whether an isolated tenant may send `sql` to its database, every statement
+ * of it. Refused: statement kinds not on the allowlist (dynamic SQL, XA, KILL,
+ * global SET, FLUSH, file I/O, account, plugin and engine statements, views,
+ * routines, triggers, events, database DDL); SET of variables not on
+ * {@link ALLOWED_SESSION_VARIABLES}; functions that reach outside the database;
+ * tables on other engines than InnoDB, MyISAM, Aria and MEMORY; any mention of
+ * the production database as a name; another database used as a qualifier; and
+ * text the server might read differently from the guard.
  */
 export function checkIsolatedSql(sql: string, options: SqlGuardOptions): GuardVerdict {
+  const lexed = lexSql(sql, options.dialect ?? DEFAULT_DIALECT);
+  if (!lexed.ok) return refuse(`${lexed.reason} at offset ${lexed.at}: the server might read it otherwise than Dye`);
+  const names = databaseNames(options);
+  for (const statement of splitStatements(lexed.tokens)) {
+    const verdict = checkStatement(statement, names);
+    if (!verdict.ok) return verdict;
+  }
+  return OK;
+}
+
+interface DatabaseNames {
+  readonly production: string;
+  readonly productionDisplay: string;
+  readonly isolated: string;
+  readonly others: ReadonlySet<string>;
+}
+
+function databaseNames(options: SqlGuardOptions): DatabaseNames {
   const production = options.productionDatabase.toLowerCase();
   const isolated = options.isolatedDatabase.toLowerCase();
   const others = new Set((options.otherDatabases ?? []).map((name) => name.toLowerCase()));
   others.delete(isolated);
   others.delete('information_schema');
-  others.delete(production);
-  const tokens = tokenize(sql);
-  let statementStart = true;
+  others.add(production);
+  return { production, productionDisplay: options.productionDatabase, isolated, others };
+}
+
+function checkStatement(tokens: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
+  const kind = checkStatementKind(tokens, names);
+  return kind.ok ? checkNamesAndFunctions(tokens, names) : kind;
+}
+
+function checkStatementKind(tokens: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
+  let first = 0;
+  while (isPunct(tokens[first], '(')) first++;
+  const head = tokens[first];
+  if (head?.kind !== 'word') return refuse('a statement must start with a keyword');
+  const verb = head.text.toLowerCase();
+  if (QUERY_STARTS.has(verb)) return OK;
+  if (first > 0) return refuse(`a parenthesized ${verb.toUpperCase()} is not a query`);
+  const rest = tokens.slice(1);
+  switch (verb) {
+    case 'begin':
+      return onlyWords(rest, ['work']) ? OK : refuse(REFUSED_STATEMENT_REASONS.begin as string);
+    case 'start':
+      return lower(rest[0]) === 'transaction' && onlyWords(rest.slice(1), ['read', 'only', 'write', 'with', 'consistent', 'snapshot'])
+        ? OK
+        : refuse('START is allowed only as START TRANSACTION');
+    case 'commit':
+      return onlyWords(rest, ['work', 'and', 'no', 'chain', 'release']) ? OK : refuse('COMMIT with unexpected words');
+    case 'rollback':
+      return checkRollback(rest);
+    case 'savepoint':
+      return rest.length === 1 && isName(rest[0]) ? OK : refuse('SAVEPOINT takes one name');
+    case 'release':
+      return lower(rest[0]) === 'savepoint' && rest.length === 2 && isName(rest[1]) ? OK : refuse('RELEASE is allowed only as RELEASE SAVEPOINT');
+    case 'lock':
+      return ['tables', 'table'].includes(lower(rest[0]) ?? '') ? OK : refuse('LOCK is allowed only as LOCK TABLES');
+    case 'unlock':
+      return ['tables', 'table'].includes(lower(rest[0]) ?? '') && rest.length === 1 ? OK : refuse('UNLOCK is allowed only as UNLOCK TABLES');
+    case 'create':
+    case 'alter':
+    case 'drop':
+    case 'truncate':
+    case 'rename':
+      return checkTableDdl(verb, tokens);
+    case 'show':
+      return checkShow(rest, names);
+    case 'describe':
+    case 'desc':
+    case 'explain':
+      return checkExplain(rest, names);
+    case 'set':
+      return checkSet(rest);
+    default:
+      return refuse(REFUSED_STATEMENT_REASONS[verb] ?? `${verb.toUpperCase()} statements are not on the list isolated tenants may run`);
+  }
+}
+
+function onlyWords(tokens: readonly SqlToken[], allowed: readonly string[]): boolean {
+  return tokens.every((token) => isPunct(token, ',') || (token.kind === 'word' && allowed.includes(token.text.toLowerCase())));
+}
+
+function checkRollback(rest: readonly SqlToken[]): GuardVerdict {
+  // ROLLBACK [WORK] [TO [SAVEPOINT] name] | ROLLBACK [WORK] [AND [NO] CHAIN] [[NO] RELEASE]
+  const to = rest.findIndex((token) => lower(token) === 'to');
+  if (to === -1) return onlyWords(rest, ['work', 'and', 'no', 'chain', 'release']) ? OK : refuse('ROLLBACK with unexpected words');
+  const before = rest.slice(0, to);
+  let after = rest.slice(to + 1);
+  if (lower(after[0]) === 'savepoint') after = after.slice(1);
+  return onlyWords(before, ['work']) && after.length === 1 && isName(after[0]) ? OK : refuse('ROLLBACK TO takes one savepoint name');
+}
+
+/** The production name anywhere, other databases as qualifiers, functions that reach outside. */
+function checkNamesAndFunctions(tokens: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
   for (let i = 0; i < tokens.length; i++) {
-    const token = tokens[i] as Token;
-    if (token.kind === 'punct') {
-      statementStart = token.text === ';';
-      continue;
+    const token = tokens[i] as SqlToken;
+    if (!isName(token)) continue;
+    const name = token.text.toLowerCase();
+    if (name === names.production) {
+      return refuse(`the statement names the production database \`${names.productionDisplay}\``);
     }
-    const lower = token.text.toLowerCase();
-    if (statementStart && token.kind === 'word' && SESSION_SWITCH.has(lower)) {
-      return { ok: false, reason: 'USE would switch a shared connection to another database' };
+    if (names.others.has(name) && isPunct(tokens[i + 1], '.') && !isPunct(tokens[i - 1], '.')) {
+      return refuse(`the statement reaches another database \`${token.text}\``);
     }
-    statementStart = false;
-    if (lower === production) {
-      return { ok: false, reason: `the statement names the production database \`${options.productionDatabase}\`` };
+    const refusedFunction = REFUSED_FUNCTIONS[name];
+    if (refusedFunction && isPunct(tokens[i + 1], '(')) return refuse(`${token.text.toUpperCase()}(): ${refusedFunction}`);
+    if (token.kind === 'word' && (name === 'outfile' || name === 'dumpfile')) {
+      return refuse(`INTO ${name.toUpperCase()} writes a file on the server`);
     }
+    if (token.kind === 'word' && name === 'procedure' && isPunct(tokens[i + 2], '(')) {
+      return refuse('SELECT … PROCEDURE runs a procedure');
+    }
+  }
+  return OK;
+}
+
+function checkTableDdl(verb: string, tokens: readonly SqlToken[]): GuardVerdict {
+  let at = 1;
+  const word = () => lower(tokens[at]);
+  if (verb === 'create' && word() === 'or' && lower(tokens[at + 1]) === 'replace') at += 2;
+  if (verb === 'alter' && (word() === 'online' || word() === 'ignore')) at++;
+  if ((verb === 'create' || verb === 'drop') && word() === 'temporary') at++;
+  const object = word();
+  const tableDdl =
+    object === 'table' ||
+    (object === 'tables' && (verb === 'drop' || verb === 'rename')) ||
+    (object === 'index' && (verb === 'create' || verb === 'drop')) ||
+    (verb === 'create' && ['unique', 'fulltext', 'spatial'].includes(object ?? '') && lower(tokens[at + 1]) === 'index') ||
+    verb === 'truncate';
+  if (!tableDdl) {
+    const what = object ? `${verb} ${object}`.toUpperCase() : verb.toUpperCase();
+    const why =
+      object === 'database' || object === 'schema'
+        ? 'database DDL is for the schema sync, run as an admin'
+        : object === 'user' || object === 'role'
+          ? 'account statements change who may do what'
+          : object === 'server'
+            ? 'a server definition reaches another server'
+            : 'only table DDL (tables and indexes) is allowed inside the shadow database';
+    return refuse(`${what}: ${why}`);
+  }
+  let depth = 0;
+  for (let i = at; i < tokens.length; i++) {
+    const token = tokens[i] as SqlToken;
+    if (isPunct(token, '(')) depth++;
+    else if (isPunct(token, ')')) depth--;
+    if (token.kind !== 'word') continue;
+    const name = token.text.toLowerCase();
     const next = tokens[i + 1];
-    if (others.has(lower) && next?.text === '.') {
-      return { ok: false, reason: `the statement reaches another database \`${token.text}\`` };
+    if (name === 'directory') return refuse('DATA/INDEX DIRECTORY places table files outside the database');
+    if (name === 'definer') return refuse('DEFINER runs code as another account');
+    if (name === 'connection' && (isPunct(next, '=') || next?.kind === 'string')) {
+      return refuse('CONNECTION makes a table that reaches another server');
     }
-    if (token.kind === 'word' && DATABASE_WORDS.has(lower)) {
-      const verb = tokens[i - 1]?.text.toLowerCase();
-      const named = tokens
-        .slice(i + 1)
-        .find((candidate) => candidate.kind !== 'punct' && !['if', 'not', 'exists'].includes(candidate.text.toLowerCase()));
-      if (verb && DATABASE_VERBS.has(verb) && named && named.text.toLowerCase() !== isolated) {
-        return { ok: false, reason: `${verb.toUpperCase()} DATABASE may only name the isolated database \`${options.isolatedDatabase}\`` };
+    if ((name === 'union' && isPunct(next, '=')) || name === 'secondary_engine') {
+      return refuse(`${token.text.toUpperCase()} is not an allowed table option`);
+    }
+    if (name === 'engine') {
+      const previous = lower(tokens[i - 1]);
+      const assigned = isPunct(next, '=');
+      // A column named `engine` in a column list or after ADD/CHANGE/MODIFY.
+      const isColumn =
+        !assigned &&
+        ((depth > 0 && (isPunct(tokens[i - 1], '(') || isPunct(tokens[i - 1], ','))) ||
+          ['add', 'column', 'change', 'modify', 'after', 'drop', 'alter', 'rename'].includes(previous ?? ''));
+      if (isColumn) continue;
+      const engine = lower(assigned ? tokens[i + 2] : next);
+      if (!engine || !ALLOWED_ENGINES.has(engine)) {
+        return refuse(`ENGINE ${engine?.toUpperCase() ?? ''}: only InnoDB, MyISAM, Aria and MEMORY tables keep their data in the database`);
       }
     }
   }
-  return { ok: true };
+  return OK;
+}
+
+const SHOW_OBJECTS = new Set([
+  'tables',
+  'columns',
+  'fields',
+  'index',
+  'indexes',
+  'keys',
+  'create',
+  'table',
+  'open',
+  'variables',
+  'status',
+  'warnings',
+  'errors',
+  'count',
+  'databases',
+  'schemas',
+  'character',
+  'charset',
+  'collation',
+  'engines',
+  'grants',
+  'triggers',
+  'processlist',
+]);
+
+function checkShow(rest: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
+  let at = 0;
+  while (['full', 'global', 'session', 'local', 'storage'].includes(lower(rest[at]) ?? '')) at++;
+  const object = lower(rest[at]);
+  if (!object || !SHOW_OBJECTS.has(object)) return refuse(`SHOW ${object?.toUpperCase() ?? ''} is not on the list isolated tenants may run`);
+  if (object === 'create' && !['table', 'view'].includes(lower(rest[at + 1]) ?? '')) return refuse('SHOW CREATE is allowed for tables and views');
+  if (object === 'table' && lower(rest[at + 1]) !== 'status') return refuse('SHOW TABLE is allowed only as SHOW TABLE STATUS');
+  return noOtherDatabase(rest, names);
+}
+
+/** `SHOW TABLES FROM analytics`, `DESCRIBE analytics.t`: a database named without a dot. */
+function noOtherDatabase(tokens: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
+  for (const token of tokens) {
+    if (isName(token) && names.others.has(token.text.toLowerCase())) return refuse(`the statement reaches another database \`${token.text}\``);
+  }
+  return OK;
+}
+
+function checkExplain(rest: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
+  let at = 0;
+  for (;;) {
+    const word = lower(rest[at]);
+    if (word === 'extended' || word === 'partitions' || word === 'analyze') at++;
+    else if (word === 'format' && isPunct(rest[at + 1], '=')) at += 3;
+    else break;
+  }
+  const next = rest[at];
+  if (lower(next) === 'for') return refuse('EXPLAIN FOR CONNECTION reads another session');
+  if (isPunct(next, '(') || QUERY_STARTS.has(lower(next) ?? '')) return OK; // the statement was checked with the rest
+  return noOtherDatabase(rest, names);
+}
+
+function checkSet(rest: readonly SqlToken[]): GuardVerdict {
+  if (rest.length === 0) return refuse('SET without an assignment');
+  // SET [SESSION] TRANSACTION …: the next transaction's characteristics.
+  const scope = lower(rest[0]);
+  const afterScope = scope === 'session' || scope === 'local' ? rest.slice(1) : rest;
+  if (lower(afterScope[0]) === 'transaction') {
+    return onlyWords(afterScope.slice(1), ['isolation', 'level', 'read', 'write', 'only', 'repeatable', 'committed', 'uncommitted', 'serializable'])
+      ? OK
+      : refuse('SET TRANSACTION with unexpected words');
+  }
+  for (const assignment of splitTopLevel(rest, ',')) {
+    const verdict = checkAssignment(assignment);
+    if (!verdict.ok) return verdict;
+  }
+  return OK;
+}
+
+function splitTopLevel(tokens: readonly SqlToken[], separator: string): SqlToken[][] {
+  const parts: SqlToken[][] = [];
+  let current: SqlToken[] = [];
+  let depth = 0;
+  for (const token of tokens) {
+    if (isPunct(token, '(')) depth++;
+    else if (isPunct(token, ')')) depth--;
+    if (depth === 0 && isPunct(token, separator)) {
+      parts.push(current);
+      current = [];
+      continue;
+    }
+    current.push(token);
+  }
+  parts.push(current);
+  return parts;
+}
+
+function checkAssignment(tokens: readonly SqlToken[]): GuardVerdict {
+  const first = tokens[0];
+  // A user variable: @name, @'name', @`name`.
+  if (isPunct(first, '@') && !isPunct(tokens[1], '@')) return OK;
+  let at = 0;
+  let scope: string | undefined;
+  if (isPunct(first, '@') && isPunct(tokens[1], '@')) {
+    at = 2;
+    const maybeScope = lower(tokens[at]);
+    if (isPunct(tokens[at + 1], '.') && maybeScope !== undefined) {
+      scope = maybeScope;
+      at += 2;
+    }
+  } else {
+    const word = lower(first);
+    if (word === 'session' || word === 'local' || word === 'global' || word === 'persist' || word === 'persist_only') {
+      scope = word;
+      at = 1;
+    }
+  }
+  if (scope !== undefined && scope !== 'session' && scope !== 'local') {
+    return refuse(`SET ${scope.toUpperCase()} changes the whole server, not the session`);
+  }
+  const variable = lower(tokens[at]);
+  if (!isName(tokens[at]) || variable === undefined) return refuse('SET of something that is not a variable');
+  const named = REFUSED_VARIABLE_REASONS[variable];
+  if (named) return refuse(`SET ${variable}: ${named}`);
+  if (!ALLOWED_SESSION_VARIABLES.has(variable)) return refuse(`SET ${variable}: not on the list of session variables isolated tenants may set`);
+  const operator = tokens[at + 1];
+  if (!isPunct(operator, '=') && !(isPunct(operator, ':') && isPunct(tokens[at + 2], '='))) return refuse(`SET ${variable} without =`);
+  return OK;
 }

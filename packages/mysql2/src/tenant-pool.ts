@@ -1,224 +1,180 @@
 import {
   currentTenant,
+  type EnforcementMode,
   getDefaultPolicy,
-  type IsolationError,
   isolatedName,
   isolationRefusal,
-  logWarning,
   type Tenant,
   type TenantPolicy,
+  warnGuardOnly,
 } from '@dye/core';
-import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
-import { checkIsolatedSql, type GuardVerdict } from './sql-guard.js';
+import type { PoolConnection as CoreConnection } from 'mysql2';
+import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import { connectionOptions, DatabaseList } from './database-list.js';
+import { IsolatedPool, type QueryResult } from './isolated-pool.js';
+import { bindConnection, type QueryArgument, type TenantCallbackConnection, type TenantPoolConnection } from './tenant-connection.js';
 
 export interface TenantPoolOptions {
   /** Which tenants isolate MySQL (isolated tenants always; colors with `isolate: ['mysql']`). Default: the default policy. */
   policy?: TenantPolicy;
-  /** Options that differ for isolated pools (another server for shadow data); merged over the base config. */
+  /**
+   * Options of isolated tenants' pools, merged over `config`: the shadow
+   * account's `user` and `password` (see grantShadowAccess), and `host`/`port`
+   * when shadow data lives on another server.
+   */
   isolatedConfig?: Partial<PoolOptions>;
+  /**
+   * `account` (default): isolated tenants connect as an account the server
+   * confines to their databases, checked at first use. `guard-only`: Dye's SQL
+   * guard alone, on whatever account isolatedConfig gives (logged at start-up).
+   */
+  enforcement?: EnforcementMode;
   /** How long the list of the server's databases (for the SQL guard) is reused, ms. Default 60 000. */
   databaseListTtl?: number;
 }
 
-type QueryArgument = string | { sql: string; values?: unknown; [option: string]: unknown };
-type Result = Awaited<ReturnType<Pool['query']>>;
-
-/** The methods of a mysql2/promise pool connection Dye binds to a tenant. */
-export interface TenantPoolConnection {
-  /** The tenant this connection belongs to. */
-  readonly tenant: Tenant;
-  query(sql: QueryArgument, values?: unknown): Promise<Result>;
-  execute(sql: QueryArgument, values?: unknown): Promise<Result>;
-  beginTransaction(): Promise<void>;
-  commit(): Promise<void>;
-  rollback(): Promise<void>;
-  release(): void;
-}
-
 /** A mysql2/promise-style pool whose isolated tenants use `<database>_<tenant>`. */
 export interface TenantPool {
-  query(sql: QueryArgument, values?: unknown): Promise<Result>;
-  execute(sql: QueryArgument, values?: unknown): Promise<Result>;
+  query(sql: QueryArgument, values?: unknown): Promise<QueryResult>;
+  execute(sql: QueryArgument, values?: unknown): Promise<QueryResult>;
+  /** A connection of the caller's tenant, bound to it. */
   getConnection(): Promise<TenantPoolConnection>;
-  /** The production pool, for code that needs mysql2's full API in baseline. */
+  /** mysql2's callback form (Kysely's MysqlDialect takes the pool this way). */
+  getConnection(callback: (error: unknown, connection: TenantCallbackConnection) => void): void;
+  /**
+   * Runs the first-use check of `tenant` now (its account is confined, its
+   * database exists), so a service can fail at start-up instead of on its first
+   * isolated request. Throws IsolationError.
+   */
+  verifyIsolation(tenant?: string): Promise<void>;
+  /**
+   * The production pool, for code that needs mysql2's full API in baseline.
+   * Used while an isolated tenant is current, any member throws IsolationError.
+   */
   readonly baselinePool: Pool;
   end(): Promise<void>;
+  end(callback: (error: unknown) => void): void;
 }
-
-interface IsolatedPool {
-  readonly tenant: Tenant;
-  readonly database: string;
-  readonly pool: Pool;
-}
-
-const GUARD_CACHE_LIMIT = 1000;
-// mysql2 error codes meaning "the isolated database cannot be used at all".
-const MISSING_DATABASE = new Set(['ER_BAD_DB_ERROR']);
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'PROTOCOL_CONNECTION_LOST', 'ECONNRESET']);
 
 /**
  * A pool for `config.database` that runs baseline and color queries there as
- * usual, and isolated tenants' queries on a separate pool on `<db>_shadow`
- * (created lazily with the same options). An isolated query is refused with
- * IsolationError, and nothing is sent to production, when the shadow database
- * does not exist, the SQL names a production schema or switches database, or
- * the shadow server cannot be reached.
+ * usual, and isolated tenants' queries on a pool of their own on
+ * `<db>_<tenant>`, as the shadow account: every statement's final text is
+ * checked by the SQL guard, and the account is checked at first use to be
+ * confined by the server to isolated databases.
  */
 export function createTenantPool(config: PoolOptions, options: TenantPoolOptions = {}): TenantPool {
   if (!config.database) throw new TypeError('createTenantPool needs config.database: isolated tenants use <database>_<tenant>');
+  const enforcement = options.enforcement ?? 'account';
+  if (enforcement !== 'account' && enforcement !== 'guard-only') throw new TypeError(`unknown enforcement ${JSON.stringify(enforcement)}`);
+  if (enforcement === 'guard-only') {
+    warnGuardOnly('mysql', `database ${config.database}: dynamic SQL, and any form the guard does not know, could reach production`);
+  }
   const production = config.database;
-  const baselinePool = mysql.createPool(config);
+  const pool = mysql.createPool(config);
   const policy = () => options.policy ?? getDefaultPolicy();
+  const databases = new DatabaseList(connectionOptions(config), options.databaseListTtl ?? 60_000);
   const isolatedPools = new Map<string, IsolatedPool>();
-  const verdicts = new Map<string, GuardVerdict>();
-  let databases: { names: string[]; at: number } | undefined;
-  const databaseListTtl = options.databaseListTtl ?? 60_000;
 
   function isolatedFor(tenant: Tenant): IsolatedPool | undefined {
     if (tenant.kind === 'baseline' || !policy().isolates(tenant, 'mysql')) return undefined;
     let isolated = isolatedPools.get(tenant.name);
     if (!isolated) {
-      const database = isolatedName('mysql-database', production, tenant);
-      // Never created implicitly: a missing database is a refusal, not a CREATE.
-      const pool = mysql.createPool({ ...config, ...options.isolatedConfig, database });
-      isolated = { tenant, database, pool };
+      isolated = new IsolatedPool({
+        tenant,
+        database: isolatedName('mysql-database', production, tenant),
+        production,
+        config: { ...config, ...options.isolatedConfig },
+        enforcement,
+        databases,
+      });
       isolatedPools.set(tenant.name, isolated);
     }
     return isolated;
   }
 
-  function refusal(tenant: Tenant, refused: string, reason: string, cause?: unknown): IsolationError {
-    return isolationRefusal('mysql', { tenant: tenant.name, refused, reason }, cause === undefined ? undefined : { cause });
-  }
-
-  /** Maps failures of the isolated pool to IsolationError where they mean "cannot isolate". */
-  function translate(isolated: IsolatedPool, error: unknown): unknown {
-    const code = (error as { code?: string })?.code ?? '';
-    if (MISSING_DATABASE.has(code)) {
-      return refusal(
-        isolated.tenant,
-        'a query',
-        `the isolated database \`${isolated.database}\` does not exist (create it with syncShadowSchema)`,
-        error,
-      );
-    }
-    if (UNREACHABLE.has(code)) {
-      return refusal(isolated.tenant, 'a query', `the server of \`${isolated.database}\` cannot be reached (${code})`, error);
-    }
-    return error;
-  }
-
-  async function otherDatabases(isolated: IsolatedPool): Promise<string[]> {
-    if (databases && Date.now() - databases.at < databaseListTtl) return databases.names;
-    try {
-      const [rows] = await isolated.pool.query('SHOW DATABASES');
-      databases = { names: (rows as Array<Record<string, string>>).map((row) => String(Object.values(row)[0])), at: Date.now() };
-    } catch (error) {
-      throw translate(isolated, error);
-    }
-    return databases.names;
-  }
-
-  async function guard(isolated: IsolatedPool, query: QueryArgument): Promise<void> {
-    const sql = typeof query === 'string' ? query : query?.sql;
-    if (typeof sql !== 'string') throw refusal(isolated.tenant, 'a query', 'the SQL text could not be read');
-    let verdict = verdicts.get(sql);
-    if (!verdict) {
-      verdict = checkIsolatedSql(sql, {
-        productionDatabase: production,
-        isolatedDatabase: isolated.database,
-        otherDatabases: await otherDatabases(isolated),
-      });
-      if (verdicts.size >= GUARD_CACHE_LIMIT) verdicts.delete(verdicts.keys().next().value as string);
-      verdicts.set(sql, verdict);
-    }
-    if (!verdict.ok)
-      throw refusal(isolated.tenant, `SQL ${JSON.stringify(sql.length > 80 ? `${sql.slice(0, 80)}…` : sql)}`, verdict.reason);
-  }
-
-  function run(method: 'query' | 'execute', query: QueryArgument, values: unknown[] | undefined): Promise<Result> {
+  function run(method: 'query' | 'execute', query: QueryArgument, values: unknown): Promise<QueryResult> {
     const isolated = isolatedFor(currentTenant());
-    // Baseline and shared-data tenants: one context lookup, then mysql2's own
-    // promise, not wrapped in another.
-    if (!isolated) return (baselinePool[method] as (q: QueryArgument, v?: unknown) => Promise<Result>)(query, values);
-    return runIsolated(isolated, method, query, values);
+    // Baseline and shared-data tenants: one context lookup, then mysql2's own promise.
+    if (!isolated) return (pool[method] as (q: QueryArgument, v?: unknown) => Promise<QueryResult>)(query, values);
+    return isolated.run(method, query, values);
   }
 
-  async function runIsolated(
-    isolated: IsolatedPool,
-    method: 'query' | 'execute',
-    query: QueryArgument,
-    values: unknown[] | undefined,
-  ): Promise<Result> {
-    await guard(isolated, query);
-    try {
-      return await (isolated.pool[method] as (q: QueryArgument, v?: unknown) => Promise<Result>)(query, values);
-    } catch (error) {
-      throw translate(isolated, error);
+  async function connect(): Promise<TenantPoolConnection> {
+    // The caller's tenant, read before any await: a queued request may be
+    // resumed by whichever query releases a connection.
+    const tenant = currentTenant();
+    const isolated = isolatedFor(tenant);
+    if (isolated) {
+      const ready = await isolated.acquire();
+      return bindConnection(ready.core, tenant, { pool: isolated, ready });
     }
+    const core = await new Promise<CoreConnection>((resolve, reject) =>
+      pool.pool.getConnection((error, connection) => (error ? reject(error) : resolve(connection))),
+    );
+    return bindConnection(core, tenant);
   }
+
+  const endAll = async () => {
+    await Promise.all([pool.end(), ...[...isolatedPools.values()].map((isolated) => isolated.end())]);
+  };
 
   return {
-    baselinePool,
-    query: (sql, values) => run('query', sql, values as unknown[] | undefined),
-    execute: (sql, values) => run('execute', sql, values as unknown[] | undefined),
-    async getConnection() {
-      // The tenant of the caller, read before any await: a queued request may be
-      // resumed by whichever query releases a connection.
-      const tenant = currentTenant();
-      const isolated = isolatedFor(tenant);
-      let connection: PoolConnection;
-      try {
-        connection = await (isolated?.pool ?? baselinePool).getConnection();
-      } catch (error) {
-        throw isolated ? translate(isolated, error) : error;
-      }
-      return bindConnection(connection, tenant, isolated, guard, translate);
+    baselinePool: guardedBaselinePool(pool, (tenant) => isolatedFor(tenant) !== undefined),
+    query: (sql, values) => run('query', sql, values),
+    execute: (sql, values) => run('execute', sql, values),
+    getConnection: ((callback?: (error: unknown, connection?: TenantCallbackConnection) => void) => {
+      const connecting = connect();
+      if (!callback) return connecting;
+      connecting.then(
+        (connection) => callback(null, connection.connection),
+        (error: unknown) => callback(error),
+      );
+      return undefined;
+    }) as TenantPool['getConnection'],
+    async verifyIsolation(tenant = 'shadow') {
+      const resolved = policy().tenant(tenant);
+      const isolated = isolatedFor(resolved);
+      if (!isolated) throw new TypeError(`tenant ${resolved.name} does not isolate MySQL under this policy`);
+      await isolated.verify();
     },
-    async end() {
-      await Promise.all([baselinePool.end(), ...[...isolatedPools.values()].map((isolated) => isolated.pool.end())]);
-    },
+    end: ((callback?: (error: unknown) => void) => {
+      const ending = endAll();
+      if (!callback) return ending;
+      ending.then(
+        () => callback(null),
+        (error: unknown) => callback(error),
+      );
+      return undefined;
+    }) as TenantPool['end'],
   };
 }
 
-function bindConnection(
-  connection: PoolConnection,
-  tenant: Tenant,
-  isolated: IsolatedPool | undefined,
-  guard: (isolated: IsolatedPool, query: QueryArgument) => Promise<void>,
-  translate: (isolated: IsolatedPool, error: unknown) => unknown,
-): TenantPoolConnection {
-  /** A connection serves only the tenant that took it: anything else would write another tenant's data. */
-  function checkTenant(what: string): void {
-    const now = currentTenant();
-    if (now.name === tenant.name) return;
-    logWarning('dye.mysql.connection-tenant', `a ${tenant.name} connection was used from ${now.name}`);
-    throw isolationRefusal('mysql', {
-      tenant: isolated ? tenant.name : now.name,
-      refused: `${what} on a connection of tenant "${tenant.name}" from tenant "${now.name}"`,
-      reason: 'connections and transactions are bound to the tenant that took them',
-    });
-  }
-  const send = async (method: 'query' | 'execute', sql: QueryArgument, values: unknown) => {
-    checkTenant(method);
-    if (isolated) await guard(isolated, sql);
-    try {
-      return await (connection[method] as (q: QueryArgument, v?: unknown) => Promise<Result>)(sql, values);
-    } catch (error) {
-      throw isolated ? translate(isolated, error) : error;
-    }
-  };
-  const control = async (what: 'beginTransaction' | 'commit' | 'rollback') => {
-    checkTenant(what);
-    await connection[what]();
-  };
-  return {
-    tenant,
-    query: (sql, values) => send('query', sql, values),
-    execute: (sql, values) => send('execute', sql, values),
-    beginTransaction: () => control('beginTransaction'),
-    commit: () => control('commit'),
-    rollback: () => control('rollback'),
-    release: () => connection.release(),
-  };
+/** The production pool, refusing every member while an isolated tenant is current. */
+function guardedBaselinePool(pool: Pool, isolates: (tenant: Tenant) => boolean): Pool {
+  return new Proxy(pool, {
+    get(target, property) {
+      const tenant = currentTenant();
+      if (isolates(tenant)) {
+        throw isolationRefusal('mysql', {
+          tenant: tenant.name,
+          refused: `baselinePool.${String(property)}`,
+          reason: "baselinePool is production's pool: isolated tenants use the tenant pool's own methods",
+        });
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const caller = currentTenant();
+        if (isolates(caller)) {
+          throw isolationRefusal('mysql', {
+            tenant: caller.name,
+            refused: `baselinePool.${String(property)}()`,
+            reason: "baselinePool is production's pool: isolated tenants use the tenant pool's own methods",
+          });
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }

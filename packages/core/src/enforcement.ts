@@ -1,0 +1,63 @@
+import { logWarning } from './log.js';
+
+/**
+ * Who keeps an isolated tenant inside its own resources:
+ * - `account` (the default): the store itself. The tenant talks to the store
+ *   as its own account, allowed only its own resources (a MySQL user granted
+ *   only `<db>_shadow`, a Redis ACL user allowed only `shadow:*`); Dye checks
+ *   at first use that the account really is confined, and refuses otherwise.
+ * - `guard-only`: Dye's own checks alone, on the production account. A parser
+ *   that misses one form is a leak; meant for development, logged at start-up.
+ */
+export type EnforcementMode = 'account' | 'guard-only';
+
+/** Logs, once per call, that isolated tenants of `store` run without the store's own enforcement. */
+export function warnGuardOnly(store: string, detail: string): void {
+  logWarning(
+    `dye.${store}.guard-only`,
+    `isolated tenants of ${store} are kept from production by Dye's checks only (enforcement: 'guard-only'); ${detail}`,
+  );
+}
+
+/**
+ * A check an adapter runs before the first isolated use of a store (that the
+ * isolated account really is confined), shared by every caller: one run at a
+ * time; a success is kept; a failure is kept for `retryAfterMs`, so a setup
+ * fixed while the service runs is picked up without a restart and a broken
+ * one is not asked again on every query.
+ */
+export class FirstUseCheck {
+  #passed = false;
+  #running: Promise<void> | undefined;
+  #failure: { readonly error: unknown; readonly at: number } | undefined;
+
+  constructor(
+    private readonly check: () => Promise<void>,
+    private readonly retryAfterMs = 5_000,
+  ) {}
+
+  get passed(): boolean {
+    return this.#passed;
+  }
+
+  ensure(): Promise<void> {
+    if (this.#passed) return Promise.resolve();
+    const failure = this.#failure;
+    if (failure && Date.now() - failure.at < this.retryAfterMs) return Promise.reject(failure.error);
+    this.#running ??= this.check()
+      .then(
+        () => {
+          this.#passed = true;
+          this.#failure = undefined;
+        },
+        (error: unknown) => {
+          this.#failure = { error, at: Date.now() };
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.#running = undefined;
+      });
+    return this.#running;
+  }
+}

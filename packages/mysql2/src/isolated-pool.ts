@@ -1,0 +1,247 @@
+import { type EnforcementMode, FirstUseCheck, type IsolationError, isolationRefusal, type Tenant } from '@dye/core';
+import mysql, { type Pool as CorePool, type PoolConnection as CoreConnection, type PoolOptions, type RowDataPacket } from 'mysql2';
+import mysqlPromise from 'mysql2/promise';
+import { connectionOptions, type DatabaseList } from './database-list.js';
+import { type FinalSql, finalSql, type SqlMethod, UnreadableSql, unsafeCharset } from './final-sql.js';
+import { inspectShadowAccount, isolatedDatabasePredicate } from './shadow-account.js';
+import { checkIsolatedSql, type GuardVerdict } from './sql-guard.js';
+import { dialectKey, type SqlDialect, sqlDialect } from './sql-lexer.js';
+
+/** A shadow connection taken from the pool, with how its server reads SQL. */
+export interface ReadyConnection {
+  readonly core: CoreConnection;
+  readonly dialect: SqlDialect;
+  readonly dialectKey: string;
+}
+
+export type QueryResult = [unknown, unknown];
+
+const VERDICT_CACHE_LIMIT = 1000;
+// mysql2 error codes that mean "this isolated database cannot be used".
+const MISSING_DATABASE = new Set(['ER_BAD_DB_ERROR', 'ER_NO_DB_ERROR']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'PROTOCOL_CONNECTION_LOST', 'ECONNRESET']);
+// The server refusing the shadow account: its grants doing their job.
+const DENIED = new Set([
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_TABLEACCESS_DENIED_ERROR',
+  'ER_COLUMNACCESS_DENIED_ERROR',
+  'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+  'ER_PROCACCESS_DENIED_ERROR',
+  'ER_KILL_DENIED_ERROR',
+  'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
+]);
+
+export interface IsolatedPoolSettings {
+  readonly tenant: Tenant;
+  /** `<db>_shadow`. */
+  readonly database: string;
+  /** The production database it stands in for. */
+  readonly production: string;
+  /** The pool options of the isolated pool (the shadow account's credentials in them). */
+  readonly config: PoolOptions;
+  readonly enforcement: EnforcementMode;
+  readonly databases: DatabaseList;
+}
+
+/**
+ * The pool of one isolated tenant on `<db>_<tenant>`, and everything that
+ * stands between it and production: the first-use check of its account, the
+ * dialect of each connection, the guard on the final text of every statement,
+ * and the translation of the server's refusals into IsolationError.
+ */
+export class IsolatedPool {
+  readonly tenant: Tenant;
+  readonly database: string;
+  readonly #settings: IsolatedPoolSettings;
+  readonly #pool: CorePool;
+  readonly #check: FirstUseCheck;
+  readonly #sessions = new WeakMap<CoreConnection, Promise<ReadyConnection>>();
+  // dialect → final text → verdict; cleared when the list of databases changes.
+  readonly #verdicts = new Map<string, Map<string, GuardVerdict>>();
+  #verdictsGeneration = -1;
+
+  constructor(settings: IsolatedPoolSettings) {
+    this.#settings = settings;
+    this.tenant = settings.tenant;
+    this.database = settings.database;
+    // Never created implicitly: a missing database is a refusal, not a CREATE.
+    this.#pool = mysql.createPool({ ...settings.config, database: settings.database });
+    this.#check = new FirstUseCheck(() => this.#firstUse());
+  }
+
+  /** Runs the first-use check now (the account, the database): for a service that wants to fail at start-up. */
+  async verify(): Promise<void> {
+    await this.#check.ensure();
+  }
+
+  /** A connection ready for guarded use; the caller releases it. */
+  async acquire(): Promise<ReadyConnection> {
+    if (!this.#check.passed) await this.#check.ensure();
+    let core: CoreConnection;
+    try {
+      core = await new Promise<CoreConnection>((resolve, reject) => {
+        this.#pool.getConnection((error, connection) => (error ? reject(error) : resolve(connection)));
+      });
+    } catch (error) {
+      throw await this.translate(error);
+    }
+    try {
+      let session = this.#sessions.get(core);
+      if (!session) {
+        session = this.#readSession(core);
+        this.#sessions.set(core, session);
+        session.catch(() => this.#sessions.delete(core));
+      }
+      return await session;
+    } catch (error) {
+      core.release();
+      throw await this.translate(error);
+    }
+  }
+
+  /** The final text of a statement, checked: throws IsolationError when it may not be sent. */
+  prepare(ready: ReadyConnection, method: SqlMethod, query: unknown, values: unknown): FinalSql {
+    let statement: FinalSql;
+    try {
+      statement = finalSql(ready.core, method, query, values);
+    } catch (error) {
+      if (error instanceof UnreadableSql) throw this.refusal('a query', error.message);
+      throw error;
+    }
+    const verdict = this.#verdict(ready, statement.text);
+    if (!verdict.ok) throw this.refusal(`SQL ${JSON.stringify(excerpt(statement.text))}`, verdict.reason);
+    return statement;
+  }
+
+  /** `pool.query` / `pool.execute` for this tenant: take a connection, check, send, release. */
+  async run(method: SqlMethod, query: unknown, values: unknown): Promise<QueryResult> {
+    const ready = await this.acquire();
+    try {
+      const statement = this.prepare(ready, method, query, values);
+      return await send(ready.core, method, statement.options);
+    } catch (error) {
+      throw await this.translate(error);
+    } finally {
+      ready.core.release();
+    }
+  }
+
+  /** Maps failures that mean "cannot isolate" (or "the server refused the shadow account") to IsolationError. */
+  async translate(error: unknown): Promise<unknown> {
+    if ((error as { code?: string })?.code === 'DYE_ISOLATION') return error;
+    const code = (error as { code?: string })?.code ?? '';
+    const message = (error as Error)?.message ?? String(error);
+    if (MISSING_DATABASE.has(code)) {
+      return this.refusal('a query', `the isolated database \`${this.database}\` does not exist (create it with syncShadowSchema)`, error);
+    }
+    if (code === 'ER_NO_SUCH_TABLE') {
+      const exists = await this.#settings.databases.exists(this.database).catch(() => true);
+      if (!exists) return this.refusal('a query', `the isolated database \`${this.database}\` was dropped`, error);
+      return error;
+    }
+    if (DENIED.has(code)) return this.refusal('a query', `the server refused it to the isolated account: ${message}`, error);
+    if (UNREACHABLE.has(code)) {
+      return this.refusal('a query', `the server of \`${this.database}\` cannot be reached (${code})`, error);
+    }
+    return error;
+  }
+
+  refusal(refused: string, reason: string, cause?: unknown): IsolationError {
+    return isolationRefusal('mysql', { tenant: this.tenant.name, refused, reason }, cause === undefined ? undefined : { cause });
+  }
+
+  end(): Promise<void> {
+    return new Promise((resolve, reject) => this.#pool.end((error) => (error ? reject(error) : resolve())));
+  }
+
+  #verdict(ready: ReadyConnection, text: string): GuardVerdict {
+    const databases = this.#settings.databases;
+    const names = databases.current() ?? [];
+    if (this.#verdictsGeneration !== databases.generation) {
+      this.#verdicts.clear();
+      this.#verdictsGeneration = databases.generation;
+    }
+    let cache = this.#verdicts.get(ready.dialectKey);
+    if (!cache) {
+      cache = new Map();
+      this.#verdicts.set(ready.dialectKey, cache);
+    }
+    let verdict = cache.get(text);
+    if (!verdict) {
+      verdict = checkIsolatedSql(text, {
+        productionDatabase: this.#settings.production,
+        isolatedDatabase: this.database,
+        otherDatabases: names,
+        dialect: ready.dialect,
+      });
+      if (cache.size >= VERDICT_CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+      cache.set(text, verdict);
+    }
+    return verdict;
+  }
+
+  /** How this connection's server reads SQL: asked once per connection (the guard refuses statements that change it). */
+  async #readSession(core: CoreConnection): Promise<ReadyConnection> {
+    const [rows] = await send(core, 'query', {
+      sql: 'SELECT @@SESSION.sql_mode AS mode, @@SESSION.character_set_client AS charset, VERSION() AS version',
+      values: [],
+    });
+    const row = ((rows as RowDataPacket[])[0] ?? {}) as Record<string, unknown>;
+    const charsetProblem = unsafeCharset(core, String(row.charset));
+    if (charsetProblem) throw this.refusal('a connection', `${charsetProblem}: the guard could misread string boundaries`);
+    let dialect: SqlDialect;
+    try {
+      dialect = sqlDialect(String(row.version), String(row.mode));
+    } catch (error) {
+      throw this.refusal('a connection', (error as Error).message);
+    }
+    return { core, dialect, dialectKey: dialectKey(dialect) };
+  }
+
+  /** The isolated account is confined to isolated databases, and `<db>_<tenant>` exists. */
+  async #firstUse(): Promise<void> {
+    const settings = this.#settings;
+    let connection: mysqlPromise.Connection;
+    try {
+      connection = await mysqlPromise.createConnection({ ...connectionOptions(settings.config), database: this.database, connectTimeout: 10_000 });
+    } catch (error) {
+      throw await this.translate(error);
+    }
+    try {
+      if (settings.enforcement === 'account') {
+        const report = await inspectShadowAccount(connection, isolatedDatabasePredicate(settings.production, this.tenant.name));
+        if (report.problems.length > 0) {
+          const problems = report.problems.map((problem) => problem.problem).join('; ');
+          throw this.refusal(
+            `isolated traffic as ${report.account}`,
+            `the account can reach more than isolated databases (${problems}). Give isolated tenants an account of their own, ` +
+              `confined to \`${this.database}\`: \`dye shadow grant --mysql <admin-url> --db ${settings.production} --user <name> --apply\` ` +
+              "(or grantShadowAccess), then pass its user and password as isolatedConfig; enforcement: 'guard-only' runs without one",
+          );
+        }
+      }
+    } finally {
+      connection.destroy();
+    }
+    await settings.databases.ready();
+  }
+}
+
+/** mysql2's callback API as a promise of `[rows, fields]`; a synchronous throw (bad values) rejects. */
+export function send(core: CoreConnection, method: SqlMethod, options: unknown, values?: unknown): Promise<QueryResult> {
+  return new Promise((resolve, reject) => {
+    const callback = (error: Error | null, rows?: unknown, fields?: unknown) => (error ? reject(error) : resolve([rows, fields]));
+    try {
+      const call = core[method] as (...args: unknown[]) => unknown;
+      if (values === undefined) call.call(core, options, callback);
+      else call.call(core, options, values, callback);
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
+function excerpt(sql: string): string {
+  return sql.length > 80 ? `${sql.slice(0, 80)}…` : sql;
+}

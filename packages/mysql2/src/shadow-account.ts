@@ -1,0 +1,94 @@
+import { isolatedSuffix } from '@dye/core';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { type GrantProblem, grantProblems, parseGrantLine } from './grants.js';
+
+/** Names a database of an isolated tenant may have: `<db>_shadow`, `<db>_shadow_lt1`. */
+const SHADOW_DATABASE = /_shadow(?:_[a-z0-9_]+)?$/i;
+
+export interface ShadowAccountReport {
+  /** The account the server authenticated, as `CURRENT_USER()` names it. */
+  readonly account: string;
+  readonly serverVersion: string;
+  /** Every grant line read: the account's, its roles' (and PUBLIC's on MariaDB). */
+  readonly grants: readonly string[];
+  /** What lets the account act outside isolated databases; empty when it is confined. */
+  readonly problems: readonly GrantProblem[];
+}
+
+/**
+ * Whether `database` is one an isolated account may hold privileges on: the
+ * tenant's own database, or any database named like an isolated one, but
+ * never the production database itself.
+ */
+export function isolatedDatabasePredicate(production: string, tenantName: string): (database: string) => boolean {
+  const suffix = isolatedSuffix(tenantName).toLowerCase();
+  return (database) => {
+    const name = database.toLowerCase();
+    return name !== production.toLowerCase() && (SHADOW_DATABASE.test(name) || name.endsWith(suffix));
+  };
+}
+
+async function lines(connection: Connection, sql: string): Promise<string[]> {
+  const [rows] = await connection.query<RowDataPacket[]>(sql);
+  return rows.map((row) => String(Object.values(row)[0]));
+}
+
+/**
+ * Reads what the account of `connection` may do (its grants, its roles'
+ * grants, PUBLIC's) and judges it: any privilege outside isolated databases,
+ * any server-wide privilege, PROXY, GRANT OPTION or a line Dye cannot read is
+ * a problem. `connection` should be one of its own: on MariaDB the roles are
+ * read by enabling them with SET ROLE.
+ */
+export async function inspectShadowAccount(
+  connection: Connection,
+  isAllowed: (database: string) => boolean,
+): Promise<ShadowAccountReport> {
+  const [[identity]] = await connection.query<RowDataPacket[]>('SELECT CURRENT_USER() AS account, VERSION() AS version');
+  const account = String(identity?.account);
+  const serverVersion = String(identity?.version);
+  const mariadb = /mariadb/i.test(serverVersion);
+  const grants = await lines(connection, 'SHOW GRANTS FOR CURRENT_USER()');
+  const problems: GrantProblem[] = [];
+  const roles = [...new Set(grants.flatMap((line) => roleNames(line)))];
+  if (mariadb) {
+    // A role's grants are readable to its grantee only while it is enabled;
+    // enabling one shows the roles granted to it as well.
+    for (const role of roles) {
+      try {
+        await connection.query(`SET ROLE ${role}`);
+        grants.push(...(await lines(connection, 'SHOW GRANTS')));
+      } catch (error) {
+        problems.push({ line: `GRANT ${role}`, problem: `the grants of role ${role} cannot be read (${(error as Error).message})` });
+      }
+    }
+    if (roles.length > 0) await connection.query('SET ROLE NONE');
+    // MariaDB 10.11 grants to PUBLIC apply to every account.
+    grants.push(...(await lines(connection, 'SHOW GRANTS FOR PUBLIC').catch(() => [])));
+  } else {
+    const [[mandatory]] = await connection
+      .query<RowDataPacket[]>('SELECT @@GLOBAL.mandatory_roles AS roles')
+      .catch(() => [[{ roles: '' }]] as unknown as [RowDataPacket[]]);
+    const all = [
+      ...roles,
+      ...String(mandatory?.roles ?? '')
+        .split(',')
+        .map((role) => role.trim())
+        .filter(Boolean),
+    ];
+    if (all.length > 0) {
+      try {
+        grants.push(...(await lines(connection, `SHOW GRANTS FOR CURRENT_USER() USING ${all.join(', ')}`)));
+      } catch (error) {
+        problems.push({ line: `roles ${all.join(', ')}`, problem: `the grants of its roles cannot be read (${(error as Error).message})` });
+      }
+    }
+  }
+  problems.push(...grantProblems([...new Set(grants)], isAllowed));
+  return { account, serverVersion, grants: [...new Set(grants)], problems };
+}
+
+function roleNames(line: string): string[] {
+  const grant = parseGrantLine(line);
+  return grant.kind === 'roles' ? [...grant.roles] : [];
+}
