@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
 import mysql from 'mysql2/promise';
 import { MYSQL, uniqueName } from '../../../test/support/services.js';
 
@@ -40,4 +42,44 @@ export async function productionState(admin: mysql.Connection, database: string)
 
 export function adminConnection(): Promise<mysql.Connection> {
   return mysql.createConnection({ ...MYSQL, multipleStatements: true });
+}
+
+export interface ShadowAccount {
+  readonly user: string;
+  readonly password: string;
+  /** The pool options isolated tenants connect with. */
+  readonly isolatedConfig: { user: string; password: string };
+  drop(): Promise<void>;
+}
+
+/** A shadow account of the test's own, confined by grantShadowAccess to `<db>_<tenant>` for `tenants`. */
+export async function createShadowAccount(
+  admin: mysql.Connection,
+  database: string,
+  tenants: readonly string[] = ['shadow'],
+): Promise<ShadowAccount> {
+  const user = uniqueName('dye_sh');
+  const password = randomBytes(12).toString('hex');
+  await grantShadowAccess(admin, { database, tenants, user, password, apply: true });
+  return {
+    user,
+    password,
+    isolatedConfig: { user, password },
+    drop: async () => {
+      await admin.query(`DROP USER IF EXISTS ${mysql.escape(user)}@'%'`);
+    },
+  };
+}
+
+/** A production database with its `_shadow` twin synced (reference rows copied), as a test starts from. */
+export async function createShadowedDatabase(admin: mysql.Connection, prefix: string, tenants: readonly string[] = ['shadow']): Promise<string> {
+  const database = await createProductionDatabase(admin, prefix);
+  for (const tenant of tenants) await syncShadowSchema({ connection: admin, database, tenant, apply: true, copyTables: ['customers', 'stock'] });
+  return database;
+}
+
+/** Drops a test's production database and its isolated twins. */
+export async function dropDatabases(admin: mysql.Connection, database: string, tenants: readonly string[] = ['shadow']): Promise<void> {
+  await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+  for (const tenant of tenants) await admin.query(`DROP DATABASE IF EXISTS \`${database}_${tenant.replaceAll('-', '_')}\``);
 }
