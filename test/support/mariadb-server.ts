@@ -15,7 +15,11 @@ export class OwnMariaDb {
   #process: ChildProcess | undefined;
   #installed = false;
 
-  constructor(readonly port: number) {}
+  /** `options`: extra server options, such as `--sql-mode=ANSI_QUOTES`. */
+  constructor(
+    readonly port: number,
+    readonly options: readonly string[] = [],
+  ) {}
 
   async start(): Promise<void> {
     const asRoot = process.getuid?.() === 0;
@@ -45,6 +49,7 @@ export class OwnMariaDb {
         `--pid-file=${join(this.#dir, 'mysqld.pid')}`,
         '--skip-log-bin',
         '--innodb-buffer-pool-size=16M',
+        ...this.options,
         ...(asRoot ? ['--user=root'] : []),
       ],
       { stdio: 'ignore' },

@@ -1,6 +1,13 @@
 import { isolatedName } from '@dye/core';
 import { type SyncShadowTopicsResult, syncShadowTopics } from '@dye/kafkajs';
-import { checkShadowSchema, type ShadowSchemaReport, type SyncShadowSchemaResult, syncShadowSchema } from '@dye/mysql2';
+import {
+  checkShadowSchema,
+  type GrantShadowAccessResult,
+  grantShadowAccess,
+  type ShadowSchemaReport,
+  type SyncShadowSchemaResult,
+  syncShadowSchema,
+} from '@dye/mysql2';
 import type { Command } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
@@ -53,6 +60,29 @@ export function registerShadowCommands(program: Command): void {
     process.exitCode = EXIT.ok;
   });
 
+  shadow
+    .command('grant')
+    .description(
+      'create or fix the account isolated tenants connect as, confined by the server to <db>_<tenant> (a dry run without --apply)',
+    )
+    .requiredOption('--mysql <url>', 'admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
+    .option('--db <name>', 'a production database (repeat for more): the account gets <db>_<tenant>', collect, [])
+    .option('--tenant <name>', 'an isolated tenant (repeat for more; default shadow)', collect, [])
+    .requiredOption('--user <name>', "the shadow account's user name")
+    .option('--host <pattern>', "the account's host pattern", '%')
+    .option(
+      '--password-env <name>',
+      'the environment variable holding its password (never taken from the command line)',
+      'DYE_SHADOW_PASSWORD',
+    )
+    .option('--apply', 'run the statements')
+    .option('--json', 'print the result as JSON')
+    .action(async (options: GrantOptions) => {
+      const result = await runGrant(options);
+      printGrant(result, options);
+      process.exitCode = EXIT.ok;
+    });
+
   addShadowOptions(
     shadow.command('check').description('report drift between production and its shadow resources; exit 1 when there is any'),
   ).action(async (options: ShadowOptions) => {
@@ -103,6 +133,60 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
     }
   }
   return outcome;
+}
+
+interface GrantOptions {
+  mysql: string;
+  db: string[];
+  tenant: string[];
+  user: string;
+  host: string;
+  passwordEnv: string;
+  apply?: boolean;
+  json?: boolean;
+}
+
+async function runGrant(options: GrantOptions): Promise<GrantShadowAccessResult> {
+  const tenants = options.tenant.length > 0 ? options.tenant : ['shadow'];
+  for (const tenant of tenants) {
+    try {
+      isolatedName('mysql-database', 'x', tenant);
+    } catch (error) {
+      throw new UsageError(`--tenant ${tenant}: ${(error as Error).message.replace(/^isolatedName: /, '')}`);
+    }
+  }
+  const password = process.env[options.passwordEnv];
+  const { connection, database } = await connectMysql(options.mysql, options.db[0]);
+  try {
+    return await grantShadowAccess(connection, {
+      database: options.db.length > 0 ? options.db : [database],
+      tenants,
+      user: options.user,
+      host: options.host,
+      ...(password ? { password } : {}),
+      apply: options.apply === true,
+    });
+  } catch (error) {
+    if (error instanceof TypeError && /give a password/.test(error.message)) {
+      throw new UsageError(`${error.message.replace('give a password', `set ${options.passwordEnv}`)}`);
+    }
+    throw error;
+  } finally {
+    await connection.end();
+  }
+}
+
+function printGrant(result: GrantShadowAccessResult, options: GrantOptions): void {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  const lines = [pc.bold(`MySQL account ${result.account} → ${result.databases.join(', ')}`)];
+  for (const statement of result.statements) lines.push(`  ${pc.cyan(result.applied ? '+' : '·')} ${statement}`);
+  if (result.statements.length === 0) lines.push(`  ${pc.green('✓')} confined to its isolated databases, nothing to do`);
+  else if (!result.applied) lines.push(pc.dim('dry run: nothing changed; add --apply to run these statements'));
+  else lines.push(`  ${pc.green('✓')} confined to its isolated databases`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 function isMysqlInSync(report: ShadowSchemaReport | SyncShadowSchemaResult, applied: boolean): boolean {

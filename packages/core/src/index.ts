@@ -22,10 +22,10 @@ export {
   TENANT_HEADER,
 } from './codec.js';
 export { bindTenant, currentTenant, withTenant } from './context.js';
-export type { EnforcementMode } from './enforcement.js';
-export { FirstUseCheck, warnGuardOnly } from './enforcement.js';
 export type { EdgeDecision, EdgeGuard, EdgeGuardOptions, EdgeMode, EdgeRequest, EdgeSource } from './edge-guard.js';
 export { createEdgeGuard } from './edge-guard.js';
+export type { EnforcementMode } from './enforcement.js';
+export { FirstUseCheck, warnGuardOnly } from './enforcement.js';
 export { IsolationError, TenantConflictError } from './errors.js';
 export type { DyeLogEvent, DyeLogger } from './log.js';
 export { logWarning, setLogger } from './log.js';

@@ -189,7 +189,10 @@ class LazyQuery implements PromiseLike<string> {
   get table(): string {
     return this.#table;
   }
-  then<A = string, B = never>(onFulfilled?: ((value: string) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
+  then<A = string, B = never>(
+    onFulfilled?: ((value: string) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ) {
     // Runs "the query" now, in whatever tenant is current at this moment.
     const ranIn = name();
     LazyQuery.started.push(ranIn);

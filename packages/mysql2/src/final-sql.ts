@@ -60,7 +60,8 @@ export function finalSql(core: CoreConnection, method: SqlMethod, query: unknown
     text = converted;
     bound = array ?? [];
   }
-  if (bound !== undefined && !Array.isArray(bound)) throw new UnreadableSql('execute takes an array of values (or an object with namedPlaceholders)');
+  if (bound !== undefined && !Array.isArray(bound))
+    throw new UnreadableSql('execute takes an array of values (or an object with namedPlaceholders)');
   return { text, options: { ...options, sql: text, values: bound ?? [] } };
 }
 
@@ -76,7 +77,8 @@ const ASCII_SAFE_CHARSETS = /^(utf8|utf8mb3|utf8mb4|latin1|ascii)$/i;
 export function unsafeCharset(core: CoreConnection, serverCharset: string): string | undefined {
   const charsetNumber = (core.config as { charsetNumber?: number }).charsetNumber ?? 0;
   const encoding = (mysql.CharsetToEncoding as string[])[charsetNumber];
-  if (!encoding || !ASCII_SAFE_ENCODINGS.has(encoding)) return `the connection character set (${encoding ?? charsetNumber}) is not utf8mb4, utf8 or latin1`;
+  if (!encoding || !ASCII_SAFE_ENCODINGS.has(encoding))
+    return `the connection character set (${encoding ?? charsetNumber}) is not utf8mb4, utf8 or latin1`;
   if (!ASCII_SAFE_CHARSETS.test(serverCharset)) return `the server reads this session as ${serverCharset}, not utf8mb4, utf8 or latin1`;
   return undefined;
 }

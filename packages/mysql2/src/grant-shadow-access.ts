@@ -65,12 +65,16 @@ export async function grantShadowAccess(admin: Connection | Pool, options: Grant
   const productionDatabases = typeof options.database === 'string' ? [options.database] : [...options.database];
   if (productionDatabases.length === 0) throw new TypeError('grantShadowAccess needs at least one database');
   const tenants = options.tenants ?? ['shadow'];
-  const databases = [...new Set(productionDatabases.flatMap((database) => tenants.map((tenant) => isolatedName('mysql-database', database, tenant))))];
+  const databases = [
+    ...new Set(productionDatabases.flatMap((database) => tenants.map((tenant) => isolatedName('mysql-database', database, tenant)))),
+  ];
 
   const statements: Array<{ sql: string; shown: string }> = [];
   const run = (sql: string, shown = sql) => statements.push({ sql, shown });
   const masked = (password: string) => ({ sql: mysql.escape(password), shown: "'***'" });
 
+  const [[session]] = await admin.query<RowDataPacket[]>('SELECT @@SESSION.sql_mode AS mode');
+  const reading = { ansiQuotes: /ANSI/.test(String(session?.mode)) };
   const existing = await showGrants(admin, account);
   if (existing === undefined) {
     if (options.password === undefined) throw new TypeError(`the account ${account} does not exist: give a password to create it`);
@@ -84,7 +88,7 @@ export async function grantShadowAccess(admin: Connection | Pool, options: Grant
   const held = new Map<string, Set<string>>(); // isolated database → privileges it already has
   let revokedRoles = false;
   for (const line of existing ?? []) {
-    const grant = parseGrantLine(line);
+    const grant = parseGrantLine(line, reading);
     switch (grant.kind) {
       case 'default-role':
         break;
@@ -124,7 +128,8 @@ export async function grantShadowAccess(admin: Connection | Pool, options: Grant
   for (const database of databases) {
     const has = held.get(database) ?? new Set<string>();
     const missing = SHADOW_PRIVILEGES.filter((privilege) => !has.has(privilege));
-    if (missing.length > 0) run(`GRANT ${missing.join(', ')} ON \`${escapeGrantDatabase(database).replaceAll('`', '``')}\`.* TO ${account}`);
+    if (missing.length > 0)
+      run(`GRANT ${missing.join(', ')} ON \`${escapeGrantDatabase(database).replaceAll('`', '``')}\`.* TO ${account}`);
   }
 
   if (options.apply) for (const statement of statements) await admin.query(statement.sql);

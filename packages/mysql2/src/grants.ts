@@ -26,12 +26,15 @@ export type GrantLine =
   | { readonly kind: 'default-role'; readonly line: string }
   | { readonly kind: 'unreadable'; readonly line: string; readonly reason: string };
 
-const READING = { flavor: 'mariadb', version: 999999, ansiQuotes: false, noBackslashEscapes: false } as const;
+/** How a session prints its grants: with ANSI_QUOTES, names in double quotes. */
+export interface GrantReading {
+  readonly ansiQuotes?: boolean;
+}
 
 const wordIs = (token: SqlToken | undefined, word: string) => token?.kind === 'word' && token.text.toLowerCase() === word;
 
-export function parseGrantLine(line: string): GrantLine {
-  const lexed = lexSql(line, READING);
+export function parseGrantLine(line: string, reading: GrantReading = {}): GrantLine {
+  const lexed = lexSql(line, { flavor: 'mariadb', version: 999999, ansiQuotes: reading.ansiQuotes === true, noBackslashEscapes: false });
   const unreadable = (reason: string): GrantLine => ({ kind: 'unreadable', line, reason });
   if (!lexed.ok) return unreadable(lexed.reason);
   const tokens = lexed.tokens;
@@ -97,7 +100,13 @@ function splitPrivileges(line: string, tokens: readonly SqlToken[]): string[] {
   let end: SqlToken | undefined;
   let depth = 0;
   const flush = () => {
-    if (start && end) privileges.push(line.slice(start.start, end.end).replace(/\s+/g, ' ').toUpperCase().replace(/\(\s*/g, '(').replace(/\s*\)/g, ')'));
+    if (start && end) {
+      // Keywords in upper case, one space apart; a column list as printed (column names keep their case).
+      const text = line.slice(start.start, end.end);
+      const list = text.indexOf('(');
+      const keywords = (list === -1 ? text : text.slice(0, list)).trim().replace(/\s+/g, ' ').toUpperCase();
+      privileges.push(list === -1 ? keywords : `${keywords} ${text.slice(list).trim()}`);
+    }
     start = undefined;
     end = undefined;
   };
@@ -152,10 +161,10 @@ export interface GrantProblem {
  * line Dye cannot read. Role lines are not problems by themselves: the roles'
  * own grants must be read and judged too.
  */
-export function grantProblems(lines: readonly string[], isAllowed: (database: string) => boolean): GrantProblem[] {
+export function grantProblems(lines: readonly string[], isAllowed: (database: string) => boolean, reading: GrantReading = {}): GrantProblem[] {
   const problems: GrantProblem[] = [];
   for (const line of lines) {
-    const grant = parseGrantLine(line);
+    const grant = parseGrantLine(line, reading);
     const add = (problem: string) => problems.push({ line, problem });
     switch (grant.kind) {
       case 'roles':

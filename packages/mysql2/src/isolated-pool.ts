@@ -1,5 +1,5 @@
 import { type EnforcementMode, FirstUseCheck, type IsolationError, isolationRefusal, type Tenant } from '@dye/core';
-import mysql, { type Pool as CorePool, type PoolConnection as CoreConnection, type PoolOptions, type RowDataPacket } from 'mysql2';
+import mysql, { type PoolConnection as CoreConnection, type Pool as CorePool, type PoolOptions, type RowDataPacket } from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { connectionOptions, type DatabaseList } from './database-list.js';
 import { type FinalSql, finalSql, type SqlMethod, UnreadableSql, unsafeCharset } from './final-sql.js';
@@ -204,7 +204,11 @@ export class IsolatedPool {
     const settings = this.#settings;
     let connection: mysqlPromise.Connection;
     try {
-      connection = await mysqlPromise.createConnection({ ...connectionOptions(settings.config), database: this.database, connectTimeout: 10_000 });
+      connection = await mysqlPromise.createConnection({
+        ...connectionOptions(settings.config),
+        database: this.database,
+        connectTimeout: 10_000,
+      });
     } catch (error) {
       throw await this.translate(error);
     }

@@ -1,6 +1,6 @@
 import { isolatedSuffix } from '@dye/core';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { type GrantProblem, grantProblems, parseGrantLine } from './grants.js';
+import { type GrantProblem, type GrantReading, grantProblems, parseGrantLine } from './grants.js';
 
 /** Names a database of an isolated tenant may have: `<db>_shadow`, `<db>_shadow_lt1`. */
 const SHADOW_DATABASE = /_shadow(?:_[a-z0-9_]+)?$/i;
@@ -40,17 +40,17 @@ async function lines(connection: Connection, sql: string): Promise<string[]> {
  * a problem. `connection` should be one of its own: on MariaDB the roles are
  * read by enabling them with SET ROLE.
  */
-export async function inspectShadowAccount(
-  connection: Connection,
-  isAllowed: (database: string) => boolean,
-): Promise<ShadowAccountReport> {
-  const [[identity]] = await connection.query<RowDataPacket[]>('SELECT CURRENT_USER() AS account, VERSION() AS version');
+export async function inspectShadowAccount(connection: Connection, isAllowed: (database: string) => boolean): Promise<ShadowAccountReport> {
+  const [[identity]] = await connection.query<RowDataPacket[]>(
+    'SELECT CURRENT_USER() AS account, VERSION() AS version, @@SESSION.sql_mode AS mode',
+  );
+  const reading = { ansiQuotes: /ANSI/.test(String(identity?.mode)) };
   const account = String(identity?.account);
   const serverVersion = String(identity?.version);
   const mariadb = /mariadb/i.test(serverVersion);
   const grants = await lines(connection, 'SHOW GRANTS FOR CURRENT_USER()');
   const problems: GrantProblem[] = [];
-  const roles = [...new Set(grants.flatMap((line) => roleNames(line)))];
+  const roles = [...new Set(grants.flatMap((line) => roleNames(line, reading)))];
   if (mariadb) {
     // A role's grants are readable to its grantee only while it is enabled;
     // enabling one shows the roles granted to it as well.
@@ -84,11 +84,11 @@ export async function inspectShadowAccount(
       }
     }
   }
-  problems.push(...grantProblems([...new Set(grants)], isAllowed));
+  problems.push(...grantProblems([...new Set(grants)], isAllowed, reading));
   return { account, serverVersion, grants: [...new Set(grants)], problems };
 }
 
-function roleNames(line: string): string[] {
-  const grant = parseGrantLine(line);
+function roleNames(line: string, reading: GrantReading): string[] {
+  const grant = parseGrantLine(line, reading);
   return grant.kind === 'roles' ? [...grant.roles] : [];
 }

@@ -1,5 +1,15 @@
 import { isolatedName } from '@dye/core';
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import {
+  normalizedBody,
+  readSchemaObjects,
+  retargetSql,
+  type SchemaObject,
+  type SchemaObjectKind,
+  shadowCreateStatement,
+  showCreateObject,
+} from './schema-objects.js';
+import { type SqlDialect, sqlDialect } from './sql-lexer.js';
 
 type Queryable = Connection | Pool | PoolConnection;
 
@@ -13,8 +23,22 @@ export interface ShadowSchemaOptions {
 }
 
 export interface SyncShadowSchemaOptions extends ShadowSchemaOptions {
-  /** Apply additive changes (missing database, tables, views, columns, indexes). Default false: report only. */
+  /** Apply additive changes (missing database, tables, views, triggers, routines, columns, indexes). Default false: report only. */
   apply?: boolean;
+  /**
+   * Views, triggers and routines that name another database are refused (a
+   * shadow copy would read or write it). With this, such a name is rewritten to
+   * that database's own isolated twin (`analytics` → `analytics_shadow`), which
+   * must exist.
+   */
+  rewriteForeignDatabases?: boolean;
+  /**
+   * The account shadow triggers run as (`'dye_shadow'@'%'`). Triggers always run
+   * with their definer's rights; without this they run as the account syncing.
+   * Views and routines are made SQL SECURITY INVOKER: they run as the shadow
+   * account that queries them.
+   */
+  definer?: string;
   /** With `apply`: drop and recreate tables whose drift is not additive (their shadow data is lost). */
   recreate?: boolean;
   /** Tables whose rows are copied from production into shadow on every sync (reference data such as a catalogue). */
@@ -32,9 +56,13 @@ export type DriftKind =
   | 'index-extra'
   | 'index-changed'
   | 'engine'
-  | 'charset';
+  | 'charset'
+  | 'view-definition'
+  | 'trigger-definition'
+  | 'routine-definition';
 
 export interface Drift {
+  /** The table, or the view, trigger or routine, concerned. */
   readonly table: string;
   readonly kind: DriftKind;
   /** The column or index concerned, when there is one. */
@@ -52,11 +80,28 @@ export interface ShadowSchemaReport {
   /** Production tables and views with no shadow counterpart. */
   readonly missingTables: readonly string[];
   readonly missingViews: readonly string[];
+  readonly missingTriggers: readonly string[];
+  /** Procedures and functions, as `procedure p` / `function f`. */
+  readonly missingRoutines: readonly string[];
+  /**
+   * Production objects a shadow copy cannot be made of as they are: views,
+   * triggers and routines naming another database, tables on an engine that
+   * keeps data elsewhere (FEDERATED, CONNECT, SPIDER…).
+   */
+  readonly foreignReferences: readonly ForeignReference[];
   /** Shadow tables that production does not have (reported, never dropped). */
   readonly extraTables: readonly string[];
   readonly drift: readonly Drift[];
   /** True when nothing is missing and nothing drifted. */
   readonly inSync: boolean;
+}
+
+export interface ForeignReference {
+  readonly kind: SchemaObjectKind | 'table';
+  readonly name: string;
+  /** Other databases it names (empty for a table refused for its engine). */
+  readonly databases: readonly string[];
+  readonly reason: string;
 }
 
 export interface SyncShadowSchemaResult extends ShadowSchemaReport {
@@ -232,21 +277,178 @@ function compare(production: Map<string, TableInfo>, shadow: Map<string, TableIn
   return { missingTables, missingViews, extraTables, drift };
 }
 
+/** Engines that keep a table's rows in the server itself. */
+const LOCAL_ENGINES = new Set(['innodb', 'myisam', 'aria', 'memory', 'heap', 'archive', 'csv', 'sequence']);
+
+interface Session {
+  readonly connection: Queryable;
+  readonly dialect: SqlDialect;
+  readonly databases: readonly string[];
+  /** The session's own sql_mode, restored at the end. */
+  readonly sqlMode: string;
+  /** sql_mode without ANSI quoting: SHOW CREATE then quotes names with backticks. */
+  readonly readableSqlMode: string;
+}
+
 /**
- * Reports how `<database>_<tenant>` differs from production (missing tables and
- * views; drift in columns, types, nullability, defaults, indexes, engine and
- * charset) without changing anything: for CI and `dye shadow check`.
+ * One connection for the whole run (session settings must hold from one
+ * statement to the next, which a pool does not promise), in a sql_mode whose
+ * SHOW CREATE output quotes names with backticks.
+ */
+async function withSession<T>(given: Queryable, run: (session: Session) => Promise<T>): Promise<T> {
+  const pooled = 'getConnection' in given && !('release' in given) ? await (given as Pool).getConnection() : undefined;
+  const connection: Queryable = pooled ?? given;
+  try {
+    const [info] = await rows(connection, 'SELECT @@SESSION.sql_mode AS mode, VERSION() AS version');
+    const sqlMode = String(info?.mode ?? '');
+    const readableSqlMode = sqlMode
+      .split(',')
+      .filter((flag) => flag !== 'ANSI_QUOTES' && flag !== 'ANSI')
+      .join(',');
+    if (readableSqlMode !== sqlMode) await connection.query('SET SESSION sql_mode = ?', [readableSqlMode]);
+    const databases = (await rows(connection, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')).map((row) =>
+      String(row.name),
+    );
+    try {
+      return await run({ connection, dialect: sqlDialect(String(info?.version), readableSqlMode), databases, sqlMode, readableSqlMode });
+    } finally {
+      if (readableSqlMode !== sqlMode) await connection.query('SET SESSION sql_mode = ?', [sqlMode]);
+    }
+  } finally {
+    pooled?.release();
+  }
+}
+
+interface ObjectComparison {
+  readonly missing: SchemaObject[];
+  readonly drift: Drift[];
+  readonly drifted: SchemaObject[];
+  readonly foreign: ForeignReference[];
+}
+
+const objectKey = (object: SchemaObject) => `${object.kind}\u0000${object.name}`;
+const DRIFT_KIND: Record<SchemaObjectKind, DriftKind> = {
+  view: 'view-definition',
+  trigger: 'trigger-definition',
+  procedure: 'routine-definition',
+  function: 'routine-definition',
+};
+
+/** Production's views, triggers and routines against the shadow ones, names retargeted. */
+async function compareObjects(
+  session: Session,
+  database: string,
+  tenant: string,
+  shadowExists: boolean,
+  rewrite: boolean,
+): Promise<ObjectComparison> {
+  const shadowDatabase = isolatedName('mysql-database', database, tenant);
+  const production = await readSchemaObjects(session.connection, database);
+  const shadow = new Map(
+    (shadowExists ? await readSchemaObjects(session.connection, shadowDatabase) : []).map((object) => [objectKey(object), object]),
+  );
+  const comparison: ObjectComparison = { missing: [], drift: [], drifted: [], foreign: [] };
+  const retargeting = {
+    production: database,
+    shadow: shadowDatabase,
+    databases: session.databases,
+    ...(rewrite ? { foreign: (name: string) => isolatedName('mysql-database', name, tenant) } : {}),
+  };
+  for (const object of production) {
+    const retargeted = retargetSql(object.body, session.dialect, retargeting);
+    if (!retargeted.ok) {
+      comparison.foreign.push({ kind: object.kind, name: object.name, databases: [], reason: retargeted.reason });
+      continue;
+    }
+    if (retargeted.foreign.length > 0 && !rewrite) {
+      comparison.foreign.push({
+        kind: object.kind,
+        name: object.name,
+        databases: retargeted.foreign,
+        reason: `it names ${retargeted.foreign.map((name) => `\`${name}\``).join(', ')}: a shadow copy would read or write another database`,
+      });
+    }
+    const twin = shadow.get(objectKey(object));
+    if (!twin) {
+      comparison.missing.push(object);
+      continue;
+    }
+    const wanted = `${object.signature} ${normalizedBody(retargeted.text, session.dialect)}`;
+    const actual = `${twin.signature} ${normalizedBody(twin.body, session.dialect)}`;
+    if (wanted !== actual) {
+      comparison.drifted.push(object);
+      comparison.drift.push({ table: object.name, kind: DRIFT_KIND[object.kind], production: wanted, shadow: actual, additive: true });
+    }
+  }
+  return comparison;
+}
+
+/** Production tables whose rows live elsewhere (FEDERATED, CONNECT, SPIDER…): their shadow copy would reach there. */
+function remoteTables(production: Map<string, TableInfo>): ForeignReference[] {
+  return [...production.values()]
+    .filter((table) => table.kind === 'BASE TABLE' && table.engine !== null && !LOCAL_ENGINES.has(table.engine.toLowerCase()))
+    .map((table) => ({
+      kind: 'table' as const,
+      name: table.name,
+      databases: [],
+      reason: `its engine ${table.engine} keeps rows outside this server's database: a shadow copy would reach them`,
+    }));
+}
+
+async function report(session: Session, options: ShadowSchemaOptions & { rewriteForeignDatabases?: boolean }) {
+  const shadowDatabase = isolatedName('mysql-database', options.database, options.tenant ?? 'shadow');
+  const connection = session.connection;
+  if (!(await databaseExists(connection, options.database))) throw new Error(`production database ${options.database} does not exist`);
+  const production = await describe(connection, options.database);
+  const exists = await databaseExists(connection, shadowDatabase);
+  const shadow = exists ? await describe(connection, shadowDatabase) : new Map<string, TableInfo>();
+  const diff = compare(production, shadow);
+  const objects = await compareObjects(
+    session,
+    options.database,
+    options.tenant ?? 'shadow',
+    exists,
+    options.rewriteForeignDatabases === true,
+  );
+  const missingOf = (kinds: SchemaObjectKind[]) => objects.missing.filter((object) => kinds.includes(object.kind));
+  const missingViews = missingOf(['view']).map((object) => object.name);
+  const missingTriggers = missingOf(['trigger']).map((object) => object.name);
+  const missingRoutines = missingOf(['procedure', 'function']).map((object) => `${object.kind} ${object.name}`);
+  const foreignReferences = [...remoteTables(production), ...objects.foreign];
+  const drift = [...diff.drift, ...objects.drift];
+  const inSync =
+    exists &&
+    diff.missingTables.length === 0 &&
+    missingViews.length === 0 &&
+    missingTriggers.length === 0 &&
+    missingRoutines.length === 0 &&
+    foreignReferences.length === 0 &&
+    drift.length === 0;
+  const result: ShadowSchemaReport = {
+    database: options.database,
+    shadowDatabase,
+    shadowDatabaseExists: exists,
+    missingTables: diff.missingTables,
+    missingViews,
+    missingTriggers,
+    missingRoutines,
+    foreignReferences,
+    extraTables: diff.extraTables,
+    drift,
+    inSync,
+  };
+  return { report: result, objects };
+}
+
+/**
+ * Reports how `<database>_<tenant>` differs from production (missing tables,
+ * views, triggers and routines; drift in columns, types, nullability,
+ * defaults, indexes, engine, charset and in view, trigger and routine
+ * definitions; objects a shadow copy cannot be made of) without changing
+ * anything: for CI and `dye shadow check`.
  */
 export async function checkShadowSchema(options: ShadowSchemaOptions): Promise<ShadowSchemaReport> {
-  const shadowDatabase = isolatedName('mysql-database', options.database, options.tenant ?? 'shadow');
-  if (!(await databaseExists(options.connection, options.database)))
-    throw new Error(`production database ${options.database} does not exist`);
-  const production = await describe(options.connection, options.database);
-  const exists = await databaseExists(options.connection, shadowDatabase);
-  const shadow = exists ? await describe(options.connection, shadowDatabase) : new Map<string, TableInfo>();
-  const diff = compare(production, shadow);
-  const inSync = exists && diff.missingTables.length === 0 && diff.missingViews.length === 0 && diff.drift.length === 0;
-  return { database: options.database, shadowDatabase, shadowDatabaseExists: exists, ...diff, inSync };
+  return withSession(options.connection, async (session) => (await report(session, options)).report);
 }
 
 /** The column or index line of a table's `SHOW CREATE TABLE`, for an additive ALTER. */
@@ -270,89 +472,140 @@ async function showCreate(connection: Queryable, database: string, name: string,
 /**
  * Brings `<database>_<tenant>` in step with production: reports like
  * checkShadowSchema and, with `apply`, creates what is missing (the database,
- * tables and views from `SHOW CREATE`, columns and indexes), recreates drifted
- * tables only with `recreate`, and copies `copyTables` from production. Running
- * it again changes nothing.
+ * tables from `SHOW CREATE`, views, triggers and routines retargeted at the
+ * shadow database, columns and indexes), replaces drifted views, triggers and
+ * routines, recreates drifted tables only with `recreate`, and copies
+ * `copyTables` from production. Refuses, before changing anything, to copy an
+ * object that names another database (unless `rewriteForeignDatabases`) or a
+ * table whose rows live on another server. Running it again changes nothing.
  */
 export async function syncShadowSchema(options: SyncShadowSchemaOptions): Promise<SyncShadowSchemaResult> {
-  const { connection, database } = options;
-  const before = await checkShadowSchema(options);
-  const shadowDatabase = before.shadowDatabase;
-  const applied: string[] = [];
-  const unresolved: Drift[] = [];
-  const copied: Array<{ table: string; rows: number }> = [];
-  if (!options.apply) {
-    return { ...before, applied, unresolved: before.drift.filter((drift) => !drift.additive), copied };
-  }
-  const exec = async (sql: string) => {
-    await connection.query(sql);
-    applied.push(sql);
-  };
-  if (!before.shadowDatabaseExists) {
-    const [charset] = await rows(
-      connection,
-      'SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
-      [database],
-    );
-    await exec(
-      `CREATE DATABASE ${quote(shadowDatabase)} CHARACTER SET ${charset?.cs ?? 'utf8mb4'} COLLATE ${charset?.co ?? 'utf8mb4_general_ci'}`,
-    );
-  }
-  const qualified = (name: string) => `${quote(shadowDatabase)}.${quote(name)}`;
-  // Foreign keys may point at tables created later in this run.
-  await connection.query('SET @dye_fk_checks = @@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS = 0');
-  try {
-    for (const table of before.missingTables) {
-      const create = await showCreate(connection, database, table, 'TABLE');
-      await exec(create.replace(/^CREATE TABLE `(?:[^`]|``)+`/, `CREATE TABLE ${qualified(table)}`));
+  return withSession(options.connection, async (session) => {
+    const { report: before, objects } = await report(session, options);
+    const { database } = options;
+    const connection = session.connection;
+    const shadowDatabase = before.shadowDatabase;
+    const applied: string[] = [];
+    const unresolved: Drift[] = [];
+    const copied: Array<{ table: string; rows: number }> = [];
+    if (!options.apply) {
+      return { ...before, applied, unresolved: before.drift.filter((drift) => !drift.additive), copied };
     }
-    const recreate = new Set<string>();
-    for (const drift of before.drift) {
-      if (drift.additive) continue;
-      if (options.recreate) recreate.add(drift.table);
-      else unresolved.push(drift);
+    if (before.foreignReferences.length > 0) {
+      const list = before.foreignReferences.map((reference) => `${reference.kind} ${reference.name}: ${reference.reason}`).join('; ');
+      throw new Error(
+        `syncShadowSchema refuses to copy into ${shadowDatabase}: ${list}. Nothing was changed.` +
+          (before.foreignReferences.some((reference) => reference.databases.length > 0)
+            ? ' rewriteForeignDatabases points those names at their own isolated databases instead.'
+            : ''),
+      );
     }
-    for (const drift of before.drift) {
-      if (!drift.additive || recreate.has(drift.table) || !drift.name) continue;
-      const create = await showCreate(connection, database, drift.table, 'TABLE');
-      const line = definitionLine(create, drift.kind === 'column-missing' ? 'column' : 'index', drift.name);
-      if (!line) {
-        unresolved.push(drift);
-        continue;
-      }
-      await exec(`ALTER TABLE ${qualified(drift.table)} ADD ${line}`);
-    }
-    for (const table of recreate) {
-      const create = await showCreate(connection, database, table, 'TABLE');
-      await exec(`DROP TABLE ${qualified(table)}`);
-      await exec(create.replace(/^CREATE TABLE `(?:[^`]|``)+`/, `CREATE TABLE ${qualified(table)}`));
-    }
-    for (const view of before.missingViews) {
-      const create = await showCreate(connection, database, view, 'VIEW');
-      // A view's SQL names its own database: point it at the shadow one.
-      const retargeted = create
-        .replace(/ DEFINER=\S+ /, ' ')
-        .replaceAll(`${quote(database)}.`, `${quote(shadowDatabase)}.`)
-        .replace(/VIEW `(?:[^`]|``)+` AS/, `VIEW ${qualified(view)} AS`);
-      await exec(retargeted);
-    }
-    for (const table of options.copyTables ?? []) {
-      const columns = await rows(
+    const exec = async (sql: string) => {
+      await connection.query(sql);
+      applied.push(sql);
+    };
+    if (!before.shadowDatabaseExists) {
+      const [charset] = await rows(
         connection,
-        'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
-        [database, table],
+        'SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+        [database],
       );
-      if (columns.length === 0) throw new Error(`copyTables: production table ${database}.${table} does not exist`);
-      const list = columns.map((column) => quote(String(column.name))).join(', ');
-      await connection.query(`DELETE FROM ${qualified(table)}`);
-      const [result] = await connection.query(
-        `INSERT INTO ${qualified(table)} (${list}) SELECT ${list} FROM ${quote(database)}.${quote(table)}`,
+      await exec(
+        `CREATE DATABASE ${quote(shadowDatabase)} CHARACTER SET ${charset?.cs ?? 'utf8mb4'} COLLATE ${charset?.co ?? 'utf8mb4_general_ci'}`,
       );
-      copied.push({ table, rows: (result as { affectedRows?: number }).affectedRows ?? 0 });
     }
-  } finally {
-    await connection.query('SET FOREIGN_KEY_CHECKS = @dye_fk_checks');
-  }
-  const after = await checkShadowSchema(options);
-  return { ...after, applied, unresolved, copied };
+    const qualified = (name: string) => `${quote(shadowDatabase)}.${quote(name)}`;
+    // Foreign keys may point at tables created later in this run.
+    await connection.query('SET @dye_fk_checks = @@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS = 0');
+    try {
+      for (const table of before.missingTables) {
+        const create = await showCreate(connection, database, table, 'TABLE');
+        await exec(create.replace(/^CREATE TABLE `(?:[^`]|``)+`/, `CREATE TABLE ${qualified(table)}`));
+      }
+      const recreate = new Set<string>();
+      const objectDrift = new Set<DriftKind>(['view-definition', 'trigger-definition', 'routine-definition']);
+      for (const drift of before.drift) {
+        if (drift.additive || objectDrift.has(drift.kind)) continue;
+        if (options.recreate) recreate.add(drift.table);
+        else unresolved.push(drift);
+      }
+      for (const drift of before.drift) {
+        if (!drift.additive || objectDrift.has(drift.kind) || recreate.has(drift.table) || !drift.name) continue;
+        const create = await showCreate(connection, database, drift.table, 'TABLE');
+        const line = definitionLine(create, drift.kind === 'column-missing' ? 'column' : 'index', drift.name);
+        if (!line) {
+          unresolved.push(drift);
+          continue;
+        }
+        await exec(`ALTER TABLE ${qualified(drift.table)} ADD ${line}`);
+      }
+      for (const table of recreate) {
+        const create = await showCreate(connection, database, table, 'TABLE');
+        await exec(`DROP TABLE ${qualified(table)}`);
+        await exec(create.replace(/^CREATE TABLE `(?:[^`]|``)+`/, `CREATE TABLE ${qualified(table)}`));
+      }
+      // Routines first (views and triggers may call them), then views, then triggers.
+      const order: SchemaObjectKind[] = ['function', 'procedure', 'view', 'trigger'];
+      const toCreate = [...objects.missing, ...objects.drifted].sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
+      for (const object of toCreate) {
+        await copyObject(session, object, database, shadowDatabase, options, exec, objects.drifted.includes(object));
+      }
+      for (const table of options.copyTables ?? []) {
+        const columns = await rows(
+          connection,
+          'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+          [database, table],
+        );
+        if (columns.length === 0) throw new Error(`copyTables: production table ${database}.${table} does not exist`);
+        const list = columns.map((column) => quote(String(column.name))).join(', ');
+        await connection.query(`DELETE FROM ${qualified(table)}`);
+        const [result] = await connection.query(
+          `INSERT INTO ${qualified(table)} (${list}) SELECT ${list} FROM ${quote(database)}.${quote(table)}`,
+        );
+        copied.push({ table, rows: (result as { affectedRows?: number }).affectedRows ?? 0 });
+      }
+    } finally {
+      await connection.query('SET FOREIGN_KEY_CHECKS = @dye_fk_checks');
+    }
+    const { report: after } = await report(session, options);
+    return { ...after, applied, unresolved, copied };
+  });
 }
+
+/** Creates (or replaces) one view, trigger or routine in the shadow database, as production's but retargeted. */
+async function copyObject(
+  session: Session,
+  object: SchemaObject,
+  database: string,
+  shadowDatabase: string,
+  options: SyncShadowSchemaOptions,
+  exec: (sql: string) => Promise<void>,
+  replacing: boolean,
+): Promise<void> {
+  const connection = session.connection;
+  const retargeted = retargetSql(await showCreateObject(connection, database, object), session.dialect, {
+    production: database,
+    shadow: shadowDatabase,
+    databases: session.databases,
+    ...(options.rewriteForeignDatabases
+      ? { foreign: (name: string) => isolatedName('mysql-database', name, options.tenant ?? 'shadow') }
+      : {}),
+  });
+  if (!retargeted.ok) throw new Error(`${object.kind} ${object.name}: ${retargeted.reason}`);
+  const create = shadowCreateStatement(retargeted.text, session.dialect, object, shadowDatabase, options.definer);
+  const name = qualifiedName(shadowDatabase, object.name);
+  if (replacing && object.kind !== 'view') await exec(`DROP ${object.kind.toUpperCase()} IF EXISTS ${name}`);
+  // Triggers and routines keep the sql_mode they were made with.
+  const ownMode = object.sqlMode !== undefined && object.sqlMode !== session.readableSqlMode;
+  if (ownMode) await connection.query('SET SESSION sql_mode = ?', [object.sqlMode]);
+  try {
+    await exec(create);
+  } finally {
+    if (ownMode) await connection.query('SET SESSION sql_mode = ?', [session.readableSqlMode]);
+  }
+  // A routine runs with the rights of the shadow account calling it, not its definer's.
+  if (object.kind === 'procedure' || object.kind === 'function')
+    await exec(`ALTER ${object.kind.toUpperCase()} ${name} SQL SECURITY INVOKER`);
+}
+
+const qualifiedName = (database: string, name: string) => `${quote(database)}.${quote(name)}`;

@@ -165,7 +165,8 @@ const REFUSED_STATEMENT_REASONS: Readonly<Record<string, string>> = {
 const refuse = (reason: string): GuardVerdict => ({ ok: false, reason });
 const OK: GuardVerdict = Object.freeze({ ok: true });
 
-const lower = (token: SqlToken | undefined): string | undefined => (token && token.kind !== 'string' ? token.text.toLowerCase() : undefined);
+const lower = (token: SqlToken | undefined): string | undefined =>
+  token && token.kind !== 'string' ? token.text.toLowerCase() : undefined;
 const isName = (token: SqlToken | undefined): token is SqlToken => token?.kind === 'word' || token?.kind === 'identifier';
 const isPunct = (token: SqlToken | undefined, text: string) => token?.kind === 'punct' && token.text === text;
 
@@ -235,11 +236,15 @@ function checkStatementKind(tokens: readonly SqlToken[], names: DatabaseNames): 
     case 'savepoint':
       return rest.length === 1 && isName(rest[0]) ? OK : refuse('SAVEPOINT takes one name');
     case 'release':
-      return lower(rest[0]) === 'savepoint' && rest.length === 2 && isName(rest[1]) ? OK : refuse('RELEASE is allowed only as RELEASE SAVEPOINT');
+      return lower(rest[0]) === 'savepoint' && rest.length === 2 && isName(rest[1])
+        ? OK
+        : refuse('RELEASE is allowed only as RELEASE SAVEPOINT');
     case 'lock':
       return ['tables', 'table'].includes(lower(rest[0]) ?? '') ? OK : refuse('LOCK is allowed only as LOCK TABLES');
     case 'unlock':
-      return ['tables', 'table'].includes(lower(rest[0]) ?? '') && rest.length === 1 ? OK : refuse('UNLOCK is allowed only as UNLOCK TABLES');
+      return ['tables', 'table'].includes(lower(rest[0]) ?? '') && rest.length === 1
+        ? OK
+        : refuse('UNLOCK is allowed only as UNLOCK TABLES');
     case 'create':
     case 'alter':
     case 'drop':
@@ -386,8 +391,10 @@ function checkShow(rest: readonly SqlToken[], names: DatabaseNames): GuardVerdic
   let at = 0;
   while (['full', 'global', 'session', 'local', 'storage'].includes(lower(rest[at]) ?? '')) at++;
   const object = lower(rest[at]);
-  if (!object || !SHOW_OBJECTS.has(object)) return refuse(`SHOW ${object?.toUpperCase() ?? ''} is not on the list isolated tenants may run`);
-  if (object === 'create' && !['table', 'view'].includes(lower(rest[at + 1]) ?? '')) return refuse('SHOW CREATE is allowed for tables and views');
+  if (!object || !SHOW_OBJECTS.has(object))
+    return refuse(`SHOW ${object?.toUpperCase() ?? ''} is not on the list isolated tenants may run`);
+  if (object === 'create' && !['table', 'view'].includes(lower(rest[at + 1]) ?? ''))
+    return refuse('SHOW CREATE is allowed for tables and views');
   if (object === 'table' && lower(rest[at + 1]) !== 'status') return refuse('SHOW TABLE is allowed only as SHOW TABLE STATUS');
   return noOtherDatabase(rest, names);
 }
@@ -395,7 +402,8 @@ function checkShow(rest: readonly SqlToken[], names: DatabaseNames): GuardVerdic
 /** `SHOW TABLES FROM analytics`, `DESCRIBE analytics.t`: a database named without a dot. */
 function noOtherDatabase(tokens: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
   for (const token of tokens) {
-    if (isName(token) && names.others.has(token.text.toLowerCase())) return refuse(`the statement reaches another database \`${token.text}\``);
+    if (isName(token) && names.others.has(token.text.toLowerCase()))
+      return refuse(`the statement reaches another database \`${token.text}\``);
   }
   return OK;
 }
@@ -420,7 +428,17 @@ function checkSet(rest: readonly SqlToken[]): GuardVerdict {
   const scope = lower(rest[0]);
   const afterScope = scope === 'session' || scope === 'local' ? rest.slice(1) : rest;
   if (lower(afterScope[0]) === 'transaction') {
-    return onlyWords(afterScope.slice(1), ['isolation', 'level', 'read', 'write', 'only', 'repeatable', 'committed', 'uncommitted', 'serializable'])
+    return onlyWords(afterScope.slice(1), [
+      'isolation',
+      'level',
+      'read',
+      'write',
+      'only',
+      'repeatable',
+      'committed',
+      'uncommitted',
+      'serializable',
+    ])
       ? OK
       : refuse('SET TRANSACTION with unexpected words');
   }
@@ -476,7 +494,8 @@ function checkAssignment(tokens: readonly SqlToken[]): GuardVerdict {
   if (!isName(tokens[at]) || variable === undefined) return refuse('SET of something that is not a variable');
   const named = REFUSED_VARIABLE_REASONS[variable];
   if (named) return refuse(`SET ${variable}: ${named}`);
-  if (!ALLOWED_SESSION_VARIABLES.has(variable)) return refuse(`SET ${variable}: not on the list of session variables isolated tenants may set`);
+  if (!ALLOWED_SESSION_VARIABLES.has(variable))
+    return refuse(`SET ${variable}: not on the list of session variables isolated tenants may set`);
   const operator = tokens[at + 1];
   if (!isPunct(operator, '=') && !(isPunct(operator, ':') && isPunct(tokens[at + 2], '='))) return refuse(`SET ${variable} without =`);
   return OK;

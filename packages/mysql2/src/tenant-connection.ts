@@ -60,7 +60,11 @@ function isolatedChannel(isolated: IsolatedPool, ready: ReadyConnection): Channe
 }
 
 /** A shadow connection (the guard on it) or a baseline/color one (passed through), bound to its tenant. */
-export function bindConnection(core: CoreConnection, tenant: Tenant, isolated?: { pool: IsolatedPool; ready: ReadyConnection }): TenantPoolConnection {
+export function bindConnection(
+  core: CoreConnection,
+  tenant: Tenant,
+  isolated?: { pool: IsolatedPool; ready: ReadyConnection },
+): TenantPoolConnection {
   const channel = isolated ? isolatedChannel(isolated.pool, isolated.ready) : baselineChannel(tenant);
   const isolatedTenant = isolated !== undefined;
 
@@ -128,7 +132,13 @@ export function bindConnection(core: CoreConnection, tenant: Tenant, isolated?: 
     rollback: control('rollback'),
     release,
     get connection() {
-      callbackView ??= { tenant, query: streaming('query'), execute: streaming('execute'), release, end: release } as TenantCallbackConnection;
+      callbackView ??= {
+        tenant,
+        query: streaming('query'),
+        execute: streaming('execute'),
+        release,
+        end: release,
+      } as TenantCallbackConnection;
       return callbackView;
     },
   };

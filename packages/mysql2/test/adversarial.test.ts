@@ -51,8 +51,12 @@ async function world(): Promise<World> {
       .map((row) => row.Database)
       .filter((name) => name.startsWith(database) || name === 'shop'),
     evilUsers: await one<number>(`SELECT COUNT(*) AS v FROM mysql.user WHERE User LIKE 'dye\\_evil\\_${tag}%'`),
-    plugins: await one<string>("SELECT GROUP_CONCAT(PLUGIN_NAME ORDER BY PLUGIN_NAME) AS v FROM information_schema.PLUGINS WHERE PLUGIN_STATUS = 'ACTIVE'"),
-    globals: await one<string>('SELECT CONCAT_WS(",", @@GLOBAL.read_only, @@GLOBAL.sql_mode, @@GLOBAL.max_connections, @@GLOBAL.event_scheduler) AS v'),
+    plugins: await one<string>(
+      "SELECT GROUP_CONCAT(PLUGIN_NAME ORDER BY PLUGIN_NAME) AS v FROM information_schema.PLUGINS WHERE PLUGIN_STATUS = 'ACTIVE'",
+    ),
+    globals: await one<string>(
+      'SELECT CONCAT_WS(",", @@GLOBAL.read_only, @@GLOBAL.sql_mode, @@GLOBAL.max_connections, @@GLOBAL.event_scheduler) AS v',
+    ),
     adminAlive: await admin.query('SELECT 1').then(
       () => true,
       () => false,
@@ -128,7 +132,11 @@ const forms: Form[] = [
     expect: 'refused',
     run: (pool, db) => pool.query(`SET @q = CONCAT('DELETE FROM ${half(db)[0]}', '${half(db)[1]}.stock'); PREPARE s FROM @q; EXECUTE s`),
   },
-  { name: 'PREPARE of a shadow-only statement (dynamic SQL is refused as a kind)', expect: 'refused', run: q("PREPARE s FROM 'DELETE FROM stock'") },
+  {
+    name: 'PREPARE of a shadow-only statement (dynamic SQL is refused as a kind)',
+    expect: 'refused',
+    run: q("PREPARE s FROM 'DELETE FROM stock'"),
+  },
   { name: 'DEALLOCATE PREPARE', expect: 'refused', run: q('DEALLOCATE PREPARE s') },
   {
     name: "EXECUTE IMMEDIATE 'USE <production>', then an ordinary INSERT",
@@ -139,17 +147,25 @@ const forms: Form[] = [
       throw new IsolationError({ tenant: 'shadow', refused: 'marker', reason: 'the INSERT ran; checked below' });
     },
     check: async (db) => {
-      const [rows] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${db}_shadow\`.orders WHERE sku = 'after-use'`)) as unknown as [[{ n: number }]];
+      const [rows] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${db}_shadow\`.orders WHERE sku = 'after-use'`)) as unknown as [
+        [{ n: number }],
+      ];
       expect(rows[0].n).toBeGreaterThan(0);
     },
   },
-  { name: 'a procedure that deletes production, then CALL', expect: 'refused', run: q('CREATE PROCEDURE p1() BEGIN DELETE FROM {db}.stock; END') },
+  {
+    name: 'a procedure that deletes production, then CALL',
+    expect: 'refused',
+    run: q('CREATE PROCEDURE p1() BEGIN DELETE FROM {db}.stock; END'),
+  },
   {
     name: 'a procedure with dynamic SQL inside, then CALL',
     expect: 'refused',
     run: async (pool, db) => {
       await pool
-        .query(`CREATE PROCEDURE p2() BEGIN SET @q = CONCAT('DELETE FROM ${half(db)[0]}', '${half(db)[1]}.stock'); PREPARE s FROM @q; EXECUTE s; END`)
+        .query(
+          `CREATE PROCEDURE p2() BEGIN SET @q = CONCAT('DELETE FROM ${half(db)[0]}', '${half(db)[1]}.stock'); PREPARE s FROM @q; EXECUTE s; END`,
+        )
         .catch(() => {});
       await pool.query('CALL p2()');
     },
@@ -161,11 +177,27 @@ const forms: Form[] = [
     run: q('CREATE TRIGGER tr1 BEFORE INSERT ON orders FOR EACH ROW DELETE FROM {db}.stock'),
   },
   { name: 'a view over production', expect: 'refused', run: q('CREATE VIEW v1 AS SELECT * FROM {db}.stock') },
-  { name: 'a view over production, quoted and mixed case', expect: 'refused', run: q('CREATE OR REPLACE VIEW `v2` AS SELECT * FROM `{DB}`.`stock`'.replace('{DB}', '{db}')) },
-  { name: 'an event that deletes production', expect: 'refused', run: q('CREATE EVENT e1 ON SCHEDULE AT CURRENT_TIMESTAMP DO DELETE FROM {db}.stock') },
-  { name: 'a function that deletes production', expect: 'refused', run: q('CREATE FUNCTION f1() RETURNS INT BEGIN DELETE FROM {db}.stock; RETURN 1; END') },
+  {
+    name: 'a view over production, quoted and mixed case',
+    expect: 'refused',
+    run: q('CREATE OR REPLACE VIEW `v2` AS SELECT * FROM `{DB}`.`stock`'.replace('{DB}', '{db}')),
+  },
+  {
+    name: 'an event that deletes production',
+    expect: 'refused',
+    run: q('CREATE EVENT e1 ON SCHEDULE AT CURRENT_TIMESTAMP DO DELETE FROM {db}.stock'),
+  },
+  {
+    name: 'a function that deletes production',
+    expect: 'refused',
+    run: q('CREATE FUNCTION f1() RETURNS INT BEGIN DELETE FROM {db}.stock; RETURN 1; END'),
+  },
   { name: 'a compound statement', expect: 'refused', run: q('BEGIN NOT ATOMIC DELETE FROM {db}.stock; END') },
-  { name: 'a compound statement, dynamic inside', expect: 'refused', run: q("BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'DELETE FROM stock'; END") },
+  {
+    name: 'a compound statement, dynamic inside',
+    expect: 'refused',
+    run: q("BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'DELETE FROM stock'; END"),
+  },
 
   // Statements that reach outside without naming a database.
   { name: "XA COMMIT of production's prepared transaction", expect: 'refused', run: () => pool().query(`XA COMMIT '${xid}'`) },
@@ -200,7 +232,11 @@ const forms: Form[] = [
     run: q("CREATE TABLE con ENGINE=CONNECT TABLE_TYPE=MYSQL CONNECTION='mysql://root@127.0.0.1:3306/{db}/stock'"),
   },
   { name: 'a table with its files elsewhere', expect: 'refused', run: q("CREATE TABLE elsewhere (id INT) DATA DIRECTORY = '/tmp'") },
-  { name: 'SET default_storage_engine, then an innocent CREATE TABLE', expect: 'refused', run: q('SET default_storage_engine = FEDERATED') },
+  {
+    name: 'SET default_storage_engine, then an innocent CREATE TABLE',
+    expect: 'refused',
+    run: q('SET default_storage_engine = FEDERATED'),
+  },
   { name: 'CREATE OR REPLACE DATABASE <production>', expect: 'refused', run: q('CREATE OR REPLACE DATABASE {db}') },
   { name: 'DROP DATABASE <production>', expect: 'refused', run: q('DROP DATABASE {db}') },
   { name: 'DROP DATABASE of its own shadow database', expect: 'refused', run: (pool, db) => pool.query(`DROP DATABASE \`${db}_shadow\``) },
@@ -218,7 +254,11 @@ const forms: Form[] = [
   { name: '{ sql, values } with ??', expect: 'refused', run: (pool, db) => pool.query({ sql: 'DELETE FROM ??', values: [`${db}.stock`] }) },
   { name: '?? for the database only', expect: 'refused', run: q('DELETE FROM ??.stock', ['{db}']) },
   { name: 'mysql.raw as a value', expect: 'refused', run: (pool, db) => pool.query('DELETE FROM ?', [mysql.raw(`${db}.stock`)]) },
-  { name: 'a value whose toSqlString() returns SQL', expect: 'refused', run: (pool, db) => pool.query('DELETE FROM ?', [{ toSqlString: () => `${db}.stock` }]) },
+  {
+    name: 'a value whose toSqlString() returns SQL',
+    expect: 'refused',
+    run: (pool, db) => pool.query('DELETE FROM ?', [{ toSqlString: () => `${db}.stock` }]),
+  },
   {
     name: 'a value whose toSqlString() smuggles a statement',
     expect: 'refused',
@@ -286,10 +326,18 @@ const forms: Form[] = [
   { name: 'a skipped MariaDB comment hiding a quote', expect: 'refused', run: q("SELECT 1 /*M!999999 '*/; DELETE FROM {db}.stock; -- '") },
   { name: '-- followed by a no-break space', expect: 'refused', run: q('SELECT 1 --\u00a0; DELETE FROM {db}.stock') },
   { name: 'a backslash-escaped quote (one harmless statement)', expect: 'shadow', run: q("SELECT '\\'; DELETE FROM {db}.stock; -- '") },
-  { name: 'a backslash in a double-quoted string (one harmless statement)', expect: 'shadow', run: q('SELECT "\\"; DELETE FROM {db}.stock; -- "') },
+  {
+    name: 'a backslash in a double-quoted string (one harmless statement)',
+    expect: 'shadow',
+    run: q('SELECT "\\"; DELETE FROM {db}.stock; -- "'),
+  },
   { name: 'a doubled backtick (one harmless statement)', expect: 'shadow', run: q('SELECT 1 AS `a``; DELETE FROM {db}.stock; -- `') },
   { name: "X'…' with a backslash", expect: 'refused', run: q("SELECT X'\\'; DELETE FROM {db}.stock; -- '") },
-  { name: '# comment ended by a carriage return (one harmless statement)', expect: 'shadow', run: q('SELECT 1 #\r; DELETE FROM {db}.stock') },
+  {
+    name: '# comment ended by a carriage return (one harmless statement)',
+    expect: 'shadow',
+    run: q('SELECT 1 #\r; DELETE FROM {db}.stock'),
+  },
   { name: 'a comment that opens with /*/', expect: 'refused', run: q('DELETE FROM stock WHERE 1 = 0 /*/ ; DELETE FROM {db}.stock /*/') },
   { name: 'dollar quotes', expect: 'refused', run: q('SELECT $$ ; DELETE FROM {db}.stock; $$') },
   { name: 'a tab between FROM and the name', expect: 'refused', run: q('SELECT 1; DELETE FROM\t{db}.stock') },
@@ -305,7 +353,11 @@ const forms: Form[] = [
 
   // Other databases.
   { name: 'mysql.user', expect: 'refused', run: q('SELECT * FROM mysql.user') },
-  { name: "the other shadow tenant's database", expect: 'refused', run: (pool, db) => pool.query(`DELETE FROM \`${db}_shadow_lt1\`.orders`) },
+  {
+    name: "the other shadow tenant's database",
+    expect: 'refused',
+    run: (pool, db) => pool.query(`DELETE FROM \`${db}_shadow_lt1\`.orders`),
+  },
   { name: 'SHOW TABLES FROM <production>', expect: 'refused', run: q('SHOW TABLES FROM {db}') },
   { name: 'SHOW CREATE TABLE <production>.stock', expect: 'refused', run: q('SHOW CREATE TABLE {db}.stock') },
   { name: 'DESCRIBE <production>.stock', expect: 'refused', run: q('DESCRIBE {db}.stock') },
@@ -352,7 +404,8 @@ describe.each([
           (error: unknown) => (error instanceof IsolationError ? ('refused' as const) : error),
         );
       });
-      if (outcome !== form.expect) throw new Error(`expected ${form.expect}, got ${outcome instanceof Error ? outcome.stack : String(outcome)}`);
+      if (outcome !== form.expect)
+        throw new Error(`expected ${form.expect}, got ${outcome instanceof Error ? outcome.stack : String(outcome)}`);
       await form.check?.(database);
       expect(await world()).toEqual(before);
     },
@@ -395,7 +448,10 @@ describe.each([
   it('connection character sets that split quotes differently, and custom query formats, are refused', async () => {
     const isolated = enforcement === 'account' ? { isolatedConfig: account.isolatedConfig } : { enforcement: 'guard-only' as const };
     const gbk = createTenantPool({ ...MYSQL, database, charset: 'GBK_CHINESE_CI' }, isolated);
-    const formatted = createTenantPool({ ...MYSQL, database, queryFormat: (sql: string) => sql.replace('notes', `${database}.stock`) }, isolated);
+    const formatted = createTenantPool(
+      { ...MYSQL, database, queryFormat: (sql: string) => sql.replace('notes', `${database}.stock`) },
+      isolated,
+    );
     try {
       const before = await world();
       await expect(withTenant('shadow', () => gbk.query('SELECT 1'))).rejects.toThrow(/character set/);

@@ -142,23 +142,30 @@ describe('the guard splits SQL as the server does (the server is the oracle)', (
     ['NO_BACKSLASH_ESCAPES', 'NO_BACKSLASH_ESCAPES'],
     ['ANSI_QUOTES', 'ANSI_QUOTES'],
     ['both', 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'],
-  ])('%s: 115,200 texts of openers and closers around a hidden DELETE; production never loses a row', async (_name, mode) => {
-    const { judged, allowed, ran } = await exhaustive(mode);
-    expect(judged).toBe(115_200);
-    // Meaningful only if many texts were allowed and the server ran them.
-    expect(allowed).toBeGreaterThan(5_000);
-    expect(ran).toBeGreaterThan(1_000);
-    expect(await productionRows()).toBe(3);
-  }, 300_000);
+  ])(
+    '%s: 115,200 texts of openers and closers around a hidden DELETE; production never loses a row',
+    async (_name, mode) => {
+      const { judged, allowed, ran } = await exhaustive(mode);
+      expect(judged).toBe(115_200);
+      // Meaningful only if many texts were allowed and the server ran them.
+      expect(allowed).toBeGreaterThan(5_000);
+      expect(ran).toBeGreaterThan(1_000);
+      expect(await productionRows()).toBe(3);
+    },
+    300_000,
+  );
 
   it('random longer texts of the same fragments (fast-check), in the default sql_mode', async () => {
     const mode = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION';
     const dialect = await dialectOf(mode);
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.constantFrom(...fragments, ...closers, ';', hidden, 'SELECT 2'), { minLength: 1, maxLength: 14 }), async (parts) => {
-        const sql = `SELECT 1 ${parts.join('')}`;
-        if (allowedBy(dialect)(sql)) await runOnServer([sql], mode);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...fragments, ...closers, ';', hidden, 'SELECT 2'), { minLength: 1, maxLength: 14 }),
+        async (parts) => {
+          const sql = `SELECT 1 ${parts.join('')}`;
+          if (allowedBy(dialect)(sql)) await runOnServer([sql], mode);
+        },
+      ),
       { numRuns: 3_000 },
     );
     expect(await productionRows()).toBe(3);

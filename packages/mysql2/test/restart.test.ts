@@ -4,7 +4,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnMariaDb } from '../../../test/support/mariadb-server.js';
 import { freePort } from '../../../test/support/redis-server.js';
-import { createProductionDatabase, productionState } from './support.js';
+import { createProductionDatabase, createShadowAccount, productionState } from './support.js';
 
 // A MariaDB of this test's own, killed and restarted while shadow queries run.
 let server: OwnMariaDb;
@@ -24,10 +24,14 @@ describe('server restart mid-run', () => {
     const admin = await mysql.createConnection(config);
     const database = await createProductionDatabase(admin, 'dye_restart');
     await syncShadowSchema({ connection: admin, database, apply: true, copyTables: ['customers'] });
+    const account = await createShadowAccount(admin, database);
     const before = await productionState(admin, database);
     await admin.end();
 
-    const pool = createTenantPool({ ...config, database, connectionLimit: 2, connectTimeout: 2000 });
+    const pool = createTenantPool(
+      { ...config, database, connectionLimit: 2, connectTimeout: 2000 },
+      { isolatedConfig: account.isolatedConfig },
+    );
     const insert = (i: number) =>
       withTenant('shadow', () =>
         pool.execute('INSERT INTO orders (customer_id, sku, tenant) VALUES (1, ?, ?)', [`restart-${i}`, 'shadow']),

@@ -72,9 +72,14 @@ export async function createShadowAccount(
 }
 
 /** A production database with its `_shadow` twin synced (reference rows copied), as a test starts from. */
-export async function createShadowedDatabase(admin: mysql.Connection, prefix: string, tenants: readonly string[] = ['shadow']): Promise<string> {
+export async function createShadowedDatabase(
+  admin: mysql.Connection,
+  prefix: string,
+  tenants: readonly string[] = ['shadow'],
+): Promise<string> {
   const database = await createProductionDatabase(admin, prefix);
-  for (const tenant of tenants) await syncShadowSchema({ connection: admin, database, tenant, apply: true, copyTables: ['customers', 'stock'] });
+  for (const tenant of tenants)
+    await syncShadowSchema({ connection: admin, database, tenant, apply: true, copyTables: ['customers', 'stock'] });
   return database;
 }
 

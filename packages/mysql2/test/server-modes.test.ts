@@ -1,0 +1,99 @@
+import { IsolationError, setLogger, withTenant } from '@dye/core';
+import { createTenantPool, escapeGrantDatabase, grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OwnMariaDb } from '../../../test/support/mariadb-server.js';
+import { freePort } from '../../../test/support/redis-server.js';
+import { createProductionDatabase, createShadowAccount, productionState, type ShadowAccount } from './support.js';
+
+// A MariaDB of this test's own whose sessions read SQL differently: global
+// sql_mode ANSI_QUOTES and NO_BACKSLASH_ESCAPES, as an operator may set them
+// (isolated tenants cannot: the guard refuses SET sql_mode). Also where PUBLIC
+// may be granted something, which would reach every account.
+let server: OwnMariaDb;
+let config: { host: string; port: number; user: string; password: string };
+let admin: mysql.Connection;
+let database: string;
+let account: ShadowAccount;
+let pool: ReturnType<typeof createTenantPool>;
+
+beforeAll(async () => {
+  setLogger({ warn: () => {} });
+  server = new OwnMariaDb(await freePort(), ['--sql-mode=ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES']);
+  await server.start();
+  config = { host: '127.0.0.1', port: server.port, user: 'root', password: '' };
+  admin = await mysql.createConnection({ ...config, multipleStatements: true });
+  database = await createProductionDatabase(admin, 'dye_modes');
+  await syncShadowSchema({ connection: admin, database, apply: true, copyTables: ['customers'] });
+  await admin.query(`CREATE TABLE \`${database}_shadow\`.notes (text VARCHAR(255))`);
+  account = await createShadowAccount(admin, database);
+  pool = createTenantPool({ ...config, database, multipleStatements: true }, { isolatedConfig: account.isolatedConfig });
+}, 60_000);
+
+afterAll(async () => {
+  await pool?.end();
+  await admin?.end();
+  await server?.destroy();
+});
+
+describe('a server reading SQL with ANSI_QUOTES and NO_BACKSLASH_ESCAPES', () => {
+  it('the shadow database works as usual (execute binds values; query formats them)', async () => {
+    await withTenant('shadow', async () => {
+      await pool.execute('INSERT INTO notes VALUES (?)', ["O'Brien \\ back"]);
+      await pool.query('INSERT INTO notes VALUES (?)', ['plain']);
+    });
+    const [rows] = (await admin.query(`SELECT text FROM \`${database}_shadow\`.notes ORDER BY text`)) as unknown as [
+      Array<{ text: string }>,
+    ];
+    expect(rows.map((row) => row.text)).toEqual(["O'Brien \\ back", 'plain']);
+  });
+
+  it.each([
+    ['a backslash that does not escape here', "SELECT 'a\\'; DELETE FROM {db}.stock; -- '"],
+    ['double quotes that are names here', 'SELECT * FROM "{db}"."stock"'],
+    ['a double-quoted "string" that is a name', 'DELETE FROM "{db}".stock'],
+    ['a versioned comment skipped here', "SELECT 1 /*!99999 ' */; DELETE FROM {db}.stock; -- '"],
+  ])('refuses %s; production unchanged', async (_name, template) => {
+    const before = await productionState(admin, database);
+    const error = await withTenant('shadow', () => pool.query(template.replaceAll('{db}', database))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IsolationError);
+    expect(await productionState(admin, database)).toEqual(before);
+  });
+
+  it('a value formatted by mysql2 (backslash-escaped) cannot become SQL: the guard reads it as the server does', async () => {
+    const before = await productionState(admin, database);
+    // mysql2 escapes the quote as \', which this server reads as a backslash and the end of the string.
+    const value = `'; DELETE FROM ${database}.stock; -- `;
+    const error = await withTenant('shadow', () => pool.query('INSERT INTO notes VALUES (?)', [value])).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IsolationError);
+    expect(await productionState(admin, database)).toEqual(before);
+    // The same value as a bound parameter is just a value.
+    await withTenant('shadow', () => pool.execute('INSERT INTO notes VALUES (?)', [value]));
+    expect(await productionState(admin, database)).toEqual(before);
+  });
+});
+
+describe('grants to PUBLIC reach every account', () => {
+  it('refuses isolated traffic while PUBLIC holds a production privilege; grantShadowAccess leaves PUBLIC to the DBA', async () => {
+    await admin.query(`GRANT DELETE ON \`${escapeGrantDatabase(database)}\`.* TO PUBLIC`);
+    const before = await productionState(admin, database);
+    const fresh = createTenantPool({ ...config, database }, { isolatedConfig: account.isolatedConfig });
+    try {
+      const error = await withTenant('shadow', () => fresh.query('SELECT 1')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IsolationError);
+      expect((error as Error).message).toContain(`DELETE on \`${database}\``);
+      // The account itself is in order: nothing for grantShadowAccess to change.
+      expect((await grantShadowAccess(admin, { database, user: account.user })).statements).toEqual([]);
+    } finally {
+      await fresh.end();
+      await admin.query(`REVOKE DELETE ON \`${escapeGrantDatabase(database)}\`.* FROM PUBLIC`);
+    }
+    expect(await productionState(admin, database)).toEqual(before);
+    const after = createTenantPool({ ...config, database }, { isolatedConfig: account.isolatedConfig });
+    try {
+      await withTenant('shadow', () => after.query('SELECT 1'));
+    } finally {
+      await after.end();
+    }
+  });
+});
