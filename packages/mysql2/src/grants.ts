@@ -161,7 +161,11 @@ export interface GrantProblem {
  * line Dye cannot read. Role lines are not problems by themselves: the roles'
  * own grants must be read and judged too.
  */
-export function grantProblems(lines: readonly string[], isAllowed: (database: string) => boolean, reading: GrantReading = {}): GrantProblem[] {
+export function grantProblems(
+  lines: readonly string[],
+  isAllowed: (database: string) => boolean,
+  reading: GrantReading = {},
+): GrantProblem[] {
   const problems: GrantProblem[] = [];
   for (const line of lines) {
     const grant = parseGrantLine(line, reading);

@@ -215,8 +215,8 @@ export class IsolatedPool {
     try {
       if (settings.enforcement === 'account') {
         const report = await inspectShadowAccount(connection, isolatedDatabasePredicate(settings.production, this.tenant.name));
-        if (report.problems.length > 0) {
-          const problems = report.problems.map((problem) => problem.problem).join('; ');
+        const problems = [...report.problems.map((problem) => problem.problem), ...(await remoteEngines(connection))].join('; ');
+        if (problems) {
           throw this.refusal(
             `isolated traffic as ${report.account}`,
             `the account can reach more than isolated databases (${problems}). Give isolated tenants an account of their own, ` +
@@ -230,6 +230,41 @@ export class IsolatedPool {
     }
     await settings.databases.ready();
   }
+}
+
+/**
+ * Storage engines whose tables keep rows on the server itself. Another engine
+ * loaded (FEDERATED, CONNECT, SPIDER…) lets any account allowed CREATE make a
+ * table that connects elsewhere with credentials in its CONNECTION string:
+ * grants do not stop that, so the server cannot be said to confine the account.
+ */
+const LOCAL_ENGINES = new Set([
+  'innodb',
+  'myisam',
+  'aria',
+  'memory',
+  'heap',
+  'csv',
+  'archive',
+  'sequence',
+  'blackhole',
+  'performance_schema',
+  'mrg_myisam',
+  'rocksdb',
+  'columnstore',
+]);
+
+async function remoteEngines(connection: mysqlPromise.Connection): Promise<string[]> {
+  const [rows] = await connection.query<RowDataPacket[]>(
+    "SELECT ENGINE AS engine FROM information_schema.ENGINES WHERE SUPPORT IN ('YES', 'DEFAULT')",
+  );
+  return rows
+    .map((row) => String(row.engine))
+    .filter((engine) => !LOCAL_ENGINES.has(engine.toLowerCase()))
+    .map(
+      (engine) =>
+        `the server has the ${engine} engine loaded, whose tables reach other servers with any credentials the account writes into them (unload it)`,
+    );
 }
 
 /** mysql2's callback API as a promise of `[rows, fields]`; a synchronous throw (bad values) rejects. */

@@ -76,7 +76,7 @@ export async function readSchemaObjects(connection: Queryable, database: string)
       kind,
       name: String(row.name),
       body: String(row.body),
-      signature: `(${params.join(', ')}) returns ${row.returnType ?? "-"} deterministic ${row.isDeterministic} ${row.access}`,
+      signature: `(${params.join(', ')}) returns ${row.returnType ?? '-'} deterministic ${row.isDeterministic} ${row.access}`,
       sqlMode: String(row.sqlMode),
     });
   }

@@ -1,5 +1,5 @@
 import { IsolationError, setLogger, withTenant } from '@dye/core';
-import { createTenantPool, escapeGrantDatabase, grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
+import { checkShadowSchema, createTenantPool, escapeGrantDatabase, grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnMariaDb } from '../../../test/support/mariadb-server.js';
@@ -95,5 +95,67 @@ describe('grants to PUBLIC reach every account', () => {
     } finally {
       await after.end();
     }
+  });
+});
+
+describe('a storage engine that reaches other servers (FEDERATED) loaded on the server', () => {
+  beforeAll(async () => {
+    await admin.query('SET SESSION sql_mode = ""');
+    await admin.query("INSTALL SONAME 'ha_federatedx'");
+  });
+  afterAll(async () => {
+    await admin.query(`DROP TABLE IF EXISTS \`${database}\`.remote_stock`);
+    await admin.query("UNINSTALL SONAME 'ha_federatedx'");
+  });
+
+  it('the shadow account alone could read production through it: grants do not stop a CONNECTION string', async () => {
+    const raw = await mysql.createConnection({ ...config, ...account.isolatedConfig, database: `${database}_shadow` });
+    try {
+      await raw.query(
+        `CREATE TABLE through (sku VARCHAR(32), available INT) ENGINE=FEDERATED CONNECTION='mysql://root@127.0.0.1:${config.port}/${database}/stock'`,
+      );
+      const [rows] = (await raw.query('SELECT COUNT(*) AS n FROM through')) as unknown as [[{ n: number }]];
+      expect(rows[0].n).toBe(2);
+      await raw.query('DROP TABLE through');
+    } finally {
+      await raw.end();
+    }
+  });
+
+  it('so isolated traffic is refused at first use until it is unloaded; the guard refuses the engine in SQL anyway', async () => {
+    const fresh = createTenantPool({ ...config, database }, { isolatedConfig: account.isolatedConfig });
+    try {
+      const error = await withTenant('shadow', () => fresh.query('SELECT 1')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IsolationError);
+      expect((error as Error).message).toContain('FEDERATED engine loaded');
+    } finally {
+      await fresh.end();
+    }
+    const guardOnly = createTenantPool({ ...config, database }, { enforcement: 'guard-only' });
+    try {
+      const before = await productionState(admin, database);
+      const error = await withTenant('shadow', () =>
+        guardOnly.query(
+          `CREATE TABLE t2 (sku VARCHAR(32)) ENGINE=FEDERATED CONNECTION='mysql://root@127.0.0.1:${config.port}/${database}/stock'`,
+        ),
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IsolationError);
+      expect(await productionState(admin, database)).toEqual(before);
+    } finally {
+      await guardOnly.end();
+    }
+  });
+
+  it('syncShadowSchema refuses to copy a production table that lives on another server', async () => {
+    await admin.query(
+      `CREATE TABLE \`${database}\`.remote_stock (sku VARCHAR(32), available INT) ENGINE=FEDERATED CONNECTION='mysql://root@127.0.0.1:${config.port}/${database}/stock'`,
+    );
+    const report = await checkShadowSchema({ connection: admin, database });
+    expect(report.foreignReferences.map((reference) => `${reference.kind} ${reference.name}`)).toEqual(['table remote_stock']);
+    await expect(syncShadowSchema({ connection: admin, database, apply: true })).rejects.toThrow(/remote_stock.*FEDERATED/);
+    const [shadowTables] = (await admin.query('SHOW TABLES FROM ?? LIKE ?', [`${database}_shadow`, 'remote_stock'])) as unknown as [
+      unknown[],
+    ];
+    expect(shadowTables).toEqual([]);
   });
 });

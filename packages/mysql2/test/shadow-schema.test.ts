@@ -116,3 +116,113 @@ describe('syncShadowSchema', () => {
     expect(again.applied).toEqual([]);
   });
 });
+
+describe('views, triggers and routines', () => {
+  let base: string;
+  let other: string;
+  beforeAll(async () => {
+    base = await createProductionDatabase(admin, 'dye_objects');
+    other = `${base}_analytics`;
+    const b = (sql: string) => admin.query(sql.replaceAll('{db}', `\`${base}\``).replaceAll('{other}', `\`${other}\``));
+    await b('CREATE TABLE {db}.audit (sku VARCHAR(32), note VARCHAR(64))');
+    // Unqualified names, a string naming production, a function the trigger calls.
+    await b(`CREATE FUNCTION {db}.doubled(x INT) RETURNS INT DETERMINISTIC RETURN x * 2`);
+    await b(
+      `CREATE TRIGGER {db}.stock_audit AFTER UPDATE ON {db}.stock FOR EACH ROW INSERT INTO {db}.audit VALUES (NEW.sku, CONCAT('${base}.stock ', doubled(NEW.available)))`,
+    );
+    await b('CREATE PROCEDURE {db}.restock(IN amount INT) UPDATE stock SET available = available + amount');
+  });
+  afterAll(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS \`${base}\``);
+    await admin.query(`DROP DATABASE IF EXISTS \`${base}_shadow\``);
+    await admin.query(`DROP DATABASE IF EXISTS \`${other}\``);
+    await admin.query(`DROP DATABASE IF EXISTS \`${other}_shadow\``);
+  });
+
+  it('copies them pointed at the shadow database: a shadow update fires the shadow trigger, which writes shadow rows only', async () => {
+    const report = await checkShadowSchema({ connection: admin, database: base });
+    expect(report.missingTriggers).toEqual(['stock_audit']);
+    expect([...report.missingRoutines].sort()).toEqual(['function doubled', 'procedure restock']);
+    const production = await productionState(admin, base);
+    const synced = await syncShadowSchema({ connection: admin, database: base, apply: true, copyTables: ['stock'] });
+    expect(synced.inSync).toBe(true);
+    await admin.query(`UPDATE \`${base}_shadow\`.stock SET available = 4 WHERE sku = 'apple'`);
+    const [audit] = (await admin.query(`SELECT sku, note FROM \`${base}_shadow\`.audit`)) as unknown as [unknown[]];
+    // The string naming production stayed a string; the function called is the shadow one.
+    expect(audit).toEqual([{ sku: 'apple', note: `${base}.stock 8` }]);
+    const [productionAudit] = (await admin.query(`SELECT * FROM \`${base}\`.audit`)) as unknown as [unknown[]];
+    expect(productionAudit).toEqual([]);
+    expect(await productionState(admin, base)).toEqual(production);
+    // Routines run with the caller's rights, views too.
+    const [routines] = (await admin.query(
+      'SELECT ROUTINE_NAME AS name, SECURITY_TYPE AS security FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_NAME',
+      [`${base}_shadow`],
+    )) as unknown as [unknown[]];
+    expect(routines).toEqual([
+      { name: 'doubled', security: 'INVOKER' },
+      { name: 'restock', security: 'INVOKER' },
+    ]);
+    const [[view]] = (await admin.query('SELECT SECURITY_TYPE AS security FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?', [
+      `${base}_shadow`,
+    ])) as unknown as [[{ security: string }]];
+    expect(view.security).toBe('INVOKER');
+    expect((await syncShadowSchema({ connection: admin, database: base, apply: true })).applied).toEqual([]);
+  });
+
+  it('reports definition drift of views, triggers and routines, and sync replaces them', async () => {
+    await admin.query(`CREATE OR REPLACE VIEW \`${base}\`.big_orders AS SELECT id, sku FROM \`${base}\`.orders WHERE quantity > 50`);
+    await admin.query(`DROP PROCEDURE \`${base}\`.restock`);
+    await admin.query(
+      `CREATE PROCEDURE \`${base}\`.restock(IN amount INT, IN which VARCHAR(32)) UPDATE stock SET available = available + amount WHERE sku = which`,
+    );
+    await admin.query(`DROP TRIGGER \`${base}_shadow\`.stock_audit`);
+    await admin.query(
+      `CREATE TRIGGER \`${base}_shadow\`.stock_audit AFTER UPDATE ON \`${base}_shadow\`.stock FOR EACH ROW INSERT INTO \`${base}_shadow\`.audit VALUES ('changed', '')`,
+    );
+    const report = await checkShadowSchema({ connection: admin, database: base });
+    expect(report.drift.map((drift) => `${drift.table}:${drift.kind}`).sort()).toEqual([
+      'big_orders:view-definition',
+      'restock:routine-definition',
+      'stock_audit:trigger-definition',
+    ]);
+    expect(report.inSync).toBe(false);
+    const synced = await syncShadowSchema({ connection: admin, database: base, apply: true });
+    expect(synced.drift).toEqual([]);
+    expect(synced.inSync).toBe(true);
+  });
+
+  it('refuses, changing nothing, a view or routine naming another database; rewriteForeignDatabases points it at that database’s twin', async () => {
+    await admin.query(`CREATE DATABASE \`${other}\``);
+    await admin.query(`CREATE TABLE \`${other}\`.events (sku VARCHAR(32))`);
+    await admin.query(`CREATE VIEW \`${base}\`.event_skus AS SELECT sku FROM \`${other}\`.events`);
+    await admin.query(`CREATE PROCEDURE \`${base}\`.log_event(IN s VARCHAR(32)) INSERT INTO \`${other}\`.events VALUES (s)`);
+    const report = await checkShadowSchema({ connection: admin, database: base });
+    expect(
+      report.foreignReferences.map((reference) => `${reference.kind} ${reference.name} → ${reference.databases.join(',')}`).sort(),
+    ).toEqual([`procedure log_event → ${other}`, `view event_skus → ${other}`]);
+    expect(report.inSync).toBe(false);
+    const [[objectsBefore]] = (await admin.query(
+      'SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?) + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) AS n',
+      [`${base}_shadow`, `${base}_shadow`],
+    )) as unknown as [[{ n: number }]];
+    await expect(syncShadowSchema({ connection: admin, database: base, apply: true })).rejects.toThrow(
+      /names `.*_analytics`.*Nothing was changed/,
+    );
+    const [[objectsAfter]] = (await admin.query(
+      'SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?) + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) AS n',
+      [`${base}_shadow`, `${base}_shadow`],
+    )) as unknown as [[{ n: number }]];
+    expect(objectsAfter.n).toBe(objectsBefore.n);
+
+    await admin.query(`CREATE DATABASE \`${other}_shadow\``);
+    await admin.query(`CREATE TABLE \`${other}_shadow\`.events (sku VARCHAR(32))`);
+    const rewritten = await syncShadowSchema({ connection: admin, database: base, apply: true, rewriteForeignDatabases: true });
+    expect(rewritten.foreignReferences).toEqual([]);
+    expect(rewritten.inSync).toBe(true);
+    await admin.query(`CALL \`${base}_shadow\`.log_event('shadow-event')`);
+    const [events] = (await admin.query(`SELECT sku FROM \`${other}\`.events`)) as unknown as [unknown[]];
+    const [shadowEvents] = (await admin.query(`SELECT sku FROM \`${base}_shadow\`.event_skus`)) as unknown as [unknown[]];
+    expect(events).toEqual([]);
+    expect(shadowEvents).toEqual([{ sku: 'shadow-event' }]);
+  });
+});
