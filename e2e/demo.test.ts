@@ -26,6 +26,7 @@ afterAll(async () => {
   const admin = await mysql.createConnection({ ...MYSQL });
   await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
   await admin.query(`DROP DATABASE IF EXISTS \`${database}_shadow\``);
+  await admin.query(`DROP USER IF EXISTS '${database}_shadow'@'%'`);
   await admin.end();
   const kafka = new Kafka({ clientId: 'demo-cleanup', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
   await kafka.connect();

@@ -55,6 +55,7 @@ describe('examples/shop end to end', () => {
     SHOP_ORDER_TOPIC: `e2e-orders-${id}`,
     DYE_REGISTRY_PREFIX: `dye-e2e-${id}`,
     DYE_SECRET: secret,
+    MYSQL_SHADOW_PASSWORD: randomBytes(12).toString('hex'),
     OTEL_BSP_SCHEDULE_DELAY: '200',
     OTEL_METRIC_EXPORT_INTERVAL: '500',
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
@@ -86,6 +87,7 @@ describe('examples/shop end to end', () => {
     const admin = await mysql.createConnection({ ...MYSQL });
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
     await admin.query(`DROP DATABASE IF EXISTS \`${database}_shadow\``);
+    await admin.query(`DROP USER IF EXISTS '${database}_shadow'@'%'`);
     await admin.end();
     const kafka = new Kafka({ clientId: 'e2e-cleanup', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
     await kafka.connect();
@@ -168,6 +170,23 @@ describe('examples/shop end to end', () => {
     expect(landing).toEqual(everywhere('shadow'));
     expect(messages).toEqual({ production: 0, shadow: 1 });
     expect(await stores.productionCounts()).toEqual(before);
+  });
+
+  it('4b. the services reach MySQL in shadow as the shadow account, which the server confines to the shadow database', async () => {
+    const admin = await mysql.createConnection({ ...MYSQL });
+    try {
+      // Every shop connection the shadow account holds is on the shadow database.
+      const [sessions] = (await admin.query('SELECT DB AS db FROM information_schema.PROCESSLIST WHERE USER = ?', [
+        `${database}_shadow`,
+      ])) as unknown as [Array<{ db: string }>];
+      expect(sessions.length).toBeGreaterThan(0);
+      expect(new Set(sessions.map((session) => session.db))).toEqual(new Set([`${database}_shadow`]));
+      const [grants] = (await admin.query(`SHOW GRANTS FOR '${database}_shadow'@'%'`)) as unknown as [Array<Record<string, string>>];
+      const lines = grants.map((row) => Object.values(row)[0] as string);
+      expect(lines.filter((line) => !line.startsWith('GRANT USAGE ON *.*')).every((line) => line.includes(`\\_shadow\`.*`))).toBe(true);
+    } finally {
+      await admin.end();
+    }
   });
 
   it('5. a shadow burst of 200 orders leaves every production count unchanged', async () => {

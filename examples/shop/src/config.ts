@@ -9,6 +9,12 @@ export interface ShopConfig {
   readonly lane: string;
   /** `MYSQL_URL`, database included: `mysql://root@127.0.0.1:3306/shop`. */
   readonly mysql: MysqlConfig;
+  /**
+   * The account isolated tenants use MySQL as, confined by the server to
+   * `<db>_shadow` (setup creates it): `MYSQL_SHADOW_USER` (default
+   * `<db>_shadow`) and `MYSQL_SHADOW_PASSWORD`.
+   */
+  readonly mysqlShadow: { readonly user: string; readonly password: string | undefined };
   /** `REDIS_URL`: data, and the service registry. */
   readonly redisUrl: string;
   /** `KAFKA_BROKERS`, comma-separated. */
@@ -35,9 +41,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ShopConfig {
   const lane = env.DYE_TENANT?.trim() || BASELINE_NAME;
   const checked = checkTenantName(lane);
   if (!checked.ok) throw new Error(`DYE_TENANT: ${checked.reason}`);
+  const mysql = parseMysqlUrl(env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/shop');
   return {
     lane: checked.name,
-    mysql: parseMysqlUrl(env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/shop'),
+    mysql,
+    mysqlShadow: { user: env.MYSQL_SHADOW_USER || `${mysql.database}_shadow`, password: env.MYSQL_SHADOW_PASSWORD || undefined },
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     kafkaBrokers: (env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((broker) => broker.trim()),
     orderTopic: env.SHOP_ORDER_TOPIC ?? 'order-created',

@@ -22,7 +22,7 @@ const USAGE = `npm run demo [-- --keep] [-- --verbose] [-- --burst N]
   --verbose   stream every service's log lines (default: start-up, warnings and errors)
   --burst N   shadow orders in the load step (default 300)
 
-Environment: MYSQL_URL (database shop), REDIS_URL, KAFKA_BROKERS, SHOP_ORDER_TOPIC,
+Environment: MYSQL_URL (database shop), MYSQL_SHADOW_USER/MYSQL_SHADOW_PASSWORD (the shadow account; a fresh password by default), REDIS_URL, KAFKA_BROKERS, SHOP_ORDER_TOPIC,
 PORT (the gateway's, default 8080), DYE_SECRET (default: a random one per run).`;
 
 interface Infra {
@@ -77,6 +77,7 @@ async function main(): Promise<number> {
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
     DYE_SECRET: secret,
+    MYSQL_SHADOW_PASSWORD: process.env.MYSQL_SHADOW_PASSWORD ?? randomBytes(18).toString('base64url'),
     // Spans go to an OTLP collector when one is configured; on a terminal they would drown the tables.
     OTEL_TRACES_EXPORTER: process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? 'otlp' : 'none',
   };

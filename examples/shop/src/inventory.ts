@@ -4,20 +4,19 @@
  */
 import { currentTenant } from '@dye/core';
 import { tenantRedis } from '@dye/ioredis';
-import { createTenantPool } from '@dye/mysql2';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2';
 import { readConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { INVENTORY_APP, InventoryService, type StockReply } from './proto.js';
-import { connectRegistry, grpcError, serveGrpc } from './runtime.js';
+import { connectRegistry, grpcError, serveGrpc, shopDatabase } from './runtime.js';
 
 const CACHE_TTL_SECONDS = 60;
 
 const config = readConfig();
 const log = createLogger('inventory', config.lane);
-const db = createTenantPool({ ...config.mysql, connectionLimit: 10 });
+const db = shopDatabase(config, 10);
 const redis = tenantRedis(new Redis(config.redisUrl));
 const registry = connectRegistry(config);
 

@@ -6,18 +6,17 @@
  */
 import { tenantRedis } from '@dye/ioredis';
 import { tenantKafka } from '@dye/kafkajs';
-import { createTenantPool } from '@dye/mysql2';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { readConfig } from './config.js';
 import { createLogger, kafkaLogs } from './logger.js';
-import { connectRegistry, onShutdown } from './runtime.js';
+import { connectRegistry, onShutdown, shopDatabase } from './runtime.js';
 
 const NOTIFIED_TTL_SECONDS = 24 * 60 * 60;
 
 const config = readConfig();
 const log = createLogger('notifier', config.lane);
-const db = createTenantPool({ ...config.mysql, connectionLimit: 5 });
+const db = shopDatabase(config, 5);
 const redis = tenantRedis(new Redis(config.redisUrl));
 const registry = connectRegistry(config);
 // With the registry, a colored notifier instance would take its own lane's

@@ -9,7 +9,6 @@ import { currentTenant } from '@dye/core';
 import { createTenantClient } from '@dye/grpc';
 import { tenantRedis } from '@dye/ioredis';
 import { tenantKafka } from '@dye/kafkajs';
-import { createTenantPool } from '@dye/mysql2';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -25,13 +24,13 @@ import {
   type StockReply,
   unary,
 } from './proto.js';
-import { connectRegistry, grpcError, serveGrpc } from './runtime.js';
+import { connectRegistry, grpcError, serveGrpc, shopDatabase } from './runtime.js';
 
 const ORDER_CACHE_TTL_SECONDS = 24 * 60 * 60;
 
 const config = readConfig();
 const log = createLogger('orders', config.lane);
-const db = createTenantPool({ ...config.mysql, connectionLimit: 10 });
+const db = shopDatabase(config, 10);
 const redis = tenantRedis(new Redis(config.redisUrl));
 const registry = connectRegistry(config);
 const inventory = createTenantClient(InventoryService, INVENTORY_APP);

@@ -1,8 +1,19 @@
 import { RedisRegistry, type Registration } from '@dye/discovery';
 import { addHealthService, gracefulShutdown, registerTenantRouting, tenantServerInterceptor } from '@dye/grpc';
+import { createTenantPool, type TenantPool } from '@dye/mysql2';
 import * as grpc from '@grpc/grpc-js';
 import type pino from 'pino';
 import type { ShopConfig } from './config.js';
+
+/**
+ * The shop's MySQL pool: production as `MYSQL_URL`'s account, isolated tenants
+ * in `<db>_shadow` as the shadow account setup created (checked at first use).
+ */
+export function shopDatabase(config: ShopConfig, connectionLimit: number): TenantPool {
+  const { user, password } = config.mysqlShadow;
+  if (password === undefined) throw new Error('MYSQL_SHADOW_PASSWORD is not set: the password of the shadow account setup created');
+  return createTenantPool({ ...config.mysql, connectionLimit }, { isolatedConfig: { user, password } });
+}
 
 /** The service registry every shop process shares (Redis), with tenant routing for its gRPC clients. */
 export function connectRegistry(config: ShopConfig): RedisRegistry {

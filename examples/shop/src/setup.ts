@@ -8,7 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import { isolatedKeyPrefix } from '@dye/core';
 import { syncShadowTopics } from '@dye/kafkajs';
-import { syncShadowSchema } from '@dye/mysql2';
+import { grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
 import { Redis } from 'ioredis';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
@@ -71,6 +71,13 @@ export async function setupShop(config: ShopConfig = readConfig(), say: (line: s
     const synced = await syncShadowSchema({ connection: admin, database, apply: true, copyTables: ['stock'] });
     copiedRows = synced.copied.reduce((sum, copy) => sum + copy.rows, 0);
     say(`database ${database}_shadow: schema synced, stock copied (${copiedRows} rows)`);
+    // Isolated tenants reach MySQL only as this account, which the server confines to shop_shadow.
+    const { user, password } = config.mysqlShadow;
+    if (password === undefined) throw new Error('MYSQL_SHADOW_PASSWORD is not set: the password to give the shadow account');
+    const granted = await grantShadowAccess(admin, { database, user, password, apply: true });
+    say(
+      `account ${granted.account}: ${granted.statements.length === 0 ? 'confined to' : 'created or fixed, confined to'} ${granted.databases.join(', ')}`,
+    );
   } finally {
     await admin.end();
   }

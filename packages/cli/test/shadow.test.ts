@@ -99,3 +99,67 @@ describe('dye shadow sync / check', () => {
     }
   });
 });
+
+describe('dye shadow grant', () => {
+  const database = uniqueName('cli_grant');
+  const user = uniqueName('cli_sh');
+  const mysqlUrl = `mysql://${encodeURIComponent(MYSQL.user)}:${encodeURIComponent(MYSQL.password)}@${MYSQL.host}:${MYSQL.port}/${database}`;
+  const account = `'${user}'@'%'`;
+  let db: mysql.Connection;
+  const env = { DYE_SHADOW_PASSWORD: 'cli-grant-secret' };
+
+  beforeAll(async () => {
+    db = await mysql.createConnection({ ...MYSQL });
+    await db.query(`CREATE DATABASE \`${database}\``);
+    await db.query(`CREATE DATABASE \`${database}_shadow\``);
+  });
+
+  afterAll(async () => {
+    await db.query(`DROP USER IF EXISTS ${account}`);
+    await db.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await db.query(`DROP DATABASE IF EXISTS \`${database}_shadow\``);
+    await db.end();
+  });
+
+  const users = async () => ((await db.query('SELECT User FROM mysql.user WHERE User = ?', [user])) as unknown as [unknown[]])[0].length;
+
+  it('is a dry run without --apply: it prints each statement, password hidden, and creates nothing', async () => {
+    const run = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`CREATE USER ${account} IDENTIFIED BY '***'`);
+    expect(run.stdout).toContain(`ON \`${database.replaceAll('_', '\\_')}\\_shadow\`.* TO ${account}`);
+    expect(run.stdout).toContain('dry run: nothing changed');
+    expect(run.stdout).not.toContain(env.DYE_SHADOW_PASSWORD);
+    expect(await users()).toBe(0);
+  });
+
+  it('--apply creates the account; running it again has nothing to do', async () => {
+    const applied = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user, '--apply'], env);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(await users()).toBe(1);
+    const again = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user, '--apply'], env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('nothing to do');
+    const login = await mysql.createConnection({ ...MYSQL, user, password: env.DYE_SHADOW_PASSWORD });
+    await login.end();
+  });
+
+  it('takes an over-privileged account back to its shadow database (--json lists the statements)', async () => {
+    await db.query(`GRANT FILE ON *.* TO ${account}`);
+    await db.query(`GRANT DELETE ON \`${database}\`.* TO ${account}`);
+    const fixed = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user, '--apply', '--json'], env);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const result = JSON.parse(fixed.stdout);
+    expect(result.statements).toEqual([`REVOKE FILE ON *.* FROM ${account}`, `REVOKE DELETE ON \`${database}\`.* FROM ${account}`]);
+    const [grants] = (await db.query(`SHOW GRANTS FOR ${account}`)) as unknown as [Array<Record<string, string>>];
+    expect(grants.map((row) => Object.values(row)[0]).join('\n')).not.toMatch(/FILE|ON `[^`]*`\.\* .*DELETE/);
+  });
+
+  it('never takes the password from the command line, and says which variable to set', async () => {
+    const argv = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user, '--password', 'x']);
+    expect(argv.code).toBe(2);
+    const missing = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', uniqueName('cli_new')], { DYE_SHADOW_PASSWORD: '' });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('set DYE_SHADOW_PASSWORD');
+  });
+});
