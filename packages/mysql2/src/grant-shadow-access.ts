@@ -4,9 +4,10 @@ import { escapeGrantDatabase, literalGrantDatabase, parseGrantLine } from './gra
 
 /**
  * What an isolated tenant's data work needs on its own database: rows, table
- * DDL, temporary tables, locks, foreign keys, reading view definitions. No
- * routines, triggers, events or views of its own: the guard refuses creating
- * them, and the server then refuses them too.
+ * DDL, temporary tables, locks, foreign keys, reading view definitions,
+ * calling the routines the schema sync copied (they run with the caller's
+ * rights). No routines, triggers, events or views of its own: the guard
+ * refuses creating them, and the server then refuses them too.
  */
 export const SHADOW_PRIVILEGES: readonly string[] = [
   'SELECT',
@@ -20,6 +21,7 @@ export const SHADOW_PRIVILEGES: readonly string[] = [
   'REFERENCES',
   'CREATE TEMPORARY TABLES',
   'LOCK TABLES',
+  'EXECUTE',
   'SHOW VIEW',
 ];
 
