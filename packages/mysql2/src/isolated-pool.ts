@@ -4,7 +4,7 @@ import mysqlPromise from 'mysql2/promise';
 import { connectionOptions, type DatabaseList } from './database-list.js';
 import { type FinalSql, finalSql, type SqlMethod, UnreadableSql, unsafeCharset } from './final-sql.js';
 import { inspectShadowAccount, isolatedDatabasePredicate } from './shadow-account.js';
-import { checkIsolatedSql, type GuardVerdict } from './sql-guard.js';
+import { createSqlGuard, type GuardVerdict } from './sql-guard.js';
 import { dialectKey, type SqlDialect, sqlDialect } from './sql-lexer.js';
 
 /** A shadow connection taken from the pool, with how its server reads SQL. */
@@ -57,9 +57,12 @@ export class IsolatedPool {
   readonly #pool: CorePool;
   readonly #check: FirstUseCheck;
   readonly #sessions = new WeakMap<CoreConnection, Promise<ReadyConnection>>();
+  // The same, once known: the hot path reads it without a promise.
+  readonly #ready = new WeakMap<CoreConnection, ReadyConnection>();
   // dialect → final text → verdict; cleared when the list of databases changes.
   readonly #verdicts = new Map<string, Map<string, GuardVerdict>>();
   #verdictsGeneration = -1;
+  #guard: ((sql: string, dialect: SqlDialect) => GuardVerdict) | undefined;
 
   constructor(settings: IsolatedPoolSettings) {
     this.#settings = settings;
@@ -87,17 +90,24 @@ export class IsolatedPool {
       throw await this.translate(error);
     }
     try {
-      let session = this.#sessions.get(core);
-      if (!session) {
-        session = this.#readSession(core);
-        this.#sessions.set(core, session);
-        session.catch(() => this.#sessions.delete(core));
-      }
-      return await session;
+      return this.#ready.get(core) ?? (await this.#session(core));
     } catch (error) {
       core.release();
       throw await this.translate(error);
     }
+  }
+
+  #session(core: CoreConnection): Promise<ReadyConnection> {
+    let session = this.#sessions.get(core);
+    if (!session) {
+      session = this.#readSession(core).then((ready) => {
+        this.#ready.set(core, ready);
+        return ready;
+      });
+      this.#sessions.set(core, session);
+      session.catch(() => this.#sessions.delete(core));
+    }
+    return session;
   }
 
   /** The final text of a statement, checked: throws IsolationError when it may not be sent. */
@@ -115,16 +125,44 @@ export class IsolatedPool {
   }
 
   /** `pool.query` / `pool.execute` for this tenant: take a connection, check, send, release. */
-  async run(method: SqlMethod, query: unknown, values: unknown): Promise<QueryResult> {
-    const ready = await this.acquire();
-    try {
-      const statement = this.prepare(ready, method, query, values);
-      return await send(ready.core, method, statement.options);
-    } catch (error) {
-      throw await this.translate(error);
-    } finally {
-      ready.core.release();
-    }
+  run(method: SqlMethod, query: unknown, values: unknown): Promise<QueryResult> {
+    if (!this.#check.passed) return this.#check.ensure().then(() => this.run(method, query, values));
+    // Callbacks, not awaits: this is the hot path of every isolated statement.
+    return new Promise((resolve, reject) => {
+      const fail = (error: unknown) => void this.translate(error).then(reject, reject);
+      this.#pool.getConnection((error, core) => {
+        if (error) return fail(error);
+        const ready = this.#ready.get(core);
+        if (!ready) {
+          this.#session(core).then(
+            () => {
+              core.release();
+              this.run(method, query, values).then(resolve, reject);
+            },
+            (sessionError: unknown) => {
+              core.release();
+              fail(sessionError);
+            },
+          );
+          return;
+        }
+        try {
+          const statement = this.prepare(ready, method, query, values);
+          (core[method] as (options: unknown, callback: (error: Error | null, rows?: unknown, fields?: unknown) => void) => unknown).call(
+            core,
+            statement.options,
+            (queryError, rows, fields) => {
+              core.release();
+              if (queryError) fail(queryError);
+              else resolve([rows, fields]);
+            },
+          );
+        } catch (thrown) {
+          core.release();
+          fail(thrown);
+        }
+      });
+    });
   }
 
   /** Maps failures that mean "cannot isolate" (or "the server refused the shadow account") to IsolationError. */
@@ -157,10 +195,16 @@ export class IsolatedPool {
 
   #verdict(ready: ReadyConnection, text: string): GuardVerdict {
     const databases = this.#settings.databases;
-    const names = databases.current() ?? [];
-    if (this.#verdictsGeneration !== databases.generation) {
+    const names = databases.current();
+    if (this.#guard === undefined || this.#verdictsGeneration !== databases.generation) {
+      // The list of databases changed (or is read for the first time): verdicts made with the old one are void.
       this.#verdicts.clear();
       this.#verdictsGeneration = databases.generation;
+      this.#guard = createSqlGuard({
+        productionDatabase: this.#settings.production,
+        isolatedDatabase: this.database,
+        otherDatabases: names ?? [],
+      });
     }
     let cache = this.#verdicts.get(ready.dialectKey);
     if (!cache) {
@@ -169,12 +213,7 @@ export class IsolatedPool {
     }
     let verdict = cache.get(text);
     if (!verdict) {
-      verdict = checkIsolatedSql(text, {
-        productionDatabase: this.#settings.production,
-        isolatedDatabase: this.database,
-        otherDatabases: names,
-        dialect: ready.dialect,
-      });
+      verdict = this.#guard(text, ready.dialect);
       if (cache.size >= VERDICT_CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
       cache.set(text, verdict);
     }

@@ -96,71 +96,77 @@ export const ALLOWED_SESSION_VARIABLES: ReadonlySet<string> = new Set([
 ]);
 
 /** Why some well-known variables are refused, for a readable error. */
-const REFUSED_VARIABLE_REASONS: Readonly<Record<string, string>> = {
-  sql_mode: 'sql_mode changes how the server reads SQL (quotes, escapes)',
-  character_set_client: 'character sets change how the server reads SQL',
-  character_set_connection: 'character sets change how the server reads SQL',
-  character_set_results: 'character sets change how the server reads SQL',
-  collation_connection: 'character sets change how the server reads SQL',
-  names: 'SET NAMES changes how the server reads SQL',
-  character: 'SET CHARACTER SET changes how the server reads SQL',
-  charset: 'SET CHARSET changes how the server reads SQL',
-  default_storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
-  default_tmp_storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
-  storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
-  password: 'SET PASSWORD changes an account',
-  role: 'SET ROLE changes the privileges of the session',
-  default: 'SET DEFAULT ROLE changes an account',
-  statement: 'SET STATEMENT … FOR runs a statement with other settings',
-  sql_log_bin: 'it changes what the server logs',
-  sql_log_off: 'it changes what the server logs',
-};
+const REFUSED_VARIABLE_REASONS: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    sql_mode: 'sql_mode changes how the server reads SQL (quotes, escapes)',
+    character_set_client: 'character sets change how the server reads SQL',
+    character_set_connection: 'character sets change how the server reads SQL',
+    character_set_results: 'character sets change how the server reads SQL',
+    collation_connection: 'character sets change how the server reads SQL',
+    names: 'SET NAMES changes how the server reads SQL',
+    character: 'SET CHARACTER SET changes how the server reads SQL',
+    charset: 'SET CHARSET changes how the server reads SQL',
+    default_storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
+    default_tmp_storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
+    storage_engine: 'the storage engine of new tables could reach another server (FEDERATED, CONNECT)',
+    password: 'SET PASSWORD changes an account',
+    role: 'SET ROLE changes the privileges of the session',
+    default: 'SET DEFAULT ROLE changes an account',
+    statement: 'SET STATEMENT … FOR runs a statement with other settings',
+    sql_log_bin: 'it changes what the server logs',
+    sql_log_off: 'it changes what the server logs',
+  }),
+);
 
 /** Storage engines that keep a table's data in the server itself. */
 const ALLOWED_ENGINES = new Set(['innodb', 'myisam', 'aria', 'memory', 'heap']);
 
 /** Functions that reach outside the database: files, server-wide locks, replication waits, UDF shells. */
-const REFUSED_FUNCTIONS: Readonly<Record<string, string>> = {
-  load_file: 'LOAD_FILE reads a file on the server',
-  get_lock: 'named locks are server-wide: shadow work would contend with production',
-  release_lock: 'named locks are server-wide: shadow work would contend with production',
-  release_all_locks: 'named locks are server-wide: shadow work would contend with production',
-  is_free_lock: 'named locks are server-wide: shadow work would contend with production',
-  is_used_lock: 'named locks are server-wide: shadow work would contend with production',
-  master_pos_wait: 'it waits on replication',
-  source_pos_wait: 'it waits on replication',
-  master_gtid_wait: 'it waits on replication',
-  wait_for_executed_gtid_set: 'it waits on replication',
-  sys_exec: 'it runs a program on the server',
-  sys_eval: 'it runs a program on the server',
-};
+const REFUSED_FUNCTIONS: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    load_file: 'LOAD_FILE reads a file on the server',
+    get_lock: 'named locks are server-wide: shadow work would contend with production',
+    release_lock: 'named locks are server-wide: shadow work would contend with production',
+    release_all_locks: 'named locks are server-wide: shadow work would contend with production',
+    is_free_lock: 'named locks are server-wide: shadow work would contend with production',
+    is_used_lock: 'named locks are server-wide: shadow work would contend with production',
+    master_pos_wait: 'it waits on replication',
+    source_pos_wait: 'it waits on replication',
+    master_gtid_wait: 'it waits on replication',
+    wait_for_executed_gtid_set: 'it waits on replication',
+    sys_exec: 'it runs a program on the server',
+    sys_eval: 'it runs a program on the server',
+  }),
+);
 
 const QUERY_STARTS = new Set(['select', 'with', 'insert', 'replace', 'update', 'delete', 'values', 'table']);
 
 /** Why statement kinds outside the allowlist are refused, for the common ones. */
-const REFUSED_STATEMENT_REASONS: Readonly<Record<string, string>> = {
-  use: 'USE would switch a pooled connection to another database',
-  prepare: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
-  execute: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
-  deallocate: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
-  call: 'a procedure runs SQL Dye does not see',
-  xa: 'XA transactions can commit or roll back other sessions’ work',
-  kill: 'KILL acts on other sessions',
-  flush: 'FLUSH acts on the whole server',
-  load: 'LOAD reads files',
-  grant: 'account statements change who may do what',
-  revoke: 'account statements change who may do what',
-  install: 'plugins change the server',
-  uninstall: 'plugins change the server',
-  shutdown: 'SHUTDOWN stops the server',
-  do: 'DO is not on the list of statements isolated tenants may run',
-  handler: 'HANDLER is not on the list of statements isolated tenants may run',
-  purge: 'PURGE acts on the server’s logs',
-  reset: 'RESET acts on the whole server',
-  change: 'CHANGE MASTER/REPLICATION acts on replication',
-  binlog: 'BINLOG replays events on the server',
-  begin: 'BEGIN NOT ATOMIC runs a compound statement',
-};
+const REFUSED_STATEMENT_REASONS: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    use: 'USE would switch a pooled connection to another database',
+    prepare: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
+    execute: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
+    deallocate: 'dynamic SQL is built at run time, where neither Dye nor a reviewer can read it',
+    call: 'a procedure runs SQL Dye does not see',
+    xa: 'XA transactions can commit or roll back other sessions’ work',
+    kill: 'KILL acts on other sessions',
+    flush: 'FLUSH acts on the whole server',
+    load: 'LOAD reads files',
+    grant: 'account statements change who may do what',
+    revoke: 'account statements change who may do what',
+    install: 'plugins change the server',
+    uninstall: 'plugins change the server',
+    shutdown: 'SHUTDOWN stops the server',
+    do: 'DO is not on the list of statements isolated tenants may run',
+    handler: 'HANDLER is not on the list of statements isolated tenants may run',
+    purge: 'PURGE acts on the server’s logs',
+    reset: 'RESET acts on the whole server',
+    change: 'CHANGE MASTER/REPLICATION acts on replication',
+    binlog: 'BINLOG replays events on the server',
+    begin: 'BEGIN NOT ATOMIC runs a compound statement',
+  }),
+);
 
 const refuse = (reason: string): GuardVerdict => ({ ok: false, reason });
 const OK: GuardVerdict = Object.freeze({ ok: true });
@@ -181,14 +187,21 @@ const isPunct = (token: SqlToken | undefined, text: string) => token?.kind === '
  * text the server might read differently from the guard.
  */
 export function checkIsolatedSql(sql: string, options: SqlGuardOptions): GuardVerdict {
-  const lexed = lexSql(sql, options.dialect ?? DEFAULT_DIALECT);
-  if (!lexed.ok) return refuse(`${lexed.reason} at offset ${lexed.at}: the server might read it otherwise than Dye`);
+  return createSqlGuard(options)(sql, options.dialect ?? DEFAULT_DIALECT);
+}
+
+/** {@link checkIsolatedSql} with the database names prepared once, for a caller that judges many texts. */
+export function createSqlGuard(options: Omit<SqlGuardOptions, 'dialect'>): (sql: string, dialect: SqlDialect) => GuardVerdict {
   const names = databaseNames(options);
-  for (const statement of splitStatements(lexed.tokens)) {
-    const verdict = checkStatement(statement, names);
-    if (!verdict.ok) return verdict;
-  }
-  return OK;
+  return (sql, dialect) => {
+    const lexed = lexSql(sql, dialect);
+    if (!lexed.ok) return refuse(`${lexed.reason} at offset ${lexed.at}: the server might read it otherwise than Dye`);
+    for (const statement of splitStatements(lexed.tokens)) {
+      const verdict = checkStatement(statement, names);
+      if (!verdict.ok) return verdict;
+    }
+    return OK;
+  };
 }
 
 interface DatabaseNames {
@@ -198,7 +211,7 @@ interface DatabaseNames {
   readonly others: ReadonlySet<string>;
 }
 
-function databaseNames(options: SqlGuardOptions): DatabaseNames {
+function databaseNames(options: Omit<SqlGuardOptions, 'dialect'>): DatabaseNames {
   const production = options.productionDatabase.toLowerCase();
   const isolated = options.isolatedDatabase.toLowerCase();
   const others = new Set((options.otherDatabases ?? []).map((name) => name.toLowerCase()));
@@ -224,7 +237,7 @@ function checkStatementKind(tokens: readonly SqlToken[], names: DatabaseNames): 
   const rest = tokens.slice(1);
   switch (verb) {
     case 'begin':
-      return onlyWords(rest, ['work']) ? OK : refuse(REFUSED_STATEMENT_REASONS.begin as string);
+      return onlyWords(rest, ['work']) ? OK : refuse(REFUSED_STATEMENT_REASONS.get('begin') as string);
     case 'start':
       return lower(rest[0]) === 'transaction' && onlyWords(rest.slice(1), ['read', 'only', 'write', 'with', 'consistent', 'snapshot'])
         ? OK
@@ -260,7 +273,7 @@ function checkStatementKind(tokens: readonly SqlToken[], names: DatabaseNames): 
     case 'set':
       return checkSet(rest);
     default:
-      return refuse(REFUSED_STATEMENT_REASONS[verb] ?? `${verb.toUpperCase()} statements are not on the list isolated tenants may run`);
+      return refuse(REFUSED_STATEMENT_REASONS.get(verb) ?? `${verb.toUpperCase()} statements are not on the list isolated tenants may run`);
   }
 }
 
@@ -290,7 +303,7 @@ function checkNamesAndFunctions(tokens: readonly SqlToken[], names: DatabaseName
     if (names.others.has(name) && isPunct(tokens[i + 1], '.') && !isPunct(tokens[i - 1], '.')) {
       return refuse(`the statement reaches another database \`${token.text}\``);
     }
-    const refusedFunction = REFUSED_FUNCTIONS[name];
+    const refusedFunction = REFUSED_FUNCTIONS.get(name);
     if (refusedFunction && isPunct(tokens[i + 1], '(')) return refuse(`${token.text.toUpperCase()}(): ${refusedFunction}`);
     if (token.kind === 'word' && (name === 'outfile' || name === 'dumpfile')) {
       return refuse(`INTO ${name.toUpperCase()} writes a file on the server`);
@@ -492,7 +505,7 @@ function checkAssignment(tokens: readonly SqlToken[]): GuardVerdict {
   }
   const variable = lower(tokens[at]);
   if (!isName(tokens[at]) || variable === undefined) return refuse('SET of something that is not a variable');
-  const named = REFUSED_VARIABLE_REASONS[variable];
+  const named = REFUSED_VARIABLE_REASONS.get(variable);
   if (named) return refuse(`SET ${variable}: ${named}`);
   if (!ALLOWED_SESSION_VARIABLES.has(variable))
     return refuse(`SET ${variable}: not on the list of session variables isolated tenants may set`);

@@ -99,7 +99,22 @@ export function dialectKey(dialect: SqlDialect): string {
   return `${dialect.flavor}/${dialect.version}/${dialect.ansiQuotes ? 'A' : '-'}${dialect.noBackslashEscapes ? 'N' : '-'}`;
 }
 
-const SPACE = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20]);
+// Character codes the lexer branches on.
+const TAB = 0x09;
+const CR = 0x0d;
+const SPACE = 0x20;
+const DOLLAR = 0x24;
+const QUOTE = 0x27;
+const DOUBLE_QUOTE = 0x22;
+const BACKTICK = 0x60;
+const HASH = 0x23;
+const DASH = 0x2d;
+const SLASH = 0x2f;
+const STAR = 0x2a;
+const BACKSLASH = 0x5c;
+const SEMICOLON = 0x3b;
+
+const isSpace = (code: number) => code === SPACE || (code >= TAB && code <= CR);
 
 function isWordChar(code: number): boolean {
   return (
@@ -107,7 +122,7 @@ function isWordChar(code: number): boolean {
     (code >= 65 && code <= 90) || // A-Z
     (code >= 97 && code <= 122) || // a-z
     code === 95 || // _
-    code === 36 || // $
+    code === DOLLAR ||
     code >= 0x80
   );
 }
@@ -125,36 +140,56 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
 
   while (i < n) {
     const code = sql.charCodeAt(i);
-    const c = sql[i] as string;
-    if (SPACE.has(code)) {
+    if (isSpace(code)) {
       i++;
       continue;
     }
-    if (c === "'" || (c === '"' && !dialect.ansiQuotes)) {
-      const end = stringEnd(sql, i, c, !dialect.noBackslashEscapes);
+    if (isWordChar(code)) {
+      let j = i + 1;
+      while (j < n && isWordChar(sql.charCodeAt(j))) j++;
+      // MySQL 9 reads `$tag$ … $tag$` as a string; a `$` name is never needed.
+      if (code === DOLLAR) return refuse('a word starting with $', i);
+      if (j === i + 1 && sql.charCodeAt(j) === QUOTE && (code === 0x78 || code === 0x58 || code === 0x62 || code === 0x42)) {
+        // X'4142' and B'0101': the server reads up to the next quote, no escapes.
+        const end = sql.indexOf("'", j + 1);
+        if (end === -1) return refuse('an unterminated hex or bit literal', i);
+        const digits = sql.slice(j + 1, end);
+        if (!(code === 0x78 || code === 0x58 ? /^[0-9a-fA-F]*$/ : /^[01]*$/).test(digits))
+          return refuse('a malformed hex or bit literal', i);
+        tokens.push({ kind: 'string', text: sql.slice(i, end + 1), start: i, end: end + 1 });
+        i = end + 1;
+        continue;
+      }
+      tokens.push({ kind: 'word', text: sql.slice(i, j), start: i, end: j });
+      i = j;
+      continue;
+    }
+    if (code === QUOTE || (code === DOUBLE_QUOTE && !dialect.ansiQuotes)) {
+      const end = stringEnd(sql, i, code, !dialect.noBackslashEscapes);
       if (end < 0) return refuse('an unterminated string', i);
       tokens.push({ kind: 'string', text: sql.slice(i, end), start: i, end });
       i = end;
       continue;
     }
-    if (c === '`' || (c === '"' && dialect.ansiQuotes)) {
-      const end = stringEnd(sql, i, c, false);
+    if (code === BACKTICK || code === DOUBLE_QUOTE) {
+      const end = stringEnd(sql, i, code, false);
       if (end < 0) return refuse('an unterminated quoted identifier', i);
-      const name = sql.slice(i + 1, end - 1).replaceAll(c + c, c);
+      const quote = code === BACKTICK ? '`' : '"';
+      const name = sql.slice(i + 1, end - 1).replaceAll(quote + quote, quote);
       // The server stops reading a quoted name at a NUL byte.
       if (name.includes('\u0000')) return refuse('a NUL character in a quoted identifier', i);
       tokens.push({ kind: 'identifier', text: name, start: i, end });
       i = end;
       continue;
     }
-    if (c === '#' || (c === '-' && sql[i + 1] === '-' && isDashCommentEnd(sql, i + 2))) {
+    if (code === HASH || (code === DASH && sql.charCodeAt(i + 1) === DASH && isDashCommentEnd(sql, i + 2))) {
       // A line comment inside an executed versioned comment swallows its `*/`.
       if (inVersionedComment) return refuse('a line comment inside a versioned comment', i);
       const end = sql.indexOf('\n', i);
       i = end === -1 ? n : end + 1;
       continue;
     }
-    if (c === '/' && sql[i + 1] === '*') {
+    if (code === SLASH && sql.charCodeAt(i + 1) === STAR) {
       if (inVersionedComment) return refuse('a comment nested in a versioned comment', i);
       const versioned = readVersionedComment(sql, i, dialect);
       if (versioned.kind === 'refuse') return refuse(versioned.reason, i);
@@ -166,40 +201,21 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
       // A comment the server skips: `/* … */`, or a versioned one for another version.
       const end = sql.indexOf('*/', i + 2);
       if (end === -1) return refuse('an unterminated comment', i);
-      if (sql.indexOf('/*', i + 2) !== -1 && sql.indexOf('/*', i + 2) < end) return refuse('a nested comment', i);
+      const nested = sql.indexOf('/*', i + 2);
+      if (nested !== -1 && nested < end) return refuse('a nested comment', i);
       i = end + 2;
       continue;
     }
-    if (c === '*' && sql[i + 1] === '/' && inVersionedComment) {
+    if (code === STAR && sql.charCodeAt(i + 1) === SLASH && inVersionedComment) {
       inVersionedComment = false;
       i += 2;
       continue;
     }
-    if (isWordChar(code)) {
-      let j = i + 1;
-      while (j < n && isWordChar(sql.charCodeAt(j))) j++;
-      const word = sql.slice(i, j);
-      // MySQL 9 reads `$tag$ … $tag$` as a string; a `$` name is never needed.
-      if (code === 36) return refuse('a word starting with $', i);
-      if ((word === 'x' || word === 'X' || word === 'b' || word === 'B') && sql[j] === "'") {
-        // X'4142' and B'0101': the server reads up to the next quote, no escapes.
-        const end = sql.indexOf("'", j + 1);
-        if (end === -1) return refuse('an unterminated hex or bit literal', i);
-        const digits = sql.slice(j + 1, end);
-        if (!(word.toLowerCase() === 'x' ? /^[0-9a-fA-F]*$/ : /^[01]*$/).test(digits)) return refuse('a malformed hex or bit literal', i);
-        tokens.push({ kind: 'string', text: sql.slice(i, end + 1), start: i, end: end + 1 });
-        i = end + 1;
-        continue;
-      }
-      tokens.push({ kind: 'word', text: word, start: i, end: j });
-      i = j;
-      continue;
-    }
     // `\N` is NULL to the server, and `\` swallows the character after it.
-    if (c === '\\') return refuse('a backslash outside a string', i);
+    if (code === BACKSLASH) return refuse('a backslash outside a string', i);
     if (code < 0x20 || code === 0x7f) return refuse(`the control character U+${code.toString(16).padStart(4, '0')}`, i);
-    if (c === ';' && inVersionedComment) return refuse('a statement end inside a versioned comment', i);
-    tokens.push({ kind: 'punct', text: c, start: i, end: i + 1 });
+    if (code === SEMICOLON && inVersionedComment) return refuse('a statement end inside a versioned comment', i);
+    tokens.push({ kind: 'punct', text: sql[i] as string, start: i, end: i + 1 });
     i++;
   }
   if (inVersionedComment) return refuse('an unterminated versioned comment', n);
@@ -218,17 +234,17 @@ function isDashCommentEnd(sql: string, at: number): boolean {
 }
 
 /** Index after the closing quote, or -1. Doubled quotes, and backslash escapes when `escapes`. */
-function stringEnd(sql: string, start: number, quote: string, escapes: boolean): number {
+function stringEnd(sql: string, start: number, quote: number, escapes: boolean): number {
   let i = start + 1;
   const n = sql.length;
   while (i < n) {
-    const c = sql[i];
-    if (escapes && c === '\\') {
+    const code = sql.charCodeAt(i);
+    if (escapes && code === BACKSLASH) {
       i += 2;
       continue;
     }
-    if (c === quote) {
-      if (sql[i + 1] === quote) {
+    if (code === quote) {
+      if (sql.charCodeAt(i + 1) === quote) {
         i += 2;
         continue;
       }
