@@ -1,3 +1,5 @@
+import { IsolationError, setLogger, withTenant } from '@dye/core';
+import { createTenantPool } from '@dye/mysql2';
 import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -109,6 +111,7 @@ describe('dye shadow grant', () => {
   const env = { DYE_SHADOW_PASSWORD: 'cli-grant-secret' };
 
   beforeAll(async () => {
+    setLogger({ warn: () => {} });
     db = await mysql.createConnection({ ...MYSQL });
     await db.query(`CREATE DATABASE \`${database}\``);
     await db.query(`CREATE DATABASE \`${database}_shadow\``);
@@ -144,15 +147,32 @@ describe('dye shadow grant', () => {
     await login.end();
   });
 
-  it('takes an over-privileged account back to its shadow database (--json lists the statements)', async () => {
+  it('an over-privileged account is refused at first use; grant --apply takes it back to its shadow database (--json lists the statements)', async () => {
     await db.query(`GRANT FILE ON *.* TO ${account}`);
     await db.query(`GRANT DELETE ON \`${database}\`.* TO ${account}`);
+    const pool = () => createTenantPool({ ...MYSQL, database }, { isolatedConfig: { user, password: env.DYE_SHADOW_PASSWORD } });
+    const refused = pool();
+    try {
+      const error = await withTenant('shadow', () => refused.query('SELECT 1')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IsolationError);
+      expect((error as Error).message).toContain('server-wide privileges FILE');
+    } finally {
+      await refused.end();
+    }
     const fixed = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user, '--apply', '--json'], env);
     expect(fixed.code, fixed.stderr).toBe(0);
     const result = JSON.parse(fixed.stdout);
     expect(result.statements).toEqual([`REVOKE FILE ON *.* FROM ${account}`, `REVOKE DELETE ON \`${database}\`.* FROM ${account}`]);
     const [grants] = (await db.query(`SHOW GRANTS FOR ${account}`)) as unknown as [Array<Record<string, string>>];
     expect(grants.map((row) => Object.values(row)[0]).join('\n')).not.toMatch(/FILE|ON `[^`]*`\.\* .*DELETE/);
+    const accepted = pool();
+    try {
+      await withTenant('shadow', () => accepted.query('SELECT 1'));
+    } finally {
+      await accepted.end();
+    }
+    const again = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user], env);
+    expect(again.stdout).toContain('nothing to do');
   });
 
   it('never takes the password from the command line, and says which variable to set', async () => {
