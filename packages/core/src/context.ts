@@ -41,9 +41,10 @@ const storage = sharedContext().storage;
  * (a hand-made `{ name: 'shadow', kind: 'color' }` included).
  *
  * When `fn` returns a thenable that is not a native promise (a lazy query
- * builder of Knex, Drizzle or Kysely), what is returned is that thenable with
- * its `then` run inside `tenant`, so the query it starts when awaited, later
- * and elsewhere, still belongs to `tenant`.
+ * builder of Knex or Drizzle), what is returned is that builder with all it
+ * does run inside `tenant` (`then`, `execute()`, `prepare()`, `iterator()`,
+ * and the builders those return), so the query it starts later and elsewhere
+ * still belongs to `tenant`.
  */
 export function withTenant<R>(tenant: Tenant | string, fn: () => R): R {
   const resolved = typeof tenant === 'string' ? getDefaultPolicy().tenant(tenant) : assertTenant(tenant);
@@ -51,11 +52,15 @@ export function withTenant<R>(tenant: Tenant | string, fn: () => R): R {
 }
 
 function runInTenant<R>(tenant: Tenant, fn: () => R): R {
-  const result = otelContextActive() ? storage.run(tenant, withOtelTenant, tenant, fn) : storage.run(tenant, fn);
+  const result = runRaw(tenant, fn);
   // Native promises began their work inside the tenant already. A lazy
   // thenable (a Knex, Drizzle or Kysely query builder) does its work only when
-  // awaited, which happens after this call returned, outside the tenant.
-  return isLazyThenable(result) ? tenantThenable(result, tenant) : result;
+  // awaited or executed, which happens after this call returned, outside it.
+  return isLazyThenable(result) ? tenantBound(result, tenant) : result;
+}
+
+function runRaw<R>(tenant: Tenant, fn: () => R): R {
+  return otelContextActive() ? storage.run(tenant, withOtelTenant, tenant, fn) : storage.run(tenant, fn);
 }
 
 function isLazyThenable<R>(value: R): value is R & PromiseLike<unknown> & object {
@@ -63,15 +68,41 @@ function isLazyThenable<R>(value: R): value is R & PromiseLike<unknown> & object
   return typeof (value as { then?: unknown }).then === 'function';
 }
 
+/** An instance of some class (a builder, a prepared query, an iterator), not plain data. */
+function isWorkObject(value: unknown): value is object {
+  if (value === null || typeof value !== 'object' || value instanceof Promise || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype === Object.prototype || prototype === null) return false;
+  return !(
+    value instanceof Date ||
+    value instanceof RegExp ||
+    value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof Error ||
+    value instanceof ArrayBuffer
+  );
+}
+
+const boundObjects = new WeakMap<object, Map<string, object>>();
+
 /**
- * The thenable itself, except that `then` (and `catch`/`finally`, which go
- * through it) runs inside `tenant`: whoever awaits it, the query it starts
- * belongs to the tenant it was built in. Other members are the target's own,
- * called on the target (so private fields keep working).
+ * The builder itself, except that everything it does runs inside `tenant`:
+ * `then` (and `catch`/`finally`, which go through it), and every other method
+ * (`execute()`, `prepare()`, `iterator()`…), whose results are bound the same
+ * way when they are builders, prepared queries or iterators in turn. Whoever
+ * awaits or executes it, the query it starts belongs to the tenant it was built
+ * in. Methods are called on the target itself, so private fields keep working.
  */
-function tenantThenable<T extends PromiseLike<unknown> & object>(target: T, tenant: Tenant): T {
+function tenantBound<T extends object>(target: T, tenant: Tenant): T {
+  let byTenant = boundObjects.get(target);
+  const existing = byTenant?.get(tenant.name);
+  if (existing) return existing as T;
+  const bind = (value: unknown): unknown => (isLazyThenable(value) || isWorkObject(value) ? tenantBound(value as object, tenant) : value);
+  const call = (method: (...args: unknown[]) => unknown, args: unknown[]) => bind(runRaw(tenant, () => method.apply(target, args)));
   const then = (onFulfilled?: (value: unknown) => unknown, onRejected?: (reason: unknown) => unknown) =>
-    runInTenant(tenant, () => target.then(onFulfilled, onRejected));
+    call((target as unknown as PromiseLike<unknown>).then as (...args: unknown[]) => unknown, [onFulfilled, onRejected]);
   const members: Record<PropertyKey, unknown> = {
     then,
     catch: (onRejected?: (reason: unknown) => unknown) => then(undefined, onRejected),
@@ -87,13 +118,22 @@ function tenantThenable<T extends PromiseLike<unknown> & object>(target: T, tena
         },
       ),
   };
-  return new Proxy(target, {
+  const proxy = new Proxy(target, {
     get(object, property) {
-      if (property in members && (property === 'then' || property in object)) return members[property];
+      if (property in members && (property === 'then' || property in object) && typeof (object as Record<PropertyKey, unknown>).then === 'function') {
+        return members[property];
+      }
       const value: unknown = Reflect.get(object, property, object);
-      return typeof value === 'function' ? value.bind(object) : value;
+      if (typeof value === 'function') return (...args: unknown[]) => call(value as (...args: unknown[]) => unknown, args);
+      return bind(value);
     },
   });
+  if (!byTenant) {
+    byTenant = new Map();
+    boundObjects.set(target, byTenant);
+  }
+  byTenant.set(tenant.name, proxy);
+  return proxy;
 }
 
 /**

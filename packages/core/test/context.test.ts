@@ -203,6 +203,18 @@ class LazyQuery implements PromiseLike<string> {
     })();
     return work.then(onFulfilled, onRejected);
   }
+  /** Runs now, as Drizzle's execute() does, in whatever tenant is current. */
+  execute(): Promise<string> {
+    return Promise.resolve(`${this.#table}@${name()}`);
+  }
+  prepare(): PreparedQuery {
+    return new PreparedQuery(this.#table);
+  }
+  async *iterator(): AsyncGenerator<string> {
+    await sleep(1);
+    yield `${this.#table}@${name()}`;
+    yield `${this.#table}@${name()}`;
+  }
   // As Drizzle's QueryPromise: both go through this.then.
   catch(onRejected: (reason: unknown) => string): PromiseLike<string> {
     return this.then(undefined, onRejected);
@@ -221,7 +233,27 @@ class LazyQuery implements PromiseLike<string> {
   }
 }
 
+class PreparedQuery {
+  constructor(readonly table: string) {}
+  execute(): Promise<string> {
+    return Promise.resolve(`${this.table}@${name()}`);
+  }
+}
+
 describe('lazy thenables (query builders awaited outside the callback)', () => {
+  it('every method of the builder runs in its tenant: execute(), prepare().execute(), iterator()', async () => {
+    const query = withTenant('shadow', () => new LazyQuery('stock'));
+    expect(await query.execute()).toBe('stock@shadow');
+    expect(await query.prepare().execute()).toBe('stock@shadow');
+    const rows: string[] = [];
+    for await (const row of query.iterator()) rows.push(row);
+    expect(rows).toEqual(['stock@shadow', 'stock@shadow']);
+    expect(await withTenant('red', () => query.where('id').execute())).toBe('stock.id@shadow');
+    expect(query.prepare()).toBeInstanceOf(PreparedQuery);
+    expect(query.prepare().table).toBe('stock');
+    expect(name()).toBe('baseline');
+  });
+
   it('withTenant runs the thenable when it is awaited, in the tenant it was built in', async () => {
     const query = withTenant('shadow', () => new LazyQuery('stock'));
     expect(name()).toBe('baseline');

@@ -65,20 +65,38 @@ export function finalSql(core: CoreConnection, method: SqlMethod, query: unknown
   return { text, options: { ...options, sql: text, values: bound ?? [] } };
 }
 
-/** Character sets in which every byte below 0x80 is ASCII: quotes and backslashes read alike in JavaScript and on the server. */
-const ASCII_SAFE_ENCODINGS = new Set(['utf8', 'cesu8', 'latin1', 'ascii']);
-const ASCII_SAFE_CHARSETS = /^(utf8|utf8mb3|utf8mb4|latin1|ascii)$/i;
+/**
+ * How mysql2 turns the text into bytes on this connection, as far as the guard
+ * is concerned: `full` when every character reaches the server as itself
+ * (UTF-8, CESU-8: a non-ASCII character never becomes an ASCII byte), or the
+ * highest character code a single-byte encoding keeps (latin1 255, ascii 127).
+ * Node writes a character beyond that as its low byte: U+0127 would reach the
+ * server as a quote the guard never saw.
+ */
+export type TextEncoding = { readonly kind: 'full' } | { readonly kind: 'single-byte'; readonly name: string; readonly highest: number };
+
+const SINGLE_BYTE: Readonly<Record<string, number>> = { latin1: 0xff, ascii: 0x7f };
+const SERVER_CHARSETS = /^(utf8|utf8mb3|utf8mb4|latin1|ascii)$/i;
 
 /**
- * Refuses connection character sets in which a multi-byte character can end
- * in a quote or backslash byte (GBK, Big5, SJIS…): the server would read a
- * string boundary where JavaScript sees none. Returns a reason, or undefined.
+ * The encoding of a connection, or why the guard cannot read for it: GBK,
+ * Big5, SJIS and the like can end a multi-byte character in a quote or
+ * backslash byte; a server reading the session in another character set than
+ * mysql2 writes (an init_connect SET NAMES) is refused the same way.
  */
-export function unsafeCharset(core: CoreConnection, serverCharset: string): string | undefined {
+export function connectionEncoding(core: CoreConnection, serverCharset: string): TextEncoding | string {
   const charsetNumber = (core.config as { charsetNumber?: number }).charsetNumber ?? 0;
   const encoding = (mysql.CharsetToEncoding as string[])[charsetNumber];
-  if (!encoding || !ASCII_SAFE_ENCODINGS.has(encoding))
-    return `the connection character set (${encoding ?? charsetNumber}) is not utf8mb4, utf8 or latin1`;
-  if (!ASCII_SAFE_CHARSETS.test(serverCharset)) return `the server reads this session as ${serverCharset}, not utf8mb4, utf8 or latin1`;
-  return undefined;
+  if (!SERVER_CHARSETS.test(serverCharset)) return `the server reads this session as ${serverCharset}, not utf8mb4, utf8 or latin1`;
+  if (encoding === 'utf8' || encoding === 'cesu8') return { kind: 'full' };
+  const highest = encoding === undefined ? undefined : SINGLE_BYTE[encoding];
+  if (encoding !== undefined && highest !== undefined) return { kind: 'single-byte', name: encoding, highest };
+  return `the connection character set (${encoding ?? charsetNumber}) is not utf8mb4, utf8 or latin1`;
+}
+
+/** The first character of `text` the encoding would not send as itself, or -1. */
+export function unencodable(text: string, encoding: TextEncoding): number {
+  if (encoding.kind === 'full') return -1;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > encoding.highest) return i;
+  return -1;
 }

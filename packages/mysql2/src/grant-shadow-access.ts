@@ -6,8 +6,9 @@ import { escapeGrantDatabase, literalGrantDatabase, parseGrantLine } from './gra
  * What an isolated tenant's data work needs on its own database: rows, table
  * DDL, temporary tables, locks, foreign keys, reading view definitions,
  * calling the routines the schema sync copied (they run with the caller's
- * rights). No routines, triggers, events or views of its own: the guard
- * refuses creating them, and the server then refuses them too.
+ * rights), being the definer of the triggers it copied. No routines, events
+ * or views of its own; the guard refuses creating triggers too (a trigger an
+ * isolated account creates runs with its own, confined rights).
  */
 export const SHADOW_PRIVILEGES: readonly string[] = [
   'SELECT',
@@ -23,6 +24,9 @@ export const SHADOW_PRIVILEGES: readonly string[] = [
   'LOCK TABLES',
   'EXECUTE',
   'SHOW VIEW',
+  // Triggers the schema sync copies run as the shadow account, and the server
+  // fires a trigger only for a definer holding TRIGGER on its table.
+  'TRIGGER',
 ];
 
 export interface GrantShadowAccessOptions {

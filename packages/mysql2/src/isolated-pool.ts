@@ -2,7 +2,7 @@ import { type EnforcementMode, FirstUseCheck, type IsolationError, isolationRefu
 import mysql, { type PoolConnection as CoreConnection, type Pool as CorePool, type PoolOptions, type RowDataPacket } from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { connectionOptions, type DatabaseList } from './database-list.js';
-import { type FinalSql, finalSql, type SqlMethod, UnreadableSql, unsafeCharset } from './final-sql.js';
+import { connectionEncoding, type FinalSql, finalSql, type SqlMethod, type TextEncoding, UnreadableSql, unencodable } from './final-sql.js';
 import { inspectShadowAccount, isolatedDatabasePredicate } from './shadow-account.js';
 import { createSqlGuard, type GuardVerdict } from './sql-guard.js';
 import { dialectKey, type SqlDialect, sqlDialect } from './sql-lexer.js';
@@ -12,11 +12,18 @@ export interface ReadyConnection {
   readonly core: CoreConnection;
   readonly dialect: SqlDialect;
   readonly dialectKey: string;
+  /** How mysql2 writes text on it: a character it cannot write as itself is refused. */
+  readonly encoding: TextEncoding;
 }
 
 export type QueryResult = [unknown, unknown];
 
 const VERDICT_CACHE_LIMIT = 1000;
+// Only statements up to this length are cached (repeated statements are short;
+// a cache of large texts would hold their memory).
+const CACHED_TEXT_LIMIT = 16 * 1024;
+/** The longest final text an isolated tenant may send (characters): reading it blocks the event loop. */
+export const MAX_ISOLATED_STATEMENT_LENGTH = 16 * 1024 * 1024;
 // mysql2 error codes that mean "this isolated database cannot be used".
 const MISSING_DATABASE = new Set(['ER_BAD_DB_ERROR', 'ER_NO_DB_ERROR']);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'PROTOCOL_CONNECTION_LOST', 'ECONNRESET']);
@@ -119,8 +126,24 @@ export class IsolatedPool {
       if (error instanceof UnreadableSql) throw this.refusal('a query', error.message);
       throw error;
     }
-    const verdict = this.#verdict(ready, statement.text);
-    if (!verdict.ok) throw this.refusal(`SQL ${JSON.stringify(excerpt(statement.text))}`, verdict.reason);
+    const text = statement.text;
+    const refused = `SQL ${JSON.stringify(excerpt(text))}`;
+    if (text.length > MAX_ISOLATED_STATEMENT_LENGTH) {
+      throw this.refusal(
+        `a statement of ${text.length} characters`,
+        `isolated statements are read before they are sent, up to ${MAX_ISOLATED_STATEMENT_LENGTH} characters`,
+      );
+    }
+    const at = unencodable(text, ready.encoding);
+    if (at !== -1) {
+      const encoding = ready.encoding as { name: string };
+      throw this.refusal(
+        refused,
+        `the character U+${text.charCodeAt(at).toString(16).padStart(4, '0')} at offset ${at} would reach the server as another one (the connection writes ${encoding.name})`,
+      );
+    }
+    const verdict = this.#verdict(ready, text);
+    if (!verdict.ok) throw this.refusal(refused, verdict.reason);
     return statement;
   }
 
@@ -204,6 +227,7 @@ export class IsolatedPool {
         productionDatabase: this.#settings.production,
         isolatedDatabase: this.database,
         otherDatabases: names ?? [],
+        serverConfines: this.#settings.enforcement === 'account',
       });
     }
     let cache = this.#verdicts.get(ready.dialectKey);
@@ -214,8 +238,10 @@ export class IsolatedPool {
     let verdict = cache.get(text);
     if (!verdict) {
       verdict = this.#guard(text, ready.dialect);
-      if (cache.size >= VERDICT_CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
-      cache.set(text, verdict);
+      if (text.length <= CACHED_TEXT_LIMIT) {
+        if (cache.size >= VERDICT_CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+        cache.set(text, verdict);
+      }
     }
     return verdict;
   }
@@ -227,15 +253,15 @@ export class IsolatedPool {
       values: [],
     });
     const row = ((rows as RowDataPacket[])[0] ?? {}) as Record<string, unknown>;
-    const charsetProblem = unsafeCharset(core, String(row.charset));
-    if (charsetProblem) throw this.refusal('a connection', `${charsetProblem}: the guard could misread string boundaries`);
+    const encoding = connectionEncoding(core, String(row.charset));
+    if (typeof encoding === 'string') throw this.refusal('a connection', `${encoding}: the guard could misread string boundaries`);
     let dialect: SqlDialect;
     try {
       dialect = sqlDialect(String(row.version), String(row.mode));
     } catch (error) {
       throw this.refusal('a connection', (error as Error).message);
     }
-    return { core, dialect, dialectKey: dialectKey(dialect) };
+    return { core, dialect, dialectKey: dialectKey(dialect), encoding };
   }
 
   /** The isolated account is confined to isolated databases, and `<db>_<tenant>` exists. */

@@ -85,7 +85,33 @@ export async function inspectShadowAccount(connection: Connection, isAllowed: (d
     }
   }
   problems.push(...grantProblems([...new Set(grants)], isAllowed, reading));
+  problems.push(...(await visibleDatabases(connection, isAllowed)));
   return { account, serverVersion, grants: [...new Set(grants)], problems };
+}
+
+/**
+ * What the account can reach by any route, as the server answers it: the
+ * databases it sees are those it holds some privilege on, whether from its
+ * own grants or from elsewhere (a grant to the anonymous account ''@'%', which
+ * SHOW GRANTS FOR CURRENT_USER() does not show; PUBLIC; a default role).
+ */
+async function visibleDatabases(connection: Connection, isAllowed: (database: string) => boolean): Promise<GrantProblem[]> {
+  let names: string[];
+  try {
+    names = await lines(connection, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA');
+  } catch (error) {
+    return [{ line: 'information_schema.SCHEMATA', problem: `the databases it can reach cannot be listed (${(error as Error).message})` }];
+  }
+  const reached = names.filter((name) => name.toLowerCase() !== 'information_schema' && !isAllowed(name)).sort();
+  if (reached.length === 0) return [];
+  const shown = reached.slice(0, 5).map((name) => `\`${name}\``);
+  const more = reached.length > shown.length ? ` and ${reached.length - shown.length} more` : '';
+  return [
+    {
+      line: 'information_schema.SCHEMATA',
+      problem: `the server lets it reach ${shown.join(', ')}${more}, which are not isolated databases (by its grants, or from outside them: the anonymous account, PUBLIC, a role)`,
+    },
+  ];
 }
 
 function roleNames(line: string, reading: GrantReading): string[] {

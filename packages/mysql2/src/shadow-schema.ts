@@ -128,7 +128,7 @@ interface ColumnInfo {
 }
 interface TableInfo {
   name: string;
-  kind: 'BASE TABLE' | 'VIEW';
+  kind: 'BASE TABLE' | 'VIEW' | 'SEQUENCE';
   engine: string | null;
   collation: string | null;
   columns: Map<string, ColumnInfo>;
@@ -144,7 +144,7 @@ async function describe(connection: Queryable, database: string): Promise<Map<st
   )) {
     tables.set(String(row.name), {
       name: String(row.name),
-      kind: row.kind === 'VIEW' ? 'VIEW' : 'BASE TABLE',
+      kind: row.kind === 'VIEW' ? 'VIEW' : row.kind === 'SEQUENCE' ? 'SEQUENCE' : 'BASE TABLE',
       engine: row.engine ?? null,
       collation: row.collation ?? null,
       columns: new Map(),
@@ -189,7 +189,11 @@ async function databaseExists(connection: Queryable, database: string): Promise<
   return (await rows(connection, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [database])).length > 0;
 }
 
-function compare(production: Map<string, TableInfo>, shadow: Map<string, TableInfo>) {
+/**
+ * `retarget` points an expression of production's (a column default such as
+ * `nextval(shop.seq)`) at the shadow database, as the sync writes it.
+ */
+function compare(production: Map<string, TableInfo>, shadow: Map<string, TableInfo>, retarget: (expression: string) => string) {
   const missingTables: string[] = [];
   const missingViews: string[] = [];
   const drift: Drift[] = [];
@@ -199,7 +203,7 @@ function compare(production: Map<string, TableInfo>, shadow: Map<string, TableIn
       (table.kind === 'VIEW' ? missingViews : missingTables).push(name);
       continue;
     }
-    if (table.kind === 'VIEW') continue;
+    if (table.kind !== 'BASE TABLE') continue;
     if (table.engine !== twin.engine)
       drift.push({ table: name, kind: 'engine', production: table.engine, shadow: twin.engine, additive: false });
     if (table.collation !== twin.collation)
@@ -222,7 +226,8 @@ function compare(production: Map<string, TableInfo>, shadow: Map<string, TableIn
           additive: false,
         });
       }
-      if (column.default !== other.default) {
+      const wantedDefault = column.default === null ? null : retarget(column.default);
+      if (wantedDefault !== other.default) {
         drift.push({
           table: name,
           kind: 'column-default',
@@ -282,7 +287,9 @@ const LOCAL_ENGINES = new Set(['innodb', 'myisam', 'aria', 'memory', 'heap', 'ar
 
 interface Session {
   readonly connection: Queryable;
+  /** How the server reads SQL in this session (views' definitions, SHOW CREATE TABLE). */
   readonly dialect: SqlDialect;
+  readonly version: string;
   readonly databases: readonly string[];
   /** The session's own sql_mode, restored at the end. */
   readonly sqlMode: string;
@@ -310,7 +317,8 @@ async function withSession<T>(given: Queryable, run: (session: Session) => Promi
       String(row.name),
     );
     try {
-      return await run({ connection, dialect: sqlDialect(String(info?.version), readableSqlMode), databases, sqlMode, readableSqlMode });
+      const version = String(info?.version);
+      return await run({ connection, dialect: sqlDialect(version, readableSqlMode), version, databases, sqlMode, readableSqlMode });
     } finally {
       if (readableSqlMode !== sqlMode) await connection.query('SET SESSION sql_mode = ?', [sqlMode]);
     }
@@ -327,6 +335,20 @@ interface ObjectComparison {
 }
 
 const objectKey = (object: SchemaObject) => `${object.kind}\u0000${object.name}`;
+
+/**
+ * How the server reads an object's body: triggers and routines keep the
+ * sql_mode they were created with (ANSI_QUOTES makes "shop" a name, not a
+ * string); views are shown in the session's.
+ */
+function objectDialect(session: Session, object: SchemaObject): SqlDialect | string {
+  if (object.sqlMode === undefined) return session.dialect;
+  try {
+    return sqlDialect(session.version, object.sqlMode);
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
 const DRIFT_KIND: Record<SchemaObjectKind, DriftKind> = {
   view: 'view-definition',
   trigger: 'trigger-definition',
@@ -355,7 +377,12 @@ async function compareObjects(
     ...(rewrite ? { foreign: (name: string) => isolatedName('mysql-database', name, tenant) } : {}),
   };
   for (const object of production) {
-    const retargeted = retargetSql(object.body, session.dialect, retargeting);
+    const dialect = objectDialect(session, object);
+    if (typeof dialect === 'string') {
+      comparison.foreign.push({ kind: object.kind, name: object.name, databases: [], reason: dialect });
+      continue;
+    }
+    const retargeted = retargetSql(object.body, dialect, retargeting);
     if (!retargeted.ok) {
       comparison.foreign.push({ kind: object.kind, name: object.name, databases: [], reason: retargeted.reason });
       continue;
@@ -373,8 +400,8 @@ async function compareObjects(
       comparison.missing.push(object);
       continue;
     }
-    const wanted = `${object.signature} ${normalizedBody(retargeted.text, session.dialect)}`;
-    const actual = `${twin.signature} ${normalizedBody(twin.body, session.dialect)}`;
+    const wanted = `${object.signature} ${normalizedBody(retargeted.text, dialect)}`;
+    const actual = `${twin.signature} ${normalizedBody(twin.body, dialect)}`;
     if (wanted !== actual) {
       comparison.drifted.push(object);
       comparison.drift.push({ table: object.name, kind: DRIFT_KIND[object.kind], production: wanted, shadow: actual, additive: true });
@@ -383,16 +410,65 @@ async function compareObjects(
   return comparison;
 }
 
-/** Production tables whose rows live elsewhere (FEDERATED, CONNECT, SPIDER…): their shadow copy would reach there. */
-function remoteTables(production: Map<string, TableInfo>): ForeignReference[] {
-  return [...production.values()]
-    .filter((table) => table.kind === 'BASE TABLE' && table.engine !== null && !LOCAL_ENGINES.has(table.engine.toLowerCase()))
-    .map((table) => ({
-      kind: 'table' as const,
-      name: table.name,
-      databases: [],
-      reason: `its engine ${table.engine} keeps rows outside this server's database: a shadow copy would reach them`,
-    }));
+/**
+ * Production tables a shadow copy cannot be made of as they are: rows that
+ * live elsewhere (FEDERATED, CONNECT, SPIDER…), or a definition naming another
+ * database (a foreign key to `common.customers`, a default from its sequence).
+ */
+async function tableReferences(
+  session: Session,
+  database: string,
+  shadowDatabase: string,
+  production: Map<string, TableInfo>,
+  rewrite: boolean,
+) {
+  const references: ForeignReference[] = [];
+  for (const table of production.values()) {
+    if (table.kind !== 'BASE TABLE') continue;
+    if (table.engine !== null && !LOCAL_ENGINES.has(table.engine.toLowerCase())) {
+      references.push({
+        kind: 'table',
+        name: table.name,
+        databases: [],
+        reason: `its engine ${table.engine} keeps rows outside this server's database: a shadow copy would reach them`,
+      });
+      continue;
+    }
+    const retargeted = retargetSql(await showCreate(session.connection, database, table.name, 'TABLE'), session.dialect, {
+      production: database,
+      shadow: shadowDatabase,
+      databases: session.databases,
+    });
+    if (!retargeted.ok) references.push({ kind: 'table', name: table.name, databases: [], reason: retargeted.reason });
+    else if (retargeted.foreign.length > 0 && !rewrite) {
+      references.push({
+        kind: 'table',
+        name: table.name,
+        databases: retargeted.foreign,
+        reason: `it names ${retargeted.foreign.map((name) => `\`${name}\``).join(', ')} (a foreign key, a sequence): a shadow copy would read, lock or change it`,
+      });
+    }
+  }
+  return references;
+}
+
+/** Production's SHOW CREATE TABLE, pointed at the shadow database (and other databases at their twins when rewriting). */
+async function shadowTableDefinition(
+  session: Session,
+  options: SyncShadowSchemaOptions,
+  shadowDatabase: string,
+  table: string,
+): Promise<string> {
+  const retargeted = retargetSql(await showCreate(session.connection, options.database, table, 'TABLE'), session.dialect, {
+    production: options.database,
+    shadow: shadowDatabase,
+    databases: session.databases,
+    ...(options.rewriteForeignDatabases
+      ? { foreign: (name: string) => isolatedName('mysql-database', name, options.tenant ?? 'shadow') }
+      : {}),
+  });
+  if (!retargeted.ok) throw new Error(`table ${table}: ${retargeted.reason}`);
+  return retargeted.text;
 }
 
 async function report(session: Session, options: ShadowSchemaOptions & { rewriteForeignDatabases?: boolean }) {
@@ -402,7 +478,14 @@ async function report(session: Session, options: ShadowSchemaOptions & { rewrite
   const production = await describe(connection, options.database);
   const exists = await databaseExists(connection, shadowDatabase);
   const shadow = exists ? await describe(connection, shadowDatabase) : new Map<string, TableInfo>();
-  const diff = compare(production, shadow);
+  const diff = compare(production, shadow, (expression) => {
+    const retargeted = retargetSql(expression, session.dialect, {
+      production: options.database,
+      shadow: shadowDatabase,
+      databases: session.databases,
+    });
+    return retargeted.ok ? retargeted.text : expression;
+  });
   const objects = await compareObjects(
     session,
     options.database,
@@ -414,7 +497,10 @@ async function report(session: Session, options: ShadowSchemaOptions & { rewrite
   const missingViews = missingOf(['view']).map((object) => object.name);
   const missingTriggers = missingOf(['trigger']).map((object) => object.name);
   const missingRoutines = missingOf(['procedure', 'function']).map((object) => `${object.kind} ${object.name}`);
-  const foreignReferences = [...remoteTables(production), ...objects.foreign];
+  const foreignReferences = [
+    ...(await tableReferences(session, options.database, shadowDatabase, production, options.rewriteForeignDatabases === true)),
+    ...objects.foreign,
+  ];
   const drift = [...diff.drift, ...objects.drift];
   const inSync =
     exists &&
@@ -500,6 +586,22 @@ export async function syncShadowSchema(options: SyncShadowSchemaOptions): Promis
             : ''),
       );
     }
+    const triggers = [...objects.missing, ...objects.drifted].filter((object) => object.kind === 'trigger');
+    if (triggers.length > 0 && !options.definer) {
+      throw new Error(
+        `syncShadowSchema: triggers ${triggers.map((trigger) => trigger.name).join(', ')} run with their definer's rights; ` +
+          "pass definer (the shadow account, as \"'shop_shadow'@'%'\") so that the server confines them too. Nothing was changed.",
+      );
+    }
+    const sequences = new Set(
+      (
+        await rows(
+          connection,
+          "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+          [database],
+        )
+      ).map((row) => String(row.name)),
+    );
     const exec = async (sql: string) => {
       await connection.query(sql);
       applied.push(sql);
@@ -518,8 +620,15 @@ export async function syncShadowSchema(options: SyncShadowSchemaOptions): Promis
     // Foreign keys may point at tables created later in this run.
     await connection.query('SET @dye_fk_checks = @@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS = 0');
     try {
-      for (const table of before.missingTables) {
-        const create = await showCreate(connection, database, table, 'TABLE');
+      // Sequences first: a table's default may call one.
+      const missing = [...before.missingTables].sort((a, b) => Number(sequences.has(b)) - Number(sequences.has(a)));
+      for (const table of missing) {
+        if (sequences.has(table)) {
+          const [row] = await rows(connection, `SHOW CREATE SEQUENCE ${quote(database)}.${quote(table)}`);
+          await exec(String(row?.['Create Table']).replace(/^CREATE SEQUENCE `(?:[^`]|``)+`/, `CREATE SEQUENCE ${qualified(table)}`));
+          continue;
+        }
+        const create = await shadowTableDefinition(session, options, shadowDatabase, table);
         await exec(create.replace(/^CREATE TABLE `(?:[^`]|``)+`/, `CREATE TABLE ${qualified(table)}`));
       }
       const recreate = new Set<string>();
@@ -531,7 +640,7 @@ export async function syncShadowSchema(options: SyncShadowSchemaOptions): Promis
       }
       for (const drift of before.drift) {
         if (!drift.additive || objectDrift.has(drift.kind) || recreate.has(drift.table) || !drift.name) continue;
-        const create = await showCreate(connection, database, drift.table, 'TABLE');
+        const create = await shadowTableDefinition(session, options, shadowDatabase, drift.table);
         const line = definitionLine(create, drift.kind === 'column-missing' ? 'column' : 'index', drift.name);
         if (!line) {
           unresolved.push(drift);
@@ -540,7 +649,7 @@ export async function syncShadowSchema(options: SyncShadowSchemaOptions): Promis
         await exec(`ALTER TABLE ${qualified(drift.table)} ADD ${line}`);
       }
       for (const table of recreate) {
-        const create = await showCreate(connection, database, table, 'TABLE');
+        const create = await shadowTableDefinition(session, options, shadowDatabase, table);
         await exec(`DROP TABLE ${qualified(table)}`);
         await exec(create.replace(/^CREATE TABLE `(?:[^`]|``)+`/, `CREATE TABLE ${qualified(table)}`));
       }
@@ -583,7 +692,9 @@ async function copyObject(
   replacing: boolean,
 ): Promise<void> {
   const connection = session.connection;
-  const retargeted = retargetSql(await showCreateObject(connection, database, object), session.dialect, {
+  const dialect = objectDialect(session, object);
+  if (typeof dialect === 'string') throw new Error(`${object.kind} ${object.name}: ${dialect}`);
+  const retargeted = retargetSql(await showCreateObject(connection, database, object), dialect, {
     production: database,
     shadow: shadowDatabase,
     databases: session.databases,
@@ -592,7 +703,7 @@ async function copyObject(
       : {}),
   });
   if (!retargeted.ok) throw new Error(`${object.kind} ${object.name}: ${retargeted.reason}`);
-  const create = shadowCreateStatement(retargeted.text, session.dialect, object, shadowDatabase, options.definer);
+  const create = shadowCreateStatement(retargeted.text, dialect, object, shadowDatabase, options.definer);
   const name = qualifiedName(shadowDatabase, object.name);
   if (replacing && object.kind !== 'view') await exec(`DROP ${object.kind.toUpperCase()} IF EXISTS ${name}`);
   // Triggers and routines keep the sql_mode they were made with.

@@ -21,6 +21,15 @@ export interface SqlGuardOptions {
   otherDatabases?: readonly string[];
   /** How the server reads SQL. Default {@link DEFAULT_DIALECT}. */
   dialect?: SqlDialect;
+  /**
+   * The tenant's account is confined by the server (the normal setup): reading
+   * server metadata is then harmless, the server shows only the account's own
+   * (information_schema, SHOW PROCESSLIST, SHOW GRANTS, SHOW DATABASES).
+   * Without it (enforcement 'guard-only', the production account) those reads
+   * would show production's schema, other sessions' SQL and password hashes,
+   * and are refused. Default false.
+   */
+  serverConfines?: boolean;
 }
 
 /** MariaDB 10.11 in its default sql_mode. */
@@ -209,7 +218,13 @@ interface DatabaseNames {
   readonly productionDisplay: string;
   readonly isolated: string;
   readonly others: ReadonlySet<string>;
+  readonly serverConfines: boolean;
 }
+
+/** Schemas of server metadata: what they show depends on the account's privileges. */
+const METADATA_SCHEMAS = new Set(['information_schema', 'performance_schema']);
+/** SHOW forms that show other sessions or accounts unless the server confines the account. */
+const METADATA_SHOWS = new Set(['processlist', 'grants', 'databases', 'schemas']);
 
 function databaseNames(options: Omit<SqlGuardOptions, 'dialect'>): DatabaseNames {
   const production = options.productionDatabase.toLowerCase();
@@ -218,7 +233,7 @@ function databaseNames(options: Omit<SqlGuardOptions, 'dialect'>): DatabaseNames
   others.delete(isolated);
   others.delete('information_schema');
   others.add(production);
-  return { production, productionDisplay: options.productionDatabase, isolated, others };
+  return { production, productionDisplay: options.productionDatabase, isolated, others, serverConfines: options.serverConfines === true };
 }
 
 function checkStatement(tokens: readonly SqlToken[], names: DatabaseNames): GuardVerdict {
@@ -302,6 +317,9 @@ function checkNamesAndFunctions(tokens: readonly SqlToken[], names: DatabaseName
     }
     if (names.others.has(name) && isPunct(tokens[i + 1], '.') && !isPunct(tokens[i - 1], '.')) {
       return refuse(`the statement reaches another database \`${token.text}\``);
+    }
+    if (!names.serverConfines && METADATA_SCHEMAS.has(name)) {
+      return refuse(`${token.text} shows every database's metadata to an account the server does not confine (enforcement 'guard-only')`);
     }
     const refusedFunction = REFUSED_FUNCTIONS.get(name);
     if (refusedFunction && isPunct(tokens[i + 1], '(')) return refuse(`${token.text.toUpperCase()}(): ${refusedFunction}`);
@@ -409,6 +427,11 @@ function checkShow(rest: readonly SqlToken[], names: DatabaseNames): GuardVerdic
   if (object === 'create' && !['table', 'view'].includes(lower(rest[at + 1]) ?? ''))
     return refuse('SHOW CREATE is allowed for tables and views');
   if (object === 'table' && lower(rest[at + 1]) !== 'status') return refuse('SHOW TABLE is allowed only as SHOW TABLE STATUS');
+  if (!names.serverConfines && METADATA_SHOWS.has(object)) {
+    return refuse(
+      `SHOW ${object.toUpperCase()} shows other sessions and accounts to an account the server does not confine (enforcement 'guard-only')`,
+    );
+  }
   return noOtherDatabase(rest, names);
 }
 

@@ -3,13 +3,12 @@ import {
   type EnforcementMode,
   getDefaultPolicy,
   isolatedName,
-  isolationRefusal,
   type Tenant,
   type TenantPolicy,
   warnGuardOnly,
 } from '@dye/core';
 import type { PoolConnection as CoreConnection } from 'mysql2';
-import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import mysql, { type PoolOptions } from 'mysql2/promise';
 import { connectionOptions, DatabaseList } from './database-list.js';
 import { IsolatedPool, type QueryResult } from './isolated-pool.js';
 import { bindConnection, type QueryArgument, type TenantCallbackConnection, type TenantPoolConnection } from './tenant-connection.js';
@@ -33,7 +32,11 @@ export interface TenantPoolOptions {
   databaseListTtl?: number;
 }
 
-/** A mysql2/promise-style pool whose isolated tenants use `<database>_<tenant>`. */
+/**
+ * A mysql2/promise-style pool whose isolated tenants use `<database>_<tenant>`.
+ * It hands out nothing unguarded: no production pool, no raw connection. Code
+ * that needs more of mysql2's API in baseline makes a mysql2 pool of its own.
+ */
 export interface TenantPool {
   query(sql: QueryArgument, values?: unknown): Promise<QueryResult>;
   execute(sql: QueryArgument, values?: unknown): Promise<QueryResult>;
@@ -47,11 +50,6 @@ export interface TenantPool {
    * isolated request. Throws IsolationError.
    */
   verifyIsolation(tenant?: string): Promise<void>;
-  /**
-   * The production pool, for code that needs mysql2's full API in baseline.
-   * Used while an isolated tenant is current, any member throws IsolationError.
-   */
-  readonly baselinePool: Pool;
   end(): Promise<void>;
   end(callback: (error: unknown) => void): void;
 }
@@ -120,7 +118,6 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
   };
 
   return {
-    baselinePool: guardedBaselinePool(pool, (tenant) => isolatedFor(tenant) !== undefined),
     query: (sql, values) => run('query', sql, values),
     execute: (sql, values) => run('execute', sql, values),
     getConnection: ((callback?: (error: unknown, connection?: TenantCallbackConnection) => void) => {
@@ -148,33 +145,4 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
       return undefined;
     }) as TenantPool['end'],
   };
-}
-
-/** The production pool, refusing every member while an isolated tenant is current. */
-function guardedBaselinePool(pool: Pool, isolates: (tenant: Tenant) => boolean): Pool {
-  return new Proxy(pool, {
-    get(target, property) {
-      const tenant = currentTenant();
-      if (isolates(tenant)) {
-        throw isolationRefusal('mysql', {
-          tenant: tenant.name,
-          refused: `baselinePool.${String(property)}`,
-          reason: "baselinePool is production's pool: isolated tenants use the tenant pool's own methods",
-        });
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const caller = currentTenant();
-        if (isolates(caller)) {
-          throw isolationRefusal('mysql', {
-            tenant: caller.name,
-            refused: `baselinePool.${String(property)}()`,
-            reason: "baselinePool is production's pool: isolated tenants use the tenant pool's own methods",
-          });
-        }
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
 }

@@ -102,6 +102,8 @@ interface Form {
   check?(db: string): Promise<void>;
   /** Refused by the server's grants only: a guard-only pool is not expected to stop it. */
   readonly accountOnly?: boolean;
+  /** What must happen with the guard alone, when it differs (the server no longer filters what it shows). */
+  readonly guardOnly?: Outcome;
 }
 
 const q = (sql: string, values?: unknown) => (pool: TenantPool, db: string) =>
@@ -361,16 +363,49 @@ const forms: Form[] = [
   { name: 'SHOW TABLES FROM <production>', expect: 'refused', run: q('SHOW TABLES FROM {db}') },
   { name: 'SHOW CREATE TABLE <production>.stock', expect: 'refused', run: q('SHOW CREATE TABLE {db}.stock') },
   { name: 'DESCRIBE <production>.stock', expect: 'refused', run: q('DESCRIBE {db}.stock') },
+  { name: 'writing information_schema', expect: 'refused', accountOnly: true, run: q('DELETE FROM information_schema.PROCESSLIST') },
   {
-    name: "information_schema names production's tables only to production",
+    name: "other sessions' SQL in information_schema.PROCESSLIST",
     expect: 'shadow',
-    accountOnly: true,
+    guardOnly: 'refused',
+    run: async (pool) => {
+      const [rows] = (await pool.query('SELECT USER AS user, INFO AS info FROM information_schema.PROCESSLIST')) as unknown as [
+        Array<{ user: string }>,
+      ];
+      expect(new Set(rows.map((row) => row.user))).toEqual(new Set([account.user]));
+    },
+  },
+  {
+    name: "other sessions' SQL in SHOW FULL PROCESSLIST",
+    expect: 'shadow',
+    guardOnly: 'refused',
+    run: async (pool) => {
+      const [rows] = (await pool.query('SHOW FULL PROCESSLIST')) as unknown as [Array<{ User: string }>];
+      expect(new Set(rows.map((row) => row.User))).toEqual(new Set([account.user]));
+    },
+  },
+  { name: "another account's password hash", expect: 'refused', run: q("SHOW GRANTS FOR 'root'@'localhost'") },
+  {
+    name: "production's tables, row counts and AUTO_INCREMENT in information_schema.TABLES",
+    expect: 'shadow',
+    guardOnly: 'refused',
     run: async (pool, db) => {
-      const [rows] = await pool.query('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [db]);
+      const [rows] = await pool.query(
+        'SELECT TABLE_NAME, TABLE_ROWS, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+        [db],
+      );
       expect(rows).toEqual([]);
     },
   },
-  { name: 'writing information_schema', expect: 'refused', accountOnly: true, run: q('DELETE FROM information_schema.PROCESSLIST') },
+  {
+    name: 'every database name in SHOW DATABASES',
+    expect: 'shadow',
+    guardOnly: 'refused',
+    run: async (pool, db) => {
+      const [rows] = (await pool.query('SHOW DATABASES')) as unknown as [Array<{ Database: string }>];
+      expect(rows.map((row) => row.Database).filter((name) => name === db)).toEqual([]);
+    },
+  },
   { name: 'performance_schema', expect: 'refused', run: q('SELECT * FROM performance_schema.threads') },
 ];
 
@@ -404,9 +439,9 @@ describe.each([
           (error: unknown) => (error instanceof IsolationError ? ('refused' as const) : error),
         );
       });
-      if (outcome !== form.expect)
-        throw new Error(`expected ${form.expect}, got ${outcome instanceof Error ? outcome.stack : String(outcome)}`);
-      await form.check?.(database);
+      const expected = enforcement === 'guard-only' ? (form.guardOnly ?? form.expect) : form.expect;
+      if (outcome !== expected) throw new Error(`expected ${expected}, got ${outcome instanceof Error ? outcome.stack : String(outcome)}`);
+      if (outcome === 'shadow') await form.check?.(database);
       expect(await world()).toEqual(before);
     },
   );
@@ -454,12 +489,70 @@ describe.each([
     );
     try {
       const before = await world();
-      await expect(withTenant('shadow', () => gbk.query('SELECT 1'))).rejects.toThrow(/character set/);
+      await expect(withTenant('shadow', () => gbk.query('SELECT 1'))).rejects.toThrow(/gbk/);
       await expect(withTenant('shadow', () => formatted.query('DELETE FROM notes'))).rejects.toThrow(/queryFormat/);
       expect(await world()).toEqual(before);
     } finally {
       await gbk.end();
       await formatted.end();
+    }
+  });
+});
+
+describe.each([
+  ['LATIN1_SWEDISH_CI', 0xff],
+  ['ASCII_GENERAL_CI', 0x7f],
+] as const)('a %s connection, which writes a character it cannot hold as another one', (charset, highest) => {
+  // mysql2 writes latin1 and ascii with Node's single-byte encoders, which keep
+  // a character's low byte: U+0127 leaves as ' (0x27), U+015F as _, U+012E as .
+  const as = (delimiter: string) => String.fromCharCode(0x100 + delimiter.charCodeAt(0));
+  const modes = [
+    ['the shadow account', () => ({ isolatedConfig: account.isolatedConfig })],
+    ['the guard alone', () => ({ enforcement: 'guard-only' as const })],
+  ] as const;
+
+  it.each(modes)('refuses every character it cannot hold, with %s; production and its locks untouched', async (_mode, options) => {
+    const pool = createTenantPool({ ...MYSQL, database, charset, connectionLimit: 2 }, options());
+    const lock = `dye-lock-${tag}`;
+    try {
+      const before = await world();
+      const hidden = database.replaceAll('_', as('_'));
+      const attempts = [
+        `UPDATE ${hidden}${as('.')}stock SET available = 0`,
+        `SELECT 'a${as("'")}, (SELECT COUNT(*) FROM ${database}.customers) AS leak, ${as("'")}a'`,
+        `SELECT GET${as('_')}LOCK('${lock}', 0)`,
+        ...[...'\'"`\\;._#-/*()@'].flatMap((delimiter) => [
+          `SELECT 'x${as(delimiter)}'`,
+          `SELECT 1 ${as(delimiter)}`,
+          `SELECT 'x${String.fromCharCode(0x7f00 + delimiter.charCodeAt(0))}'`,
+        ]),
+      ];
+      for (const sql of attempts) {
+        const error = await withTenant('shadow', () => pool.query(sql)).catch((e: unknown) => e);
+        expect(error, sql).toBeInstanceOf(IsolationError);
+        expect((error as Error).message).toContain('would reach the server as another one');
+      }
+      const [[free]] = (await admin.query('SELECT IS_FREE_LOCK(?) AS free', [lock])) as unknown as [[{ free: number }]];
+      expect(free.free).toBe(1);
+      expect(await world()).toEqual(before);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('text it can hold works as usual', async () => {
+    const pool = createTenantPool({ ...MYSQL, database, charset }, { isolatedConfig: account.isolatedConfig });
+    const text = highest === 0xff ? 'café crème' : 'plain ascii';
+    try {
+      await withTenant('shadow', () => pool.query('INSERT INTO notes VALUES (?)', [text]));
+      expect(await shadowNotes(database)).toContain(text);
+      if (highest === 0x7f) {
+        await expect(withTenant('shadow', () => pool.query('INSERT INTO notes VALUES (?)', ['café']))).rejects.toBeInstanceOf(
+          IsolationError,
+        );
+      }
+    } finally {
+      await pool.end();
     }
   });
 });

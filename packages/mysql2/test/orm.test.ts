@@ -73,6 +73,21 @@ describe('Drizzle', () => {
     expect(await productionState(admin, database)).toEqual(before);
   });
 
+  it('a builder from withTenant runs in shadow however it is run: execute(), prepare().execute(), iterator()', async () => {
+    const db = orm();
+    const before = await productionState(admin, database);
+    await withTenant('shadow', () => db.insert(stock).values({ sku: 'drizzle-execute', available: 1 })).execute();
+    await withTenant('shadow', () => db.insert(stock).values({ sku: 'drizzle-prepared', available: 1 }))
+      .prepare()
+      .execute();
+    const rows: string[] = [];
+    for await (const row of withTenant('shadow', () => db.select().from(stock).orderBy(stock.sku)).iterator()) rows.push(row.sku);
+    const shadowSkus = await skus(`${database}_shadow`);
+    expect(shadowSkus).toEqual(expect.arrayContaining(['drizzle-execute', 'drizzle-prepared']));
+    expect(rows).toEqual(shadowSkus);
+    expect(await productionState(admin, database)).toEqual(before);
+  });
+
   it('transactions and savepoints stay in shadow; a failed one rolls back', async () => {
     const db = orm();
     const before = await productionState(admin, database);

@@ -54,7 +54,11 @@ describe('defence in depth: the guard switched off, the shadow account alone', (
     ],
     ["EXECUTE IMMEDIATE 'USE <production>'", (db) => `EXECUTE IMMEDIATE 'USE ${db}'`],
     ['a procedure deleting production', (db) => `CREATE PROCEDURE p() BEGIN DELETE FROM ${db}.stock; END`],
-    ['a trigger writing production', (db) => `CREATE TRIGGER tr BEFORE INSERT ON notes FOR EACH ROW DELETE FROM ${db}.stock`],
+    // A trigger it creates runs with its own rights: made, then fired, it cannot delete production.
+    [
+      'a trigger writing production, fired',
+      (db) => `CREATE TRIGGER tr BEFORE INSERT ON notes FOR EACH ROW DELETE FROM ${db}.stock; INSERT INTO notes VALUES ('fire')`,
+    ],
     ['a view over production', (db) => `CREATE VIEW v AS SELECT * FROM ${db}.stock`],
     ['an event deleting production', (db) => `CREATE EVENT e ON SCHEDULE AT CURRENT_TIMESTAMP DO DELETE FROM ${db}.stock`],
     ['a compound statement', (db) => `BEGIN NOT ATOMIC DELETE FROM ${db}.stock; END`],

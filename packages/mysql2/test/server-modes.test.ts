@@ -98,6 +98,42 @@ describe('grants to PUBLIC reach every account', () => {
   });
 });
 
+describe('privileges from outside the account’s own grants', () => {
+  it('a grant to the anonymous account reaches every account: refused at first use until it is gone', async () => {
+    await admin.query("CREATE USER IF NOT EXISTS ''@'%'");
+    await admin.query(`GRANT SELECT, UPDATE ON \`${escapeGrantDatabase(database)}\`.* TO ''@'%'`);
+    const before = await productionState(admin, database);
+    try {
+      const fresh = createTenantPool({ ...config, database }, { isolatedConfig: account.isolatedConfig });
+      try {
+        const error = await withTenant('shadow', () => fresh.query('SELECT 1')).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(IsolationError);
+        expect((error as Error).message).toContain(`reach \`${database}\``);
+        await expect(fresh.verifyIsolation('shadow')).rejects.toBeInstanceOf(IsolationError);
+      } finally {
+        await fresh.end();
+      }
+      // The server really does let the shadow account in through it: this is not a false alarm.
+      const raw = await mysql.createConnection({ ...config, ...account.isolatedConfig });
+      try {
+        const [rows] = (await raw.query(`SELECT COUNT(*) AS n FROM \`${database}\`.customers`)) as unknown as [[{ n: number }]];
+        expect(rows[0].n).toBe(2);
+      } finally {
+        await raw.end();
+      }
+    } finally {
+      await admin.query("DROP USER ''@'%'");
+    }
+    expect(await productionState(admin, database)).toEqual(before);
+    const after = createTenantPool({ ...config, database }, { isolatedConfig: account.isolatedConfig });
+    try {
+      await withTenant('shadow', () => after.query('SELECT 1'));
+    } finally {
+      await after.end();
+    }
+  });
+});
+
 describe('a storage engine that reaches other servers (FEDERATED) loaded on the server', () => {
   beforeAll(async () => {
     await admin.query('SET SESSION sql_mode = ""');

@@ -2,7 +2,7 @@ import { setLogger } from '@dye/core';
 import { checkShadowSchema, syncShadowSchema } from '@dye/mysql2';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminConnection, createProductionDatabase, productionState } from './support.js';
+import { adminConnection, createProductionDatabase, createShadowAccount, productionState, type ShadowAccount } from './support.js';
 
 let admin: mysql.Connection;
 let database: string;
@@ -120,8 +120,12 @@ describe('syncShadowSchema', () => {
 describe('views, triggers and routines', () => {
   let base: string;
   let other: string;
+  let account: ShadowAccount;
+  let definer: string;
   beforeAll(async () => {
     base = await createProductionDatabase(admin, 'dye_objects');
+    account = await createShadowAccount(admin, base);
+    definer = `'${account.user}'@'%'`;
     other = `${base}_analytics`;
     const b = (sql: string) => admin.query(sql.replaceAll('{db}', `\`${base}\``).replaceAll('{other}', `\`${other}\``));
     await b('CREATE TABLE {db}.audit (sku VARCHAR(32), note VARCHAR(64))');
@@ -133,6 +137,7 @@ describe('views, triggers and routines', () => {
     await b('CREATE PROCEDURE {db}.restock(IN amount INT) UPDATE stock SET available = available + amount');
   });
   afterAll(async () => {
+    await account.drop();
     await admin.query(`DROP DATABASE IF EXISTS \`${base}\``);
     await admin.query(`DROP DATABASE IF EXISTS \`${base}_shadow\``);
     await admin.query(`DROP DATABASE IF EXISTS \`${other}\``);
@@ -144,8 +149,15 @@ describe('views, triggers and routines', () => {
     expect(report.missingTriggers).toEqual(['stock_audit']);
     expect([...report.missingRoutines].sort()).toEqual(['function doubled', 'procedure restock']);
     const production = await productionState(admin, base);
-    const synced = await syncShadowSchema({ connection: admin, database: base, apply: true, copyTables: ['stock'] });
+    // Triggers run as their definer: without the shadow account named, the sync refuses and changes nothing.
+    await expect(syncShadowSchema({ connection: admin, database: base, apply: true })).rejects.toThrow(/pass definer.*Nothing was changed/);
+    expect((await checkShadowSchema({ connection: admin, database: base })).shadowDatabaseExists).toBe(false);
+    const synced = await syncShadowSchema({ connection: admin, database: base, apply: true, copyTables: ['stock'], definer });
     expect(synced.inSync).toBe(true);
+    const [[trigger]] = (await admin.query('SELECT DEFINER AS definer FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?', [
+      `${base}_shadow`,
+    ])) as unknown as [[{ definer: string }]];
+    expect(trigger.definer).toBe(`${account.user}@%`);
     await admin.query(`UPDATE \`${base}_shadow\`.stock SET available = 4 WHERE sku = 'apple'`);
     const [audit] = (await admin.query(`SELECT sku, note FROM \`${base}_shadow\`.audit`)) as unknown as [unknown[]];
     // The string naming production stayed a string; the function called is the shadow one.
@@ -186,7 +198,7 @@ describe('views, triggers and routines', () => {
       'stock_audit:trigger-definition',
     ]);
     expect(report.inSync).toBe(false);
-    const synced = await syncShadowSchema({ connection: admin, database: base, apply: true });
+    const synced = await syncShadowSchema({ connection: admin, database: base, apply: true, definer });
     expect(synced.drift).toEqual([]);
     expect(synced.inSync).toBe(true);
   });
@@ -224,5 +236,83 @@ describe('views, triggers and routines', () => {
     const [shadowEvents] = (await admin.query(`SELECT sku FROM \`${base}_shadow\`.event_skus`)) as unknown as [unknown[]];
     expect(events).toEqual([]);
     expect(shadowEvents).toEqual([{ sku: 'shadow-event' }]);
+  });
+
+  it('reads each trigger and routine with the sql_mode it was made in: a production name in "double quotes" (ANSI_QUOTES) or after a backslash (NO_BACKSLASH_ESCAPES) is retargeted', async () => {
+    const db = await createProductionDatabase(admin, 'dye_modes_obj');
+    const shadowAccount = await createShadowAccount(admin, db);
+    try {
+      await admin.query(`CREATE TABLE \`${db}\`.audit (what VARCHAR(64))`);
+      await admin.query(`CREATE TABLE \`${db}\`.secrets (v VARCHAR(64))`);
+      await admin.query(`INSERT INTO \`${db}\`.secrets VALUES ('top')`);
+      await admin.query("SET SESSION sql_mode = 'ANSI_QUOTES'");
+      await admin.query(
+        `CREATE TRIGGER "${db}".on_stock AFTER UPDATE ON "${db}".stock FOR EACH ROW INSERT INTO "${db}"."audit" (what) VALUES (CONCAT('update ', NEW.sku))`,
+      );
+      await admin.query("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'");
+      await admin.query(
+        `CREATE FUNCTION \`${db}\`.bump() RETURNS INT BEGIN DECLARE d VARCHAR(10) DEFAULT 'C:\\'; UPDATE ${db}.secrets SET v = 'changed'; RETURN 1; END`,
+      );
+      await admin.query('SET SESSION sql_mode = DEFAULT');
+      const production = await productionState(admin, db);
+      const synced = await syncShadowSchema({
+        connection: admin,
+        database: db,
+        apply: true,
+        copyTables: ['stock'],
+        definer: `'${shadowAccount.user}'@'%'`,
+      });
+      expect(synced.foreignReferences).toEqual([]);
+      expect(synced.inSync).toBe(true);
+      await admin.query(`UPDATE \`${db}_shadow\`.stock SET available = 1`);
+      await admin.query(`SELECT \`${db}_shadow\`.bump()`);
+      const [[audit]] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${db}\`.audit`)) as unknown as [[{ n: number }]];
+      const [[secret]] = (await admin.query(`SELECT v FROM \`${db}\`.secrets`)) as unknown as [[{ v: string }]];
+      const [[shadowAudit]] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${db}_shadow\`.audit`)) as unknown as [[{ n: number }]];
+      expect([audit.n, secret.v, shadowAudit.n]).toEqual([0, 'top', 2]);
+      expect(await productionState(admin, db)).toEqual(production);
+    } finally {
+      await admin.query('SET SESSION sql_mode = DEFAULT');
+      await shadowAccount.drop();
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}_shadow\``);
+    }
+  });
+
+  it('refuses a table whose foreign key names another database; points a sequence default at the shadow sequence', async () => {
+    const db = await createProductionDatabase(admin, 'dye_tables');
+    const common = `${db}_common`;
+    try {
+      await admin.query(`CREATE DATABASE \`${common}\``);
+      await admin.query(`CREATE TABLE \`${common}\`.accounts (id INT PRIMARY KEY)`);
+      await admin.query(`CREATE SEQUENCE \`${db}\`.invoice_numbers START WITH 1000`);
+      await admin.query(`CREATE TABLE \`${db}\`.invoices (id INT DEFAULT nextval(\`${db}\`.invoice_numbers), note VARCHAR(10))`);
+      await admin.query(
+        `CREATE TABLE \`${db}\`.payments (id INT PRIMARY KEY, account_id INT, FOREIGN KEY (account_id) REFERENCES \`${common}\`.accounts (id))`,
+      );
+      const report = await checkShadowSchema({ connection: admin, database: db });
+      expect(report.foreignReferences.map((reference) => `${reference.kind} ${reference.name} → ${reference.databases.join(',')}`)).toEqual(
+        [`table payments → ${common}`],
+      );
+      await expect(syncShadowSchema({ connection: admin, database: db, apply: true })).rejects.toThrow(/payments.*Nothing was changed/);
+
+      await admin.query(`DROP TABLE \`${db}\`.payments`);
+      const synced = await syncShadowSchema({ connection: admin, database: db, apply: true });
+      expect({ drift: synced.drift, missing: synced.missingTables, foreign: synced.foreignReferences, inSync: synced.inSync }).toEqual({
+        drift: [],
+        missing: [],
+        foreign: [],
+        inSync: true,
+      });
+      await admin.query(`INSERT INTO \`${db}_shadow\`.invoices (note) VALUES ('shadow'), ('shadow')`);
+      const [[production]] = (await admin.query(`SELECT NEXTVAL(\`${db}\`.invoice_numbers) AS n`)) as unknown as [[{ n: number }]];
+      const [shadowIds] = (await admin.query(`SELECT id FROM \`${db}_shadow\`.invoices ORDER BY id`)) as unknown as [Array<{ id: number }>];
+      expect(production.n).toBe(1000);
+      expect(shadowIds.map((row) => row.id)).toEqual([1000, 1001]);
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}_shadow\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${common}\``);
+    }
   });
 });

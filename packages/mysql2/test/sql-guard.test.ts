@@ -7,7 +7,9 @@ const options = {
   isolatedDatabase: 'shop_shadow',
   otherDatabases: ['shop', 'shop_shadow', 'shop_shadow_lt1', 'analytics', 'mysql', 'information_schema', 'performance_schema'],
 };
-const judge = (sql: string, dialect: SqlDialect = DEFAULT_DIALECT) => checkIsolatedSql(sql, { ...options, dialect });
+// The normal setup: the shadow account is confined by the server.
+const judge = (sql: string, dialect: SqlDialect = DEFAULT_DIALECT, serverConfines = true) =>
+  checkIsolatedSql(sql, { ...options, dialect, serverConfines });
 const reason = (sql: string, dialect?: SqlDialect) => {
   const verdict = judge(sql, dialect);
   return verdict.ok ? 'allowed' : verdict.reason;
@@ -209,6 +211,23 @@ describe('what isolated tenants may not run', () => {
     ['SHOW EXPLAIN FOR 42', 'not on the list'],
   ])('refuses %s (%s)', (sql, expected) => {
     expect(reason(sql)).toContain(expected);
+  });
+});
+
+describe('with the guard alone (no account the server confines)', () => {
+  it.each([
+    'SELECT * FROM information_schema.TABLES',
+    "SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE '%card%'",
+    'SELECT * FROM `INFORMATION_SCHEMA`.columns',
+    'SHOW FULL PROCESSLIST',
+    'SHOW PROCESSLIST',
+    "SHOW GRANTS FOR 'app'@'%'",
+    'SHOW DATABASES',
+  ])('refuses server metadata: %s', (sql) => {
+    expect(judge(sql, DEFAULT_DIALECT, true).ok).toBe(true);
+    const verdict = judge(sql, DEFAULT_DIALECT, false);
+    expect(verdict.ok).toBe(false);
+    expect((verdict as { reason: string }).reason).toContain('guard-only');
   });
 });
 
