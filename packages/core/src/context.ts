@@ -70,7 +70,8 @@ function isLazyThenable<R>(value: R): value is R & PromiseLike<unknown> & object
 
 /** An instance of some class (a builder, a prepared query, an iterator), not plain data. */
 function isWorkObject(value: unknown): value is object {
-  if (value === null || typeof value !== 'object' || value instanceof Promise || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
+  if (value === null || typeof value !== 'object' || value instanceof Promise || Array.isArray(value) || ArrayBuffer.isView(value))
+    return false;
   const prototype = Object.getPrototypeOf(value);
   if (prototype === Object.prototype || prototype === null) return false;
   return !(
@@ -120,7 +121,11 @@ function tenantBound<T extends object>(target: T, tenant: Tenant): T {
   };
   const proxy = new Proxy(target, {
     get(object, property) {
-      if (property in members && (property === 'then' || property in object) && typeof (object as Record<PropertyKey, unknown>).then === 'function') {
+      if (
+        property in members &&
+        (property === 'then' || property in object) &&
+        typeof (object as Record<PropertyKey, unknown>).then === 'function'
+      ) {
         return members[property];
       }
       const value: unknown = Reflect.get(object, property, object);
