@@ -22,35 +22,47 @@ export function warnGuardOnly(store: string, detail: string): void {
 /**
  * A check an adapter runs before the first isolated use of a store (that the
  * isolated account really is confined), shared by every caller: one run at a
- * time; a success is kept; a failure is kept for `retryAfterMs`, so a setup
- * fixed while the service runs is picked up without a restart and a broken
- * one is not asked again on every query.
+ * time; a failure is kept for `retryAfterMs`, so a setup fixed while the
+ * service runs is picked up without a restart and a broken one is not asked
+ * again on every query; a success is re-checked in the background every
+ * `recheckEveryMs`, so a grant added later is noticed, and from then on every
+ * isolated use is refused until it is fixed.
  */
 export class FirstUseCheck {
   #passed = false;
+  #passedAt = 0;
   #running: Promise<void> | undefined;
   #failure: { readonly error: unknown; readonly at: number } | undefined;
 
   constructor(
     private readonly check: () => Promise<void>,
     private readonly retryAfterMs = 5_000,
+    private readonly recheckEveryMs = 60_000,
   ) {}
 
+  /** True while the last check passed: the hot path tests this before anything else. */
   get passed(): boolean {
+    if (this.#passed && Date.now() - this.#passedAt >= this.recheckEveryMs) void this.#run().catch(() => {});
     return this.#passed;
   }
 
   ensure(): Promise<void> {
-    if (this.#passed) return Promise.resolve();
+    if (this.passed) return Promise.resolve();
     const failure = this.#failure;
     if (failure && Date.now() - failure.at < this.retryAfterMs) return Promise.reject(failure.error);
+    return this.#run();
+  }
+
+  #run(): Promise<void> {
     this.#running ??= this.check()
       .then(
         () => {
           this.#passed = true;
+          this.#passedAt = Date.now();
           this.#failure = undefined;
         },
         (error: unknown) => {
+          this.#passed = false;
           this.#failure = { error, at: Date.now() };
           throw error;
         },

@@ -49,6 +49,8 @@ export interface IsolatedPoolSettings {
   readonly config: PoolOptions;
   readonly enforcement: EnforcementMode;
   readonly databases: DatabaseList;
+  /** How often a passed first-use check is run again, ms. */
+  readonly recheckEveryMs: number;
 }
 
 /**
@@ -77,7 +79,7 @@ export class IsolatedPool {
     this.database = settings.database;
     // Never created implicitly: a missing database is a refusal, not a CREATE.
     this.#pool = mysql.createPool({ ...settings.config, database: settings.database });
-    this.#check = new FirstUseCheck(() => this.#firstUse());
+    this.#check = new FirstUseCheck(() => this.#firstUse(), 5_000, settings.recheckEveryMs);
   }
 
   /** Runs the first-use check now (the account, the database): for a service that wants to fail at start-up. */

@@ -10,7 +10,7 @@ import { lexSql, type SqlDialect, type SqlToken } from './sql-lexer.js';
 
 type Queryable = Connection | Pool | PoolConnection;
 
-export type SchemaObjectKind = 'view' | 'trigger' | 'procedure' | 'function';
+export type SchemaObjectKind = 'view' | 'trigger' | 'procedure' | 'function' | 'event';
 
 export interface SchemaObject {
   readonly kind: SchemaObjectKind;
@@ -21,6 +21,10 @@ export interface SchemaObject {
   readonly body: string;
   /** The sql_mode it was created with (triggers and routines keep their own). */
   readonly sqlMode?: string;
+  /** `user@host` whose rights it may run with. */
+  readonly definer: string;
+  /** `DEFINER` or `INVOKER` (triggers and events always run as their definer). */
+  readonly security: 'DEFINER' | 'INVOKER';
 }
 
 async function rows(connection: Queryable, sql: string, values: unknown[] = []): Promise<RowDataPacket[]> {
@@ -33,15 +37,23 @@ export async function readSchemaObjects(connection: Queryable, database: string)
   const objects: SchemaObject[] = [];
   for (const row of await rows(
     connection,
-    'SELECT TABLE_NAME AS name, VIEW_DEFINITION AS body, CHECK_OPTION AS checkOption FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?',
+    `SELECT TABLE_NAME AS name, VIEW_DEFINITION AS body, CHECK_OPTION AS checkOption, DEFINER AS definer, SECURITY_TYPE AS security
+       FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?`,
     [database],
   )) {
-    objects.push({ kind: 'view', name: String(row.name), body: String(row.body), signature: `check ${row.checkOption}` });
+    objects.push({
+      kind: 'view',
+      name: String(row.name),
+      body: String(row.body),
+      signature: `check ${row.checkOption}`,
+      definer: String(row.definer),
+      security: security(row.security),
+    });
   }
   for (const row of await rows(
     connection,
     `SELECT TRIGGER_NAME AS name, ACTION_STATEMENT AS body, EVENT_MANIPULATION AS event, ACTION_TIMING AS timing,
-            EVENT_OBJECT_TABLE AS tableName, ACTION_ORDER AS actionOrder, SQL_MODE AS sqlMode
+            EVENT_OBJECT_TABLE AS tableName, ACTION_ORDER AS actionOrder, SQL_MODE AS sqlMode, DEFINER AS definer
        FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`,
     [database],
   )) {
@@ -51,6 +63,8 @@ export async function readSchemaObjects(connection: Queryable, database: string)
       body: String(row.body),
       signature: `${row.timing} ${row.event} ON ${row.tableName} #${row.actionOrder}`,
       sqlMode: String(row.sqlMode),
+      definer: String(row.definer),
+      security: 'DEFINER',
     });
   }
   const parameters = new Map<string, string[]>();
@@ -66,7 +80,8 @@ export async function readSchemaObjects(connection: Queryable, database: string)
   for (const row of await rows(
     connection,
     `SELECT ROUTINE_NAME AS name, ROUTINE_TYPE AS type, ROUTINE_DEFINITION AS body, DTD_IDENTIFIER AS returnType,
-            IS_DETERMINISTIC AS isDeterministic, SQL_DATA_ACCESS AS access, SQL_MODE AS sqlMode
+            IS_DETERMINISTIC AS isDeterministic, SQL_DATA_ACCESS AS access, SQL_MODE AS sqlMode, DEFINER AS definer,
+            SECURITY_TYPE AS security
        FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?`,
     [database],
   )) {
@@ -78,18 +93,47 @@ export async function readSchemaObjects(connection: Queryable, database: string)
       body: String(row.body),
       signature: `(${params.join(', ')}) returns ${row.returnType ?? '-'} deterministic ${row.isDeterministic} ${row.access}`,
       sqlMode: String(row.sqlMode),
+      definer: String(row.definer),
+      security: security(row.security),
+    });
+  }
+  // Events are never copied (they run on a schedule, not for shadow traffic), only reported where they run as someone.
+  for (const row of await rows(
+    connection,
+    'SELECT EVENT_NAME AS name, EVENT_DEFINITION AS body, DEFINER AS definer, SQL_MODE AS sqlMode FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?',
+    [database],
+  )) {
+    objects.push({
+      kind: 'event',
+      name: String(row.name),
+      body: String(row.body),
+      signature: '',
+      sqlMode: String(row.sqlMode),
+      definer: String(row.definer),
+      security: 'DEFINER',
     });
   }
   return objects;
+}
+
+const security = (value: unknown): 'DEFINER' | 'INVOKER' => (String(value).toUpperCase() === 'INVOKER' ? 'INVOKER' : 'DEFINER');
+
+/** `'shop_shadow'@'%'`, `` `shop_shadow`@`%` `` and `shop_shadow@%` name the same account. */
+export function accountName(account: string): string {
+  return account.replace(/['`"]/g, '');
 }
 
 /** `SHOW CREATE …` of an object: the statement that made it. */
 export async function showCreateObject(connection: Queryable, database: string, object: SchemaObject): Promise<string> {
   const quoted = `\`${database.replaceAll('`', '``')}\`.\`${object.name.replaceAll('`', '``')}\``;
   const [row] = await rows(connection, `SHOW CREATE ${object.kind.toUpperCase()} ${quoted}`);
-  const column = { view: 'Create View', trigger: 'SQL Original Statement', procedure: 'Create Procedure', function: 'Create Function' }[
-    object.kind
-  ];
+  const column = {
+    view: 'Create View',
+    trigger: 'SQL Original Statement',
+    procedure: 'Create Procedure',
+    function: 'Create Function',
+    event: 'Create Event',
+  }[object.kind];
   const text = row?.[column];
   if (typeof text !== 'string')
     throw new Error(`cannot read the definition of ${object.kind} ${quoted} (SHOW CREATE gave none: is the admin allowed to see it?)`);

@@ -86,6 +86,7 @@ export async function inspectShadowAccount(connection: Connection, isAllowed: (d
   }
   problems.push(...grantProblems([...new Set(grants)], isAllowed, reading));
   problems.push(...(await visibleDatabases(connection, isAllowed)));
+  problems.push(...(await elevatedObjects(connection, account)));
   return { account, serverVersion, grants: [...new Set(grants)], problems };
 }
 
@@ -112,6 +113,29 @@ async function visibleDatabases(connection: Connection, isAllowed: (database: st
       problem: `the server lets it reach ${shown.join(', ')}${more}, which are not isolated databases (by its grants, or from outside them: the anonymous account, PUBLIC, a role)`,
     },
   ];
+}
+
+/**
+ * Objects in the connection's database (the isolated one) that run with
+ * another account's rights: SQL SECURITY DEFINER views and routines, triggers
+ * of another definer. A migration run there as an admin makes them; whatever
+ * the account's grants, querying one runs as that admin.
+ */
+async function elevatedObjects(connection: Connection, account: string): Promise<GrantProblem[]> {
+  const [rows] = await connection.query<RowDataPacket[]>(
+    `SELECT 'view' AS kind, TABLE_NAME AS name, DEFINER AS definer, SECURITY_TYPE AS security
+       FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()
+     UNION ALL
+     SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, DEFINER, SECURITY_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()
+     UNION ALL
+     SELECT 'trigger', TRIGGER_NAME, DEFINER, 'DEFINER' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`,
+  );
+  return rows
+    .filter((row) => String(row.security).toUpperCase() === 'DEFINER' && String(row.definer) !== account)
+    .map((row) => ({
+      line: `${row.kind} ${row.name}`,
+      problem: `${row.kind} ${row.name} in its database runs with the rights of ${row.definer}, not its own (recreate it SQL SECURITY INVOKER, or with the shadow account as definer)`,
+    }));
 }
 
 function roleNames(line: string, reading: GrantReading): string[] {

@@ -1,6 +1,7 @@
 import { isolatedName } from '@dye/core';
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import {
+  accountName,
   normalizedBody,
   readSchemaObjects,
   retargetSql,
@@ -9,6 +10,7 @@ import {
   shadowCreateStatement,
   showCreateObject,
 } from './schema-objects.js';
+import { refusedCalls } from './sql-guard.js';
 import { type SqlDialect, sqlDialect } from './sql-lexer.js';
 
 type Queryable = Connection | Pool | PoolConnection;
@@ -20,6 +22,13 @@ export interface ShadowSchemaOptions {
   database: string;
   /** The isolated tenant whose database to sync. Default `shadow` → `<database>_shadow`. */
   tenant?: string;
+  /**
+   * The account shadow triggers run as (`'dye_shadow'@'%'`). Triggers always run
+   * with their definer's rights: the sync copies them only with this, and the
+   * check reports shadow triggers of another definer. Views and routines are
+   * made SQL SECURITY INVOKER: they run as the shadow account that queries them.
+   */
+  definer?: string;
 }
 
 export interface SyncShadowSchemaOptions extends ShadowSchemaOptions {
@@ -89,11 +98,26 @@ export interface ShadowSchemaReport {
    * keeps data elsewhere (FEDERATED, CONNECT, SPIDER…).
    */
   readonly foreignReferences: readonly ForeignReference[];
+  /**
+   * Objects only the shadow database has that run with another account's
+   * rights than the shadow account's (SQL SECURITY DEFINER views and routines,
+   * triggers of another definer, events): querying one runs as, say, the admin
+   * whose migration made it. Reported, never dropped; the pool's first-use
+   * check refuses isolated traffic while the account can see one.
+   */
+  readonly elevatedObjects: readonly ElevatedObject[];
   /** Shadow tables that production does not have (reported, never dropped). */
   readonly extraTables: readonly string[];
   readonly drift: readonly Drift[];
   /** True when nothing is missing and nothing drifted. */
   readonly inSync: boolean;
+}
+
+export interface ElevatedObject {
+  readonly kind: SchemaObjectKind;
+  readonly name: string;
+  /** `user@host` it runs as. */
+  readonly definer: string;
 }
 
 export interface ForeignReference {
@@ -332,6 +356,8 @@ interface ObjectComparison {
   readonly drift: Drift[];
   readonly drifted: SchemaObject[];
   readonly foreign: ForeignReference[];
+  /** Objects only the shadow database has, running with another account's rights. */
+  readonly elevated: ElevatedObject[];
 }
 
 const objectKey = (object: SchemaObject) => `${object.kind}\u0000${object.name}`;
@@ -349,12 +375,22 @@ function objectDialect(session: Session, object: SchemaObject): SqlDialect | str
     return (error as Error).message;
   }
 }
-const DRIFT_KIND: Record<SchemaObjectKind, DriftKind> = {
+const DRIFT_KIND: Record<Exclude<SchemaObjectKind, 'event'>, DriftKind> = {
   view: 'view-definition',
   trigger: 'trigger-definition',
   procedure: 'routine-definition',
   function: 'routine-definition',
 };
+
+/**
+ * With whose rights an object in the shadow database runs, as the sync makes
+ * it: views and routines with the caller's (the shadow account's), triggers
+ * with the `definer` given (unknown without one).
+ */
+function rights(object: SchemaObject, definer: string | undefined, twin = false): string {
+  if (object.kind === 'trigger') return definer === undefined ? '' : ` definer ${twin ? object.definer : accountName(definer)}`;
+  return object.security === 'INVOKER' ? ' invoker' : ` definer ${object.definer}`;
+}
 
 /** Production's views, triggers and routines against the shadow ones, names retargeted. */
 async function compareObjects(
@@ -363,20 +399,31 @@ async function compareObjects(
   tenant: string,
   shadowExists: boolean,
   rewrite: boolean,
+  definer: string | undefined,
 ): Promise<ObjectComparison> {
   const shadowDatabase = isolatedName('mysql-database', database, tenant);
   const production = await readSchemaObjects(session.connection, database);
   const shadow = new Map(
     (shadowExists ? await readSchemaObjects(session.connection, shadowDatabase) : []).map((object) => [objectKey(object), object]),
   );
-  const comparison: ObjectComparison = { missing: [], drift: [], drifted: [], foreign: [] };
+  const comparison: ObjectComparison = { missing: [], drift: [], drifted: [], foreign: [], elevated: [] };
   const retargeting = {
     production: database,
     shadow: shadowDatabase,
     databases: session.databases,
     ...(rewrite ? { foreign: (name: string) => isolatedName('mysql-database', name, tenant) } : {}),
   };
+  const productionKeys = new Set(production.map(objectKey));
+  for (const object of shadow.values()) {
+    if (productionKeys.has(objectKey(object))) continue;
+    const elevated =
+      object.kind === 'event' ||
+      (object.kind === 'trigger' ? definer === undefined || accountName(definer) !== object.definer : object.security === 'DEFINER');
+    if (elevated) comparison.elevated.push({ kind: object.kind, name: object.name, definer: object.definer });
+  }
   for (const object of production) {
+    // Events run on a schedule, not for shadow traffic: never copied.
+    if (object.kind === 'event') continue;
     const dialect = objectDialect(session, object);
     if (typeof dialect === 'string') {
       comparison.foreign.push({ kind: object.kind, name: object.name, databases: [], reason: dialect });
@@ -386,6 +433,11 @@ async function compareObjects(
     if (!retargeted.ok) {
       comparison.foreign.push({ kind: object.kind, name: object.name, databases: [], reason: retargeted.reason });
       continue;
+    }
+    const calls = refusedCalls(retargeted.text, dialect);
+    if (calls.length > 0) {
+      // Copied objects run whatever is inside them: a shadow INSERT firing a trigger that takes a named lock takes production's.
+      comparison.foreign.push({ kind: object.kind, name: object.name, databases: [], reason: calls.join('; ') });
     }
     if (retargeted.foreign.length > 0 && !rewrite) {
       comparison.foreign.push({
@@ -400,11 +452,18 @@ async function compareObjects(
       comparison.missing.push(object);
       continue;
     }
-    const wanted = `${object.signature} ${normalizedBody(retargeted.text, dialect)}`;
-    const actual = `${twin.signature} ${normalizedBody(twin.body, dialect)}`;
+    // The same body running with other rights (a view recreated SQL SECURITY DEFINER by a migration run as root) is drift too.
+    const wanted = `${object.signature}${rights({ ...object, security: 'INVOKER' }, definer)} ${normalizedBody(retargeted.text, dialect)}`;
+    const actual = `${twin.signature}${rights(twin, definer, true)} ${normalizedBody(twin.body, dialect)}`;
     if (wanted !== actual) {
       comparison.drifted.push(object);
-      comparison.drift.push({ table: object.name, kind: DRIFT_KIND[object.kind], production: wanted, shadow: actual, additive: true });
+      comparison.drift.push({
+        table: object.name,
+        kind: DRIFT_KIND[object.kind as keyof typeof DRIFT_KIND],
+        production: wanted,
+        shadow: actual,
+        additive: true,
+      });
     }
   }
   return comparison;
@@ -492,6 +551,7 @@ async function report(session: Session, options: ShadowSchemaOptions & { rewrite
     options.tenant ?? 'shadow',
     exists,
     options.rewriteForeignDatabases === true,
+    options.definer,
   );
   const missingOf = (kinds: SchemaObjectKind[]) => objects.missing.filter((object) => kinds.includes(object.kind));
   const missingViews = missingOf(['view']).map((object) => object.name);
@@ -509,6 +569,7 @@ async function report(session: Session, options: ShadowSchemaOptions & { rewrite
     missingTriggers.length === 0 &&
     missingRoutines.length === 0 &&
     foreignReferences.length === 0 &&
+    objects.elevated.length === 0 &&
     drift.length === 0;
   const result: ShadowSchemaReport = {
     database: options.database,
@@ -519,6 +580,7 @@ async function report(session: Session, options: ShadowSchemaOptions & { rewrite
     missingTriggers,
     missingRoutines,
     foreignReferences,
+    elevatedObjects: objects.elevated,
     extraTables: diff.extraTables,
     drift,
     inSync,

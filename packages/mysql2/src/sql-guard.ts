@@ -148,6 +148,23 @@ const REFUSED_FUNCTIONS: ReadonlyMap<string, string> = new Map(
   }),
 );
 
+/**
+ * The calls in `sql` to functions the guard refuses (named locks, files,
+ * replication waits, UDF shells), as reasons: for bodies of views, triggers and
+ * routines the schema sync would copy, which run whatever is inside them.
+ */
+export function refusedCalls(sql: string, dialect: SqlDialect): string[] {
+  const lexed = lexSql(sql, dialect);
+  if (!lexed.ok) return [`its text cannot be read (${lexed.reason})`];
+  const reasons: string[] = [];
+  lexed.tokens.forEach((token, i) => {
+    if (!isName(token) || !isPunct(lexed.tokens[i + 1], '(')) return;
+    const reason = REFUSED_FUNCTIONS.get(token.text.toLowerCase());
+    if (reason) reasons.push(`it calls ${token.text.toUpperCase()}(): ${reason}`);
+  });
+  return [...new Set(reasons)];
+}
+
 const QUERY_STARTS = new Set(['select', 'with', 'insert', 'replace', 'update', 'delete', 'values', 'table']);
 
 /** Why statement kinds outside the allowlist are refused, for the common ones. */
@@ -224,7 +241,7 @@ interface DatabaseNames {
 /** Schemas of server metadata: what they show depends on the account's privileges. */
 const METADATA_SCHEMAS = new Set(['information_schema', 'performance_schema']);
 /** SHOW forms that show other sessions or accounts unless the server confines the account. */
-const METADATA_SHOWS = new Set(['processlist', 'grants', 'databases', 'schemas']);
+const METADATA_SHOWS = new Set(['processlist', 'grants', 'databases', 'schemas', 'open']);
 
 function databaseNames(options: Omit<SqlGuardOptions, 'dialect'>): DatabaseNames {
   const production = options.productionDatabase.toLowerCase();

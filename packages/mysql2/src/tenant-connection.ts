@@ -21,10 +21,37 @@ export interface TenantPoolConnection {
   readonly connection: TenantCallbackConnection;
 }
 
-/** What a streaming query returns: mysql2's Query, or a refusal that fails the same way. */
+/**
+ * What a callback-style query returns: its rows as a stream, and its events
+ * (`result`, `fields`, `error`, `end`). Never mysql2's own Query, which holds
+ * the raw connection (`_connection`) that would run anything, unguarded.
+ */
 export interface TenantQuery {
   stream(options?: { objectMode?: boolean; highWaterMark?: number }): Readable;
+  on(event: string, listener: (...args: unknown[]) => void): TenantQuery;
+  once(event: string, listener: (...args: unknown[]) => void): TenantQuery;
+}
+
+interface Mysql2Query {
+  stream(options?: { objectMode?: boolean; highWaterMark?: number }): Readable;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** A TenantQuery over mysql2's Query: listeners are called on the handle, so `this` is never the Query. */
+function queryHandle(query: Mysql2Query): TenantQuery {
+  const handle: TenantQuery = {
+    stream: (options) => query.stream(options),
+    on(event, listener) {
+      query.on(event, (...args) => listener.apply(handle, args));
+      return handle;
+    },
+    once(event, listener) {
+      query.once(event, (...args) => listener.apply(handle, args));
+      return handle;
+    },
+  };
+  return handle;
 }
 
 /** A connection with mysql2's callback API, as Kysely's MysqlDialect and Drizzle's iterator use it. */
@@ -115,10 +142,10 @@ export function bindConnection(
           if (!error) return done(null, rows, fields);
           void channel.translate(error).then((mapped) => done(mapped));
         });
-      const call = core[method] as (...args: unknown[]) => TenantQuery;
+      const call = core[method] as (...args: unknown[]) => Mysql2Query;
       const args: unknown[] = prepared.values === undefined ? [prepared.query] : [prepared.query, prepared.values];
       if (translated) args.push(translated);
-      return call.apply(core, args);
+      return queryHandle(call.apply(core, args));
     };
 
   let callbackView: TenantCallbackConnection | undefined;
@@ -146,18 +173,22 @@ export function bindConnection(
 
 /** A query Dye refused: the callback gets the IsolationError, and so does a stream. Nothing was sent. */
 function refusedQuery(error: unknown, callback?: Callback): TenantQuery {
-  const emitter = new EventEmitter() as EventEmitter & TenantQuery;
-  emitter.stream = () =>
-    new Readable({
-      objectMode: true,
-      read() {
-        this.destroy(error as Error);
-      },
-    });
+  const emitter = new EventEmitter();
+  const handle = queryHandle({
+    stream: () =>
+      new Readable({
+        objectMode: true,
+        read() {
+          this.destroy(error as Error);
+        },
+      }),
+    on: (event, listener) => emitter.on(event, listener),
+    once: (event, listener) => emitter.once(event, listener),
+  });
   process.nextTick(() => {
     callback?.(error);
     if (emitter.listenerCount('error') > 0) emitter.emit('error', error);
     emitter.emit('end');
   });
-  return emitter;
+  return handle;
 }

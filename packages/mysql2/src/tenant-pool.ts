@@ -3,6 +3,7 @@ import {
   type EnforcementMode,
   getDefaultPolicy,
   isolatedName,
+  isolationRefusal,
   type Tenant,
   type TenantPolicy,
   warnGuardOnly,
@@ -12,6 +13,11 @@ import mysql, { type PoolOptions } from 'mysql2/promise';
 import { connectionOptions, DatabaseList } from './database-list.js';
 import { IsolatedPool, type QueryResult } from './isolated-pool.js';
 import { bindConnection, type QueryArgument, type TenantCallbackConnection, type TenantPoolConnection } from './tenant-connection.js';
+
+/** Isolated tenants one tenant pool serves (each has a pool of its own). */
+export const MAX_ISOLATED_TENANTS = 100;
+/** Prepared statements mysql2 keeps per isolated connection (its default is 16,000). */
+export const ISOLATED_PREPARED_STATEMENTS = 256;
 
 export interface TenantPoolOptions {
   /** Which tenants isolate MySQL (isolated tenants always; colors with `isolate: ['mysql']`). Default: the default policy. */
@@ -30,6 +36,12 @@ export interface TenantPoolOptions {
   enforcement?: EnforcementMode;
   /** How long the list of the server's databases (for the SQL guard) is reused, ms. Default 60 000. */
   databaseListTtl?: number;
+  /**
+   * How often the isolated account is checked again once it passed, ms (a grant
+   * added later is noticed, and isolated traffic refused from then on).
+   * Default 60 000.
+   */
+  accountRecheckInterval?: number;
 }
 
 /**
@@ -78,13 +90,24 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
     if (tenant.kind === 'baseline' || !policy().isolates(tenant, 'mysql')) return undefined;
     let isolated = isolatedPools.get(tenant.name);
     if (!isolated) {
+      // Each isolated tenant has a pool of its own: a flood of made-up `shadow-*` names must not make thousands.
+      if (isolatedPools.size >= MAX_ISOLATED_TENANTS) {
+        throw isolationRefusal('mysql', {
+          tenant: tenant.name,
+          refused: 'another isolated tenant',
+          reason: `one tenant pool serves at most ${MAX_ISOLATED_TENANTS} isolated tenants`,
+        });
+      }
       isolated = new IsolatedPool({
         tenant,
         database: isolatedName('mysql-database', production, tenant),
         production,
-        config: { ...config, ...options.isolatedConfig },
+        // Server-side prepared statements count against a limit every account shares
+        // (max_prepared_stmt_count): shadow keeps few, so it cannot exhaust production's.
+        config: { ...config, maxPreparedStatements: ISOLATED_PREPARED_STATEMENTS, ...options.isolatedConfig },
         enforcement,
         databases,
+        recheckEveryMs: options.accountRecheckInterval ?? 60_000,
       });
       isolatedPools.set(tenant.name, isolated);
     }
@@ -92,7 +115,12 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
   }
 
   function run(method: 'query' | 'execute', query: QueryArgument, values: unknown): Promise<QueryResult> {
-    const isolated = isolatedFor(currentTenant());
+    let isolated: IsolatedPool | undefined;
+    try {
+      isolated = isolatedFor(currentTenant());
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // Baseline and shared-data tenants: one context lookup, then mysql2's own promise.
     if (!isolated) return (pool[method] as (q: QueryArgument, v?: unknown) => Promise<QueryResult>)(query, values);
     return isolated.run(method, query, values);

@@ -43,7 +43,11 @@ describe('defence in depth: the guard switched off, the shadow account alone', (
       connectionLimit: 2,
     });
   });
-  afterAll(() => raw.end());
+  afterAll(async () => {
+    await raw.end();
+    // What the attacks could make in the shadow database runs with their account's rights: not left for the next tests.
+    await admin.query(`DROP TRIGGER IF EXISTS \`${database}_shadow\`.tr`);
+  });
 
   const half = (db: string) => [db.slice(0, 5), db.slice(5)] as const;
   const attacks: Array<[string, (db: string) => string]> = [
@@ -196,6 +200,49 @@ describe('the account check at first use', () => {
     } finally {
       await admin.query(`DROP USER IF EXISTS ${accountName}`);
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    }
+  });
+
+  it('refuses while the shadow database holds an object that runs with another account’s rights (a migration run there as root)', async () => {
+    const before = await productionState(admin, database);
+    await admin.query(`CREATE DEFINER=root@localhost VIEW \`${database}_shadow\`.order_report AS SELECT * FROM \`${database}\`.orders`);
+    try {
+      const pool = createTenantPool({ ...MYSQL, database }, { isolatedConfig: account.isolatedConfig });
+      try {
+        const error = await withTenant('shadow', () => pool.query('SELECT * FROM order_report')).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(IsolationError);
+        expect((error as Error).message).toContain('view order_report in its database runs with the rights of root@localhost');
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      await admin.query(`DROP VIEW \`${database}_shadow\`.order_report`);
+    }
+    expect(await productionState(admin, database)).toEqual(before);
+  });
+
+  it('checks the account again while running: a grant added later refuses isolated traffic from then on', async () => {
+    const user = uniqueName('dye_later');
+    const password = randomBytes(8).toString('hex');
+    await grantShadowAccess(admin, { database, user, password, apply: true });
+    const pool = createTenantPool({ ...MYSQL, database }, { isolatedConfig: { user, password }, accountRecheckInterval: 200 });
+    try {
+      await withTenant('shadow', () => pool.query('SELECT 1'));
+      await admin.query(`GRANT SELECT ON \`${escapeGrantDatabase(database)}\`.* TO '${user}'@'%'`);
+      const deadline = Date.now() + 5_000;
+      let outcome: unknown = 'ran';
+      while (outcome === 'ran' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        outcome = await withTenant('shadow', () => pool.query('SELECT 1')).then(
+          () => 'ran',
+          (error: unknown) => error,
+        );
+      }
+      expect(outcome).toBeInstanceOf(IsolationError);
+      expect((outcome as Error).message).toContain(`SELECT on \`${database}\``);
+    } finally {
+      await pool.end();
+      await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
     }
   });
 

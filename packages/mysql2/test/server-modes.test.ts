@@ -1,5 +1,12 @@
 import { IsolationError, setLogger, withTenant } from '@dye/core';
-import { checkShadowSchema, createTenantPool, escapeGrantDatabase, grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
+import {
+  checkShadowSchema,
+  createTenantPool,
+  escapeGrantDatabase,
+  grantShadowAccess,
+  ISOLATED_PREPARED_STATEMENTS,
+  syncShadowSchema,
+} from '@dye/mysql2';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnMariaDb } from '../../../test/support/mariadb-server.js';
@@ -94,6 +101,22 @@ describe('grants to PUBLIC reach every account', () => {
       await withTenant('shadow', () => after.query('SELECT 1'));
     } finally {
       await after.end();
+    }
+  });
+});
+
+describe('server-wide resources', () => {
+  it(`an isolated pool keeps at most ${ISOLATED_PREPARED_STATEMENTS} prepared statements per connection, so shadow cannot use up the server's limit`, async () => {
+    const pool = createTenantPool({ ...config, database, connectionLimit: 1 }, { isolatedConfig: account.isolatedConfig });
+    try {
+      await withTenant('shadow', async () => {
+        for (let i = 0; i < ISOLATED_PREPARED_STATEMENTS + 300; i++)
+          await pool.execute(`SELECT id FROM customers WHERE id = ? /* ${i} */`, [1]);
+      });
+      const [[status]] = (await admin.query("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'")) as unknown as [[{ Value: string }]];
+      expect(Number(status.Value)).toBeLessThanOrEqual(ISOLATED_PREPARED_STATEMENTS + 5);
+    } finally {
+      await pool.end();
     }
   });
 });

@@ -315,4 +315,62 @@ describe('views, triggers and routines', () => {
       await admin.query(`DROP DATABASE IF EXISTS \`${common}\``);
     }
   });
+
+  it('refuses to copy views, triggers and routines that take server-wide named locks (or call anything the guard refuses)', async () => {
+    const db = await createProductionDatabase(admin, 'dye_locks');
+    try {
+      await admin.query(`CREATE FUNCTION \`${db}\`.lock_stock(t INT) RETURNS INT RETURN GET_LOCK('stock', t)`);
+      await admin.query(`CREATE VIEW \`${db}\`.batch_lock AS SELECT GET_LOCK('nightly-batch', 0) AS got`);
+      await admin.query(
+        `CREATE TRIGGER \`${db}\`.orders_bi BEFORE INSERT ON \`${db}\`.orders FOR EACH ROW SET @got = get_lock(CONCAT('order-', NEW.sku), 5)`,
+      );
+      await admin.query(`CREATE FUNCTION \`${db}\`.read_file() RETURNS TEXT RETURN LOAD_FILE('/etc/hostname')`);
+      const report = await checkShadowSchema({ connection: admin, database: db });
+      expect(
+        report.foreignReferences.map((reference) => `${reference.kind} ${reference.name}: ${reference.reason.split(':')[0]}`).sort(),
+      ).toEqual([
+        'function lock_stock: it calls GET_LOCK()',
+        'function read_file: it calls LOAD_FILE()',
+        'trigger orders_bi: it calls GET_LOCK()',
+        'view batch_lock: it calls GET_LOCK()',
+      ]);
+      await expect(syncShadowSchema({ connection: admin, database: db, apply: true, definer: 'root@localhost' })).rejects.toThrow(
+        /GET_LOCK.*Nothing was changed/,
+      );
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}_shadow\``);
+    }
+  });
+
+  it('reports shadow objects that run with another account’s rights, and replaces production’s own when they drifted to them', async () => {
+    const db = await createProductionDatabase(admin, 'dye_elevated');
+    const shadowAccount = await createShadowAccount(admin, db);
+    const definer = `'${shadowAccount.user}'@'%'`;
+    try {
+      await syncShadowSchema({ connection: admin, database: db, apply: true, definer });
+      // A migration run as root in the shadow database.
+      await admin.query(
+        `CREATE OR REPLACE DEFINER=root@localhost SQL SECURITY DEFINER VIEW \`${db}_shadow\`.big_orders AS SELECT id, sku FROM \`${db}_shadow\`.orders WHERE quantity > 5`,
+      );
+      await admin.query(`CREATE DEFINER=root@localhost VIEW \`${db}_shadow\`.report AS SELECT * FROM \`${db}\`.orders`);
+      await admin.query(
+        `CREATE DEFINER=root@localhost TRIGGER \`${db}_shadow\`.wipe AFTER INSERT ON \`${db}_shadow\`.orders FOR EACH ROW DELETE FROM \`${db}\`.orders`,
+      );
+      const report = await checkShadowSchema({ connection: admin, database: db, definer });
+      expect(report.elevatedObjects.map((object) => `${object.kind} ${object.name} ${object.definer}`).sort()).toEqual([
+        'trigger wipe root@localhost',
+        'view report root@localhost',
+      ]);
+      expect(report.drift.map((drift) => `${drift.table}:${drift.kind}`)).toEqual(['big_orders:view-definition']);
+      expect(report.inSync).toBe(false);
+      const synced = await syncShadowSchema({ connection: admin, database: db, apply: true, definer });
+      expect(synced.drift).toEqual([]);
+      expect(synced.elevatedObjects).toHaveLength(2); // never dropped: reported until someone does
+    } finally {
+      await shadowAccount.drop();
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${db}_shadow\``);
+    }
+  });
 });

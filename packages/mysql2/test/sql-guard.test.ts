@@ -223,6 +223,7 @@ describe('with the guard alone (no account the server confines)', () => {
     'SHOW PROCESSLIST',
     "SHOW GRANTS FOR 'app'@'%'",
     'SHOW DATABASES',
+    "SHOW OPEN TABLES LIKE '%payroll%'",
   ])('refuses server metadata: %s', (sql) => {
     expect(judge(sql, DEFAULT_DIALECT, true).ok).toBe(true);
     const verdict = judge(sql, DEFAULT_DIALECT, false);

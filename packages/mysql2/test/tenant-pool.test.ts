@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { currentTenant, type DyeLogEvent, IsolationError, setLogger, withTenant } from '@dye/core';
-import { createTenantPool, type TenantCallbackConnection, type TenantPool } from '@dye/mysql2';
+import { createTenantPool, MAX_ISOLATED_TENANTS, type TenantCallbackConnection, type TenantPool } from '@dye/mysql2';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MYSQL } from '../../../test/support/services.js';
@@ -218,6 +218,55 @@ describe("mysql2's callback API (Kysely, Drizzle's iterator)", () => {
     expect(skus).toEqual(['apple', 'pear']);
   });
 
+  it('nothing a caller is handed reaches a raw mysql2 connection: query handles, streams, results, errors', async () => {
+    const Raw = (await import('mysql2')).default as unknown as Record<string, unknown>;
+    const rawClasses = [Raw.Connection, Raw.PoolConnection, Raw.Pool].filter(Boolean) as Array<new (...args: never[]) => unknown>;
+    // Every object reachable through own properties (and a listener's `this`), breadth first.
+    const reachable = (roots: unknown[]): unknown[] => {
+      const seen = new Set<unknown>();
+      const queue = [...roots];
+      while (queue.length > 0 && seen.size < 20_000) {
+        const value = queue.shift();
+        if (value === null || (typeof value !== 'object' && typeof value !== 'function') || seen.has(value)) continue;
+        seen.add(value);
+        for (const key of Reflect.ownKeys(value as object)) {
+          try {
+            queue.push((value as Record<PropertyKey, unknown>)[key]);
+          } catch {
+            // a getter that throws reaches nothing
+          }
+        }
+      }
+      return [...seen];
+    };
+    await withTenant('shadow', async () => {
+      const connection = await callbackConnection();
+      try {
+        let listenerThis: unknown;
+        const handle = connection.query('SELECT sku FROM stock', [], () => {});
+        handle.on('fields', function (this: unknown) {
+          listenerThis = this;
+        });
+        const stream = connection.query('SELECT sku FROM stock', []).stream({ objectMode: true });
+        for await (const _row of stream as AsyncIterable<unknown>) {
+          // drain
+        }
+        const refused = connection.query(`SELECT * FROM ${database}.stock`, [], () => {});
+        const error = await withTenant('shadow', () => pool.query(`DELETE FROM ${database}.stock`)).catch((e: unknown) => e);
+        const denied = await withTenant('shadow', () => pool.query('SELECT * FROM mysql.user WHERE 0')).catch((e: unknown) => e);
+        const results = await withTenant('shadow', () => pool.execute('SELECT sku FROM stock WHERE sku = ?', ['apple']));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(listenerThis).toBe(handle);
+        const found = reachable([connection, handle, stream, refused, error, denied, results, listenerThis]).filter((value) =>
+          rawClasses.some((Class) => value instanceof Class),
+        );
+        expect(found).toEqual([]);
+      } finally {
+        connection.release();
+      }
+    });
+  });
+
   it('end(callback) ends the pool', async () => {
     const short = createTenantPool({ ...MYSQL, database });
     await short.query('SELECT 1');
@@ -372,6 +421,24 @@ describe('every entry point of mysql2 is covered or refused', () => {
 
   it('the tenant pool hands out nothing unguarded: its members are exactly these', () => {
     expect(Object.keys(pool).sort()).toEqual(['end', 'execute', 'getConnection', 'query', 'verifyIsolation']);
+  });
+
+  it('serves at most MAX_ISOLATED_TENANTS isolated tenants, so made-up names cannot pile up pools', async () => {
+    const many = createTenantPool({ ...MYSQL, database }, { isolatedConfig: account.isolatedConfig });
+    try {
+      const outcomes = await Promise.all(
+        Array.from({ length: MAX_ISOLATED_TENANTS + 5 }, (_, i) =>
+          withTenant(`shadow-n${i}`, () => many.query('SELECT 1')).then(
+            () => 'ran',
+            (error: IsolationError) => (error.reason.includes('at most') ? 'capped' : 'missing database'),
+          ),
+        ),
+      );
+      expect(outcomes.filter((outcome) => outcome === 'capped')).toHaveLength(5);
+      expect(outcomes.filter((outcome) => outcome === 'ran')).toHaveLength(0);
+    } finally {
+      await many.end();
+    }
   });
 
   it('a statement too long to read is refused before anything is sent', async () => {
