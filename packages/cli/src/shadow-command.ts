@@ -17,6 +17,8 @@ import { EXIT, UsageError } from './usage-error.js';
 interface ShadowOptions {
   mysql?: string;
   db?: string;
+  definer?: string;
+  rewriteForeignDatabases?: boolean;
   copyTable: string[];
   kafka?: string;
   topic: string[];
@@ -41,6 +43,7 @@ function addShadowOptions(command: Command): Command {
     .option('--kafka <brokers>', 'Kafka brokers, comma-separated')
     .option('--topic <name>', 'a production topic (repeat for more)', collect, [])
     .option('--tenant <name>', 'the isolated tenant', 'shadow')
+    .option('--definer <account>', "the shadow account shadow triggers run as, as 'shop_shadow'@'%'")
     .option('--json', 'print the result as JSON');
 }
 
@@ -53,7 +56,8 @@ export function registerShadowCommands(program: Command): void {
       .description('bring <db>_shadow and <topic>_shadow in line with production (a dry run without --apply)')
       .option('--apply', 'make the changes (additive: missing database, tables, views, columns, indexes, topics)')
       .option('--recreate', 'with --apply: drop and recreate tables whose drift is not additive (their shadow rows are lost)')
-      .option('--copy-table <table>', 'with --apply: copy this table’s rows from production (repeat for more)', collect, []),
+      .option('--copy-table <table>', 'with --apply: copy this table’s rows from production (repeat for more)', collect, [])
+      .option('--rewrite-foreign-databases', 'point views, triggers and routines naming another database at its isolated twin'),
   ).action(async (options: ShadowOptions) => {
     const outcome = await runShadow(options, options.apply === true);
     print(outcome, options, options.apply ? 'sync' : 'dry-run');
@@ -114,9 +118,16 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
             tenant: options.tenant,
             apply: true,
             ...(options.recreate ? { recreate: true } : {}),
+            ...(options.rewriteForeignDatabases ? { rewriteForeignDatabases: true } : {}),
+            ...(options.definer ? { definer: options.definer } : {}),
             copyTables: options.copyTable ?? [],
           })
-        : await checkShadowSchema({ connection, database, tenant: options.tenant });
+        : await checkShadowSchema({
+            connection,
+            database,
+            tenant: options.tenant,
+            ...(options.definer ? { definer: options.definer } : {}),
+          });
       outcome.inSync &&= isMysqlInSync(outcome.mysql, apply);
     } finally {
       await connection.end();
@@ -235,6 +246,11 @@ function print(outcome: ShadowOutcome, options: ShadowOptions, mode: 'sync' | 'd
       if (!report.shadowDatabaseExists) bad(`database ${report.shadowDatabase} does not exist`);
       for (const table of report.missingTables) bad(`table ${table} missing`);
       for (const view of report.missingViews) bad(`view ${view} missing`);
+      for (const trigger of report.missingTriggers) bad(`trigger ${trigger} missing`);
+      for (const routine of report.missingRoutines) bad(`${routine} missing`);
+      for (const reference of report.foreignReferences) bad(`${reference.kind} ${reference.name} cannot be copied: ${reference.reason}`);
+      for (const object of report.elevatedObjects)
+        bad(`${object.kind} ${object.name} in ${report.shadowDatabase} runs as ${object.definer}`);
       for (const table of report.extraTables) lines.push(`  ${pc.yellow('!')} table ${table} exists only in shadow (never dropped)`);
       for (const drift of report.drift) bad(describeDrift(drift));
       if (report.inSync) ok('in sync');

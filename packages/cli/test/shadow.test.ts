@@ -85,6 +85,26 @@ describe('dye shadow sync / check', () => {
     expect(outcome.kafka.drift).toEqual([expect.objectContaining({ kind: 'partitions', production: 3, shadow: 4 })]);
   });
 
+  it('check names a view that reaches another database, and sync --apply refuses it, changing nothing', async () => {
+    const other = `${database}_other`;
+    await db.query(`CREATE DATABASE \`${other}\``);
+    await db.query(`CREATE TABLE \`${other}\`.events (sku VARCHAR(64))`);
+    await db.query(`CREATE VIEW \`${database}\`.event_skus AS SELECT sku FROM \`${other}\`.events`);
+    try {
+      const check = await dye(['shadow', 'check', '--mysql', mysqlUrl, '--db', database]);
+      expect(check.code).toBe(1);
+      expect(check.stdout).toMatch(new RegExp(`✗ view event_skus cannot be copied: it names \`${other}\``));
+      const sync = await dye(['shadow', 'sync', '--mysql', mysqlUrl, '--db', database, '--apply']);
+      expect(sync.code).toBe(1);
+      expect(sync.stderr).toContain('Nothing was changed');
+      const [views] = await db.query('SHOW FULL TABLES FROM ?? WHERE Table_type = ?', [`${database}_shadow`, 'VIEW']);
+      expect(views).toEqual([]);
+    } finally {
+      await db.query(`DROP VIEW \`${database}\`.event_skus`);
+      await db.query(`DROP DATABASE \`${other}\``);
+    }
+  });
+
   it('refuses bad usage with exit 2 and one line', async () => {
     for (const [args, message] of [
       [['shadow', 'check'], /name what to sync/],
