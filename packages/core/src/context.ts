@@ -52,7 +52,9 @@ export function withTenant<R>(tenant: Tenant | string, fn: () => R): R {
 }
 
 function runInTenant<R>(tenant: Tenant, fn: () => R): R {
-  const result = runRaw(tenant, fn);
+  const result = otelContextActive() ? storage.run(tenant, withOtelTenant, tenant, fn) : storage.run(tenant, fn);
+  // Plain values, the common case, leave at once.
+  if (result === null || (typeof result !== 'object' && typeof result !== 'function')) return result;
   // Native promises began their work inside the tenant already. A lazy
   // thenable (a Knex, Drizzle or Kysely query builder) does its work only when
   // awaited or executed, which happens after this call returned, outside it.

@@ -16,7 +16,7 @@ export type {
 } from './shadow-schema.js';
 export { checkShadowSchema, syncShadowSchema } from './shadow-schema.js';
 export type { GuardVerdict, SqlGuardOptions } from './sql-guard.js';
-export { ALLOWED_SESSION_VARIABLES, checkIsolatedSql, DEFAULT_DIALECT } from './sql-guard.js';
+export { ALLOWED_SESSION_VARIABLES, checkIsolatedSql, createSqlGuard, DEFAULT_DIALECT, refusedCalls } from './sql-guard.js';
 export type { LexResult, SqlDialect, SqlToken, SqlTokenKind } from './sql-lexer.js';
 export { lexSql, splitStatements, sqlDialect } from './sql-lexer.js';
 export type { QueryArgument, TenantCallbackConnection, TenantPoolConnection, TenantQuery } from './tenant-connection.js';
