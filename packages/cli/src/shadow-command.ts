@@ -79,6 +79,7 @@ export function registerShadowCommands(program: Command): void {
       'the environment variable holding its password (never taken from the command line)',
       'DYE_SHADOW_PASSWORD',
     )
+    .option('--max-user-connections <n>', 'connections the account may hold at once (0: no limit)', '50')
     .option('--apply', 'run the statements')
     .option('--json', 'print the result as JSON')
     .action(async (options: GrantOptions) => {
@@ -153,6 +154,7 @@ interface GrantOptions {
   user: string;
   host: string;
   passwordEnv: string;
+  maxUserConnections: string;
   apply?: boolean;
   json?: boolean;
 }
@@ -167,6 +169,10 @@ async function runGrant(options: GrantOptions): Promise<GrantShadowAccessResult>
     }
   }
   const password = process.env[options.passwordEnv];
+  const maxUserConnections = Number(options.maxUserConnections);
+  if (!Number.isInteger(maxUserConnections) || maxUserConnections < 0) {
+    throw new UsageError(`--max-user-connections must be a whole number ≥ 0, got ${options.maxUserConnections}`);
+  }
   const { connection, database } = await connectMysql(options.mysql, options.db[0]);
   try {
     return await grantShadowAccess(connection, {
@@ -174,6 +180,7 @@ async function runGrant(options: GrantOptions): Promise<GrantShadowAccessResult>
       tenants,
       user: options.user,
       host: options.host,
+      maxUserConnections,
       ...(password ? { password } : {}),
       apply: options.apply === true,
     });

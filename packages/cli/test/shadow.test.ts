@@ -149,7 +149,7 @@ describe('dye shadow grant', () => {
   it('is a dry run without --apply: it prints each statement, password hidden, and creates nothing', async () => {
     const run = await dye(['shadow', 'grant', '--mysql', mysqlUrl, '--user', user], env);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toContain(`CREATE USER ${account} IDENTIFIED BY '***'`);
+    expect(run.stdout).toContain(`CREATE USER ${account} IDENTIFIED BY '***' WITH MAX_USER_CONNECTIONS 50`);
     expect(run.stdout).toContain(`ON \`${database.replaceAll('_', '\\_')}\\_shadow\`.* TO ${account}`);
     expect(run.stdout).toContain('dry run: nothing changed');
     expect(run.stdout).not.toContain(env.DYE_SHADOW_PASSWORD);

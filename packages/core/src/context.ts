@@ -102,7 +102,16 @@ function tenantBound<T extends object>(target: T, tenant: Tenant): T {
   let byTenant = boundObjects.get(target);
   const existing = byTenant?.get(tenant.name);
   if (existing) return existing as T;
-  const bind = (value: unknown): unknown => (isLazyThenable(value) || isWorkObject(value) ? tenantBound(value as object, tenant) : value);
+  // Whatever the builder hands out keeps working in its tenant: builders, prepared
+  // queries, iterators, and functions (a runner it returns, called later).
+  const bind = (value: unknown): unknown => {
+    if (typeof value === 'function') {
+      return function (this: unknown, ...args: unknown[]) {
+        return bind(runRaw(tenant, () => (value as (...a: unknown[]) => unknown).apply(this, args)));
+      };
+    }
+    return isLazyThenable(value) || isWorkObject(value) ? tenantBound(value as object, tenant) : value;
+  };
   const call = (method: (...args: unknown[]) => unknown, args: unknown[]) => bind(runRaw(tenant, () => method.apply(target, args)));
   const then = (onFulfilled?: (value: unknown) => unknown, onRejected?: (reason: unknown) => unknown) =>
     call((target as unknown as PromiseLike<unknown>).then as (...args: unknown[]) => unknown, [onFulfilled, onRejected]);
@@ -130,7 +139,8 @@ function tenantBound<T extends object>(target: T, tenant: Tenant): T {
       ) {
         return members[property];
       }
-      const value: unknown = Reflect.get(object, property, object);
+      // A getter may start work: it runs in the tenant too.
+      const value: unknown = runRaw(tenant, () => Reflect.get(object, property, object));
       if (typeof value === 'function') return (...args: unknown[]) => call(value as (...args: unknown[]) => unknown, args);
       return bind(value);
     },

@@ -38,6 +38,9 @@ export class FirstUseCheck {
     private readonly check: () => Promise<void>,
     private readonly retryAfterMs = 5_000,
     private readonly recheckEveryMs = 60_000,
+    // A check that does not finish is a failed check: isolated work could
+    // otherwise stall it (holding a lock it waits for) and keep a stale pass.
+    private readonly timeoutMs = 30_000,
   ) {}
 
   /** True while the last check passed: the hot path tests this before anything else. */
@@ -54,7 +57,7 @@ export class FirstUseCheck {
   }
 
   #run(): Promise<void> {
-    this.#running ??= this.check()
+    this.#running ??= this.#bounded()
       .then(
         () => {
           this.#passed = true;
@@ -71,5 +74,14 @@ export class FirstUseCheck {
         this.#running = undefined;
       });
     return this.#running;
+  }
+
+  #bounded(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the isolation check did not finish within ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer.unref?.();
+    });
+    return Promise.race([this.check(), timeout]).finally(() => clearTimeout(timer));
   }
 }

@@ -210,6 +210,14 @@ class LazyQuery implements PromiseLike<string> {
   prepare(): PreparedQuery {
     return new PreparedQuery(this.#table);
   }
+  /** Starts work when read, as a careless builder's getter might. */
+  get run(): Promise<string> {
+    return Promise.resolve(`${this.#table}@${name()}`);
+  }
+  /** Hands out a function that does the work when called later. */
+  runner(): () => Promise<string> {
+    return () => Promise.resolve(`${this.#table}@${name()}`);
+  }
   async *iterator(): AsyncGenerator<string> {
     await sleep(1);
     yield `${this.#table}@${name()}`;
@@ -249,6 +257,9 @@ describe('lazy thenables (query builders awaited outside the callback)', () => {
     for await (const row of query.iterator()) rows.push(row);
     expect(rows).toEqual(['stock@shadow', 'stock@shadow']);
     expect(await withTenant('red', () => query.where('id').execute())).toBe('stock.id@shadow');
+    expect(await query.run).toBe('stock@shadow');
+    const runner = query.runner();
+    expect(await withTenant('red', () => runner())).toBe('stock@shadow');
     expect(query.prepare()).toBeInstanceOf(PreparedQuery);
     expect(query.prepare().table).toBe('stock');
     expect(name()).toBe('baseline');

@@ -30,4 +30,33 @@ describe('FirstUseCheck', () => {
     expect(runs).toBe(2);
     expect(check.passed).toBe(true);
   });
+
+  it('a check that does not finish is a failed check, and refuses until one passes', async () => {
+    let hang = true;
+    const check = new FirstUseCheck(() => (hang ? new Promise<void>(() => {}) : Promise.resolve()), 10, 60_000, 50);
+    await expect(check.ensure()).rejects.toThrow('did not finish within 50 ms');
+    expect(check.passed).toBe(false);
+    hang = false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await check.ensure();
+    expect(check.passed).toBe(true);
+  });
+
+  it('re-checks a pass in the background; a failure then refuses', async () => {
+    let broken = false;
+    const check = new FirstUseCheck(
+      async () => {
+        if (broken) throw new Error('granted more since');
+      },
+      5_000,
+      30,
+    );
+    await check.ensure();
+    broken = true;
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(check.passed).toBe(true); // the stale pass answers while the re-check runs
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(check.passed).toBe(false);
+    await expect(check.ensure()).rejects.toThrow('granted more since');
+  });
 });

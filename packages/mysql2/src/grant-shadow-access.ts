@@ -40,6 +40,12 @@ export interface GrantShadowAccessOptions {
   password?: string;
   /** The account's host pattern. Default `%`. */
   host?: string;
+  /**
+   * Connections the account may hold at once (`MAX_USER_CONNECTIONS`): the
+   * server's max_connections is shared with production, and shadow load must
+   * not take it all. Default 50; 0 lifts the limit.
+   */
+  maxUserConnections?: number;
   /** Run the statements. Default false: only say what would run. */
   apply?: boolean;
 }
@@ -81,11 +87,14 @@ export async function grantShadowAccess(admin: Connection | Pool, options: Grant
 
   const [[session]] = await admin.query<RowDataPacket[]>('SELECT @@SESSION.sql_mode AS mode');
   const reading = { ansiQuotes: /ANSI/.test(String(session?.mode)) };
+  const maxUserConnections = options.maxUserConnections ?? 50;
+  if (!Number.isInteger(maxUserConnections) || maxUserConnections < 0) throw new TypeError('maxUserConnections must be a whole number ≥ 0');
   const existing = await showGrants(admin, account);
   if (existing === undefined) {
     if (options.password === undefined) throw new TypeError(`the account ${account} does not exist: give a password to create it`);
     const secret = masked(options.password);
-    run(`CREATE USER ${account} IDENTIFIED BY ${secret.sql}`, `CREATE USER ${account} IDENTIFIED BY ${secret.shown}`);
+    const limit = ` WITH MAX_USER_CONNECTIONS ${maxUserConnections}`;
+    run(`CREATE USER ${account} IDENTIFIED BY ${secret.sql}${limit}`, `CREATE USER ${account} IDENTIFIED BY ${secret.shown}${limit}`);
   } else if (options.password !== undefined && !(await canLogIn(admin, options.user, options.password))) {
     const secret = masked(options.password);
     run(`ALTER USER ${account} IDENTIFIED BY ${secret.sql}`, `ALTER USER ${account} IDENTIFIED BY ${secret.shown}`);
@@ -112,6 +121,9 @@ export async function grantShadowAccess(admin: Connection | Pool, options: Grant
         if (grant.scope === 'global') {
           const extra = grant.privileges.filter((privilege) => privilege !== 'USAGE');
           if (extra.length > 0) run(`REVOKE ${extra.join(', ')} ON *.* FROM ${account}`);
+          if ((grant.limits.max_user_connections ?? 0) !== maxUserConnections) {
+            run(`ALTER USER ${account} WITH MAX_USER_CONNECTIONS ${maxUserConnections}`);
+          }
           break;
         }
         const database = grant.database as string;

@@ -19,6 +19,8 @@ export type GrantLine =
       /** `ON` … up to `TO`, exactly as the server printed it (for a matching REVOKE). */
       readonly objectText: string;
       readonly grantOption: boolean;
+      /** `WITH MAX_USER_CONNECTIONS 50` and the like, as numbers (MariaDB prints them on the USAGE line). */
+      readonly limits: Readonly<Record<string, number>>;
       readonly line: string;
     }
   | { readonly kind: 'roles'; readonly roles: readonly string[]; readonly line: string }
@@ -70,7 +72,14 @@ export function parseGrantLine(line: string, reading: GrantReading = {}): GrantL
   }
   const object = tokens.slice(at, to);
   const grantOption = tokens.slice(to).some((token, i, rest) => wordIs(token, 'grant') && wordIs(rest[i + 1], 'option'));
-  const base = { kind: 'privileges' as const, privileges, objectText, grantOption, line };
+  const limits: Record<string, number> = {};
+  tokens.slice(to).forEach((token, i, rest) => {
+    const next = rest[i + 1];
+    if (token.kind === 'word' && /^max_/i.test(token.text) && next?.kind === 'word' && /^\d+(\.\d+)?$/.test(next.text)) {
+      limits[token.text.toLowerCase()] = Number(next.text);
+    }
+  });
+  const base = { kind: 'privileges' as const, privileges, objectText, grantOption, limits, line };
   const text = (token: SqlToken | undefined) => (token?.kind === 'identifier' || token?.kind === 'word' ? token.text : undefined);
   const isStar = (token: SqlToken | undefined) => token?.kind === 'punct' && token.text === '*';
   const isDot = (token: SqlToken | undefined) => token?.kind === 'punct' && token.text === '.';

@@ -21,4 +21,4 @@ export type { LexResult, SqlDialect, SqlToken, SqlTokenKind } from './sql-lexer.
 export { lexSql, splitStatements, sqlDialect } from './sql-lexer.js';
 export type { QueryArgument, TenantCallbackConnection, TenantPoolConnection, TenantQuery } from './tenant-connection.js';
 export type { TenantPool, TenantPoolOptions } from './tenant-pool.js';
-export { createTenantPool, ISOLATED_PREPARED_STATEMENTS, MAX_ISOLATED_TENANTS } from './tenant-pool.js';
+export { createTenantPool, ISOLATED_CONNECTION_LIMIT, ISOLATED_PREPARED_STATEMENTS, MAX_ISOLATED_TENANTS } from './tenant-pool.js';

@@ -51,6 +51,8 @@ export interface IsolatedPoolSettings {
   readonly databases: DatabaseList;
   /** How often a passed first-use check is run again, ms. */
   readonly recheckEveryMs: number;
+  /** How long the check may take before it counts as failed, ms. */
+  readonly checkTimeoutMs: number;
 }
 
 /**
@@ -68,6 +70,8 @@ export class IsolatedPool {
   readonly #sessions = new WeakMap<CoreConnection, Promise<ReadyConnection>>();
   // The same, once known: the hot path reads it without a promise.
   readonly #ready = new WeakMap<CoreConnection, ReadyConnection>();
+  // Connections a statement left a transaction, snapshot or table locks on (or autocommit off).
+  readonly #holding = new WeakSet<CoreConnection>();
   // dialect → final text → verdict; cleared when the list of databases changes.
   readonly #verdicts = new Map<string, Map<string, GuardVerdict>>();
   #verdictsGeneration = -1;
@@ -79,17 +83,25 @@ export class IsolatedPool {
     this.database = settings.database;
     // Never created implicitly: a missing database is a refusal, not a CREATE.
     this.#pool = mysql.createPool({ ...settings.config, database: settings.database });
-    this.#check = new FirstUseCheck(() => this.#firstUse(), 5_000, settings.recheckEveryMs);
+    this.#check = new FirstUseCheck(() => this.#firstUse(), 5_000, settings.recheckEveryMs, settings.checkTimeoutMs);
   }
 
   /** Runs the first-use check now (the account, the database): for a service that wants to fail at start-up. */
   async verify(): Promise<void> {
-    await this.#check.ensure();
+    await this.#ensure();
+  }
+
+  /** The first-use check; whatever makes it fail (a timeout, a lost connection) is an IsolationError. */
+  #ensure(): Promise<void> {
+    return this.#check.ensure().catch((error: unknown) => {
+      if ((error as { code?: string })?.code === 'DYE_ISOLATION') throw error;
+      throw this.refusal('isolated traffic', `the isolated account could not be checked (${(error as Error)?.message ?? error})`, error);
+    });
   }
 
   /** A connection ready for guarded use; the caller releases it. */
   async acquire(): Promise<ReadyConnection> {
-    if (!this.#check.passed) await this.#check.ensure();
+    if (!this.#check.passed) await this.#ensure();
     let core: CoreConnection;
     try {
       core = await new Promise<CoreConnection>((resolve, reject) => {
@@ -119,7 +131,11 @@ export class IsolatedPool {
     return session;
   }
 
-  /** The final text of a statement, checked: throws IsolationError when it may not be sent. */
+  /**
+   * The final text of a statement, checked: throws IsolationError when it may
+   * not be sent. A statement that leaves a transaction or locks on the
+   * connection marks it, so that releasing it cleans up.
+   */
   prepare(ready: ReadyConnection, method: SqlMethod, query: unknown, values: unknown): FinalSql {
     let statement: FinalSql;
     try {
@@ -146,12 +162,43 @@ export class IsolatedPool {
     }
     const verdict = this.#verdict(ready, text);
     if (!verdict.ok) throw this.refusal(refused, verdict.reason);
+    if (verdict.holdsSession) this.holdsSession(ready.core);
     return statement;
+  }
+
+  /** Marks a connection as keeping session state (a transaction begun through the connection API, say). */
+  holdsSession(core: CoreConnection): void {
+    this.#holding.add(core);
+  }
+
+  /**
+   * Returns a connection to the pool, without what a shadow request left on
+   * it: an open transaction or snapshot would hold back purge for the whole
+   * server, table locks would stall a production backup, for as long as the
+   * connection sits idle. The statements queue before any later user's.
+   */
+  release(core: CoreConnection): void {
+    if (!this.#holding.has(core)) {
+      core.release();
+      return;
+    }
+    // Back to the pool only once clean; a connection that cannot be cleaned is closed instead.
+    let failed = false;
+    const step = (error: unknown) => {
+      failed ||= Boolean(error);
+    };
+    core.query('ROLLBACK', step);
+    core.query('UNLOCK TABLES', step);
+    core.query('SET autocommit = DEFAULT', (error: unknown) => {
+      step(error);
+      if (failed) core.destroy();
+      else core.release();
+    });
   }
 
   /** `pool.query` / `pool.execute` for this tenant: take a connection, check, send, release. */
   run(method: SqlMethod, query: unknown, values: unknown): Promise<QueryResult> {
-    if (!this.#check.passed) return this.#check.ensure().then(() => this.run(method, query, values));
+    if (!this.#check.passed) return this.#ensure().then(() => this.run(method, query, values));
     // Callbacks, not awaits: this is the hot path of every isolated statement.
     return new Promise((resolve, reject) => {
       const fail = (error: unknown) => void this.translate(error).then(reject, reject);
@@ -161,11 +208,11 @@ export class IsolatedPool {
         if (!ready) {
           this.#session(core).then(
             () => {
-              core.release();
+              this.release(core);
               this.run(method, query, values).then(resolve, reject);
             },
             (sessionError: unknown) => {
-              core.release();
+              this.release(core);
               fail(sessionError);
             },
           );
@@ -177,13 +224,13 @@ export class IsolatedPool {
             core,
             statement.options,
             (queryError, rows, fields) => {
-              core.release();
+              this.release(core);
               if (queryError) fail(queryError);
               else resolve([rows, fields]);
             },
           );
         } catch (thrown) {
-          core.release();
+          this.release(core);
           fail(thrown);
         }
       });
@@ -280,6 +327,9 @@ export class IsolatedPool {
       throw await this.translate(error);
     }
     try {
+      // Shadow statements may hold metadata locks the check's reads wait for; information_schema
+      // waits them out whatever lock_wait_timeout says, so the check's own timeout bounds it.
+      await connection.query('SET SESSION lock_wait_timeout = 5');
       if (settings.enforcement === 'account') {
         const report = await inspectShadowAccount(connection, isolatedDatabasePredicate(settings.production, this.tenant.name));
         const problems = [...report.problems.map((problem) => problem.problem), ...(await remoteEngines(connection))].join('; ');

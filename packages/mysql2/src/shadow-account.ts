@@ -115,26 +115,30 @@ async function visibleDatabases(connection: Connection, isAllowed: (database: st
   ];
 }
 
+const SYSTEM_SCHEMAS = "('information_schema', 'performance_schema', 'mysql', 'sys')";
+
 /**
- * Objects in the connection's database (the isolated one) that run with
- * another account's rights: SQL SECURITY DEFINER views and routines, triggers
- * of another definer. A migration run there as an admin makes them; whatever
- * the account's grants, querying one runs as that admin.
+ * Objects in any database the account can reach (its own isolated database,
+ * and the other isolated databases it is granted, which views there may read)
+ * that run with another account's rights: SQL SECURITY DEFINER views and
+ * routines, triggers of another definer. A migration run there as an admin
+ * makes them; whatever the account's grants, querying one runs as that admin.
  */
 async function elevatedObjects(connection: Connection, account: string): Promise<GrantProblem[]> {
   const [rows] = await connection.query<RowDataPacket[]>(
-    `SELECT 'view' AS kind, TABLE_NAME AS name, DEFINER AS definer, SECURITY_TYPE AS security
-       FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()
+    `SELECT 'view' AS kind, TABLE_SCHEMA AS db, TABLE_NAME AS name, DEFINER AS definer, SECURITY_TYPE AS security
+       FROM information_schema.VIEWS WHERE TABLE_SCHEMA NOT IN ${SYSTEM_SCHEMAS}
      UNION ALL
-     SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, DEFINER, SECURITY_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()
+     SELECT LOWER(ROUTINE_TYPE), ROUTINE_SCHEMA, ROUTINE_NAME, DEFINER, SECURITY_TYPE
+       FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN ${SYSTEM_SCHEMAS}
      UNION ALL
-     SELECT 'trigger', TRIGGER_NAME, DEFINER, 'DEFINER' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`,
+     SELECT 'trigger', TRIGGER_SCHEMA, TRIGGER_NAME, DEFINER, 'DEFINER' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN ${SYSTEM_SCHEMAS}`,
   );
   return rows
     .filter((row) => String(row.security).toUpperCase() === 'DEFINER' && String(row.definer) !== account)
     .map((row) => ({
-      line: `${row.kind} ${row.name}`,
-      problem: `${row.kind} ${row.name} in its database runs with the rights of ${row.definer}, not its own (recreate it SQL SECURITY INVOKER, or with the shadow account as definer)`,
+      line: `${row.kind} ${row.db}.${row.name}`,
+      problem: `${row.kind} ${row.name} in ${row.db} runs with the rights of ${row.definer}, not its own (recreate it SQL SECURITY INVOKER, or with the shadow account as definer)`,
     }));
 }
 

@@ -10,7 +10,17 @@
 
 import { lexSql, type SqlDialect, type SqlToken, splitStatements } from './sql-lexer.js';
 
-export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+export type GuardVerdict =
+  | {
+      readonly ok: true;
+      /**
+       * The text leaves state on its connection beyond the statement: a
+       * transaction or snapshot (BEGIN, START TRANSACTION, autocommit off) or
+       * table locks. A pooled connection must not keep it once released.
+       */
+      readonly holdsSession?: true;
+    }
+  | { readonly ok: false; readonly reason: string };
 
 export interface SqlGuardOptions {
   /** The production database the isolated tenant replaces (`shop`). */
@@ -41,30 +51,56 @@ export const DEFAULT_DIALECT: SqlDialect = Object.freeze({
 });
 
 /**
- * Session variables an isolated tenant may SET (SESSION or unscoped): timeouts,
- * transaction behaviour, limits and optimizer knobs. Variables that change how
- * the server reads SQL (sql_mode, character sets), which engine new tables get,
- * logging and replication are refused.
+ * Session variables an isolated tenant may SET (SESSION or unscoped):
+ * transaction behaviour, lock waits, time zone, formats and optimizer knobs.
+ * Variables that change how the server reads SQL (sql_mode, character sets),
+ * which engine new tables get, logging and replication are refused, and so
+ * are the limits a DBA sets on time, memory and result sizes: shadow traffic
+ * must not raise them (`max_statement_time`, `tmp_table_size`, buffer sizes…).
  */
 export const ALLOWED_SESSION_VARIABLES: ReadonlySet<string> = new Set([
   'autocommit',
   'auto_increment_increment',
   'auto_increment_offset',
-  'big_tables',
-  'cte_max_recursion_depth',
   'default_week_format',
   'div_precision_increment',
   'eq_range_index_dive_limit',
   'explicit_defaults_for_timestamp',
   'foreign_key_checks',
-  'group_concat_max_len',
   'information_schema_stats_expiry',
   'innodb_lock_wait_timeout',
-  'interactive_timeout',
-  'join_buffer_size',
   'lc_messages',
   'lc_time_names',
   'lock_wait_timeout',
+  'optimizer_prune_level',
+  'optimizer_search_depth',
+  'optimizer_switch',
+  'session_track_schema',
+  'session_track_state_change',
+  'session_track_system_variables',
+  'session_track_transaction_info',
+  'sql_auto_is_null',
+  'sql_notes',
+  'sql_quote_show_create',
+  'sql_safe_updates',
+  'sql_select_limit',
+  'sql_warnings',
+  'time_zone',
+  'timestamp',
+  'transaction_isolation',
+  'transaction_read_only',
+  'tx_isolation',
+  'tx_read_only',
+  'unique_checks',
+]);
+
+/** Limits a DBA sets on a session's time, memory and sizes. */
+const RESOURCE_LIMITS = [
+  'big_tables',
+  'cte_max_recursion_depth',
+  'group_concat_max_len',
+  'interactive_timeout',
+  'join_buffer_size',
   'max_error_count',
   'max_execution_time',
   'max_heap_table_size',
@@ -74,35 +110,15 @@ export const ALLOWED_SESSION_VARIABLES: ReadonlySet<string> = new Set([
   'max_statement_time',
   'net_read_timeout',
   'net_write_timeout',
-  'optimizer_prune_level',
-  'optimizer_search_depth',
-  'optimizer_switch',
   'profiling',
   'read_buffer_size',
   'read_rnd_buffer_size',
-  'session_track_schema',
-  'session_track_state_change',
-  'session_track_system_variables',
-  'session_track_transaction_info',
   'sort_buffer_size',
-  'sql_auto_is_null',
   'sql_big_selects',
   'sql_buffer_result',
-  'sql_notes',
-  'sql_quote_show_create',
-  'sql_safe_updates',
-  'sql_select_limit',
-  'sql_warnings',
-  'time_zone',
-  'timestamp',
   'tmp_table_size',
-  'transaction_isolation',
-  'transaction_read_only',
-  'tx_isolation',
-  'tx_read_only',
-  'unique_checks',
   'wait_timeout',
-]);
+];
 
 /** Why some well-known variables are refused, for a readable error. */
 const REFUSED_VARIABLE_REASONS: ReadonlyMap<string, string> = new Map(
@@ -124,11 +140,18 @@ const REFUSED_VARIABLE_REASONS: ReadonlyMap<string, string> = new Map(
     statement: 'SET STATEMENT … FOR runs a statement with other settings',
     sql_log_bin: 'it changes what the server logs',
     sql_log_off: 'it changes what the server logs',
+    ...Object.fromEntries(
+      RESOURCE_LIMITS.map((name) => [name, 'limits on time, memory and sizes are the DBA’s: shadow traffic may not raise them for itself']),
+    ),
   }),
 );
 
-/** Storage engines that keep a table's data in the server itself. */
-const ALLOWED_ENGINES = new Set(['innodb', 'myisam', 'aria', 'memory', 'heap']);
+/**
+ * Storage engines an isolated tenant's tables may use: data in the server's
+ * own files. Not MEMORY: its tables live in the server's memory until dropped,
+ * and shadow traffic could fill it.
+ */
+const ALLOWED_ENGINES = new Set(['innodb', 'myisam', 'aria']);
 
 /** Functions that reach outside the database: files, server-wide locks, replication waits, UDF shells. */
 const REFUSED_FUNCTIONS: ReadonlyMap<string, string> = new Map(
@@ -196,6 +219,14 @@ const REFUSED_STATEMENT_REASONS: ReadonlyMap<string, string> = new Map(
 
 const refuse = (reason: string): GuardVerdict => ({ ok: false, reason });
 const OK: GuardVerdict = Object.freeze({ ok: true });
+const OK_HOLDING_SESSION: GuardVerdict = Object.freeze({ ok: true, holdsSession: true });
+
+/** BEGIN, START TRANSACTION, LOCK TABLES, SET autocommit: state the connection keeps after the statement. */
+function holdsSession(tokens: readonly SqlToken[]): boolean {
+  const verb = lower(tokens[0]);
+  if (verb === 'begin' || verb === 'start' || verb === 'lock') return true;
+  return verb === 'set' && tokens.some((token) => lower(token) === 'autocommit');
+}
 
 const lower = (token: SqlToken | undefined): string | undefined =>
   token && token.kind !== 'string' ? token.text.toLowerCase() : undefined;
@@ -208,7 +239,7 @@ const isPunct = (token: SqlToken | undefined, text: string) => token?.kind === '
  * global SET, FLUSH, file I/O, account, plugin and engine statements, views,
  * routines, triggers, events, database DDL); SET of variables not on
  * {@link ALLOWED_SESSION_VARIABLES}; functions that reach outside the database;
- * tables on other engines than InnoDB, MyISAM, Aria and MEMORY; any mention of
+ * tables on other engines than InnoDB, MyISAM and Aria; any mention of
  * the production database as a name; another database used as a qualifier; and
  * text the server might read differently from the guard.
  */
@@ -222,11 +253,13 @@ export function createSqlGuard(options: Omit<SqlGuardOptions, 'dialect'>): (sql:
   return (sql, dialect) => {
     const lexed = lexSql(sql, dialect);
     if (!lexed.ok) return refuse(`${lexed.reason} at offset ${lexed.at}: the server might read it otherwise than Dye`);
+    let holding = false;
     for (const statement of splitStatements(lexed.tokens)) {
       const verdict = checkStatement(statement, names);
       if (!verdict.ok) return verdict;
+      holding ||= holdsSession(statement);
     }
-    return OK;
+    return holding ? OK_HOLDING_SESSION : OK;
   };
 }
 
@@ -402,7 +435,9 @@ function checkTableDdl(verb: string, tokens: readonly SqlToken[]): GuardVerdict 
       if (isColumn) continue;
       const engine = lower(assigned ? tokens[i + 2] : next);
       if (!engine || !ALLOWED_ENGINES.has(engine)) {
-        return refuse(`ENGINE ${engine?.toUpperCase() ?? ''}: only InnoDB, MyISAM, Aria and MEMORY tables keep their data in the database`);
+        return refuse(
+          `ENGINE ${engine?.toUpperCase() ?? ''}: isolated tenants' tables are InnoDB, MyISAM or Aria (their data in the database's own files)`,
+        );
       }
     }
   }

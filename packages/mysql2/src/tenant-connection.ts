@@ -95,8 +95,11 @@ export function bindConnection(
   const channel = isolated ? isolatedChannel(isolated.pool, isolated.ready) : baselineChannel(tenant);
   const isolatedTenant = isolated !== undefined;
 
+  let released = false;
   /** A connection serves only the tenant that took it: anything else would write another tenant's data. */
   const checkTenant = (what: string) => {
+    // After release it may already serve another request: a statement now would run inside that request's transaction.
+    if (released) throw new Error(`${what} on a connection already released to the pool`);
     const now = currentTenant();
     if (now.name === tenant.name) return;
     logWarning('dye.mysql.connection-tenant', `a ${tenant.name} connection was used from ${now.name}`);
@@ -118,6 +121,7 @@ export function bindConnection(
   };
   const control = (what: 'beginTransaction' | 'commit' | 'rollback') => async () => {
     checkTenant(what);
+    if (what === 'beginTransaction') isolated?.pool.holdsSession(core);
     await new Promise<void>((resolve, reject) => core[what]((error: unknown) => (error ? reject(error) : resolve())));
   };
 
@@ -149,7 +153,13 @@ export function bindConnection(
     };
 
   let callbackView: TenantCallbackConnection | undefined;
-  const release = () => core.release();
+  // Released from whatever context, a connection goes back to its own tenant's pool.
+  const release = () => {
+    if (released) return;
+    released = true;
+    if (isolated) isolated.pool.release(core);
+    else core.release();
+  };
   return {
     tenant,
     query: (sql, values) => sendChecked('query', sql, values),

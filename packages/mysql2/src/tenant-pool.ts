@@ -15,9 +15,15 @@ import { IsolatedPool, type QueryResult } from './isolated-pool.js';
 import { bindConnection, type QueryArgument, type TenantCallbackConnection, type TenantPoolConnection } from './tenant-connection.js';
 
 /** Isolated tenants one tenant pool serves (each has a pool of its own). */
-export const MAX_ISOLATED_TENANTS = 100;
-/** Prepared statements mysql2 keeps per isolated connection (its default is 16,000). */
-export const ISOLATED_PREPARED_STATEMENTS = 256;
+export const MAX_ISOLATED_TENANTS = 16;
+/** Connections an isolated tenant's pool opens at most, unless isolatedConfig says otherwise. */
+export const ISOLATED_CONNECTION_LIMIT = 10;
+/**
+ * Prepared statements mysql2 keeps per isolated connection (its default is
+ * 16,000): 16 tenants × 10 connections × 32 stay far below the server's
+ * max_prepared_stmt_count (16,382 by default), which production shares.
+ */
+export const ISOLATED_PREPARED_STATEMENTS = 32;
 
 export interface TenantPoolOptions {
   /** Which tenants isolate MySQL (isolated tenants always; colors with `isolate: ['mysql']`). Default: the default policy. */
@@ -42,6 +48,11 @@ export interface TenantPoolOptions {
    * Default 60 000.
    */
   accountRecheckInterval?: number;
+  /**
+   * How long the account check may take, ms. One that takes longer (isolated
+   * work holding a lock its reads wait for) fails, closed. Default 30 000.
+   */
+  accountCheckTimeout?: number;
 }
 
 /**
@@ -102,12 +113,19 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
         tenant,
         database: isolatedName('mysql-database', production, tenant),
         production,
-        // Server-side prepared statements count against a limit every account shares
-        // (max_prepared_stmt_count): shadow keeps few, so it cannot exhaust production's.
-        config: { ...config, maxPreparedStatements: ISOLATED_PREPARED_STATEMENTS, ...options.isolatedConfig },
+        // Server-side prepared statements and connections count against limits every
+        // account shares (max_prepared_stmt_count, max_connections): shadow keeps few of
+        // each, whatever production's pool size, so it cannot exhaust production's.
+        config: {
+          ...config,
+          connectionLimit: Math.min(config.connectionLimit ?? ISOLATED_CONNECTION_LIMIT, ISOLATED_CONNECTION_LIMIT),
+          maxPreparedStatements: ISOLATED_PREPARED_STATEMENTS,
+          ...options.isolatedConfig,
+        },
         enforcement,
         databases,
         recheckEveryMs: options.accountRecheckInterval ?? 60_000,
+        checkTimeoutMs: options.accountCheckTimeout ?? 30_000,
       });
       isolatedPools.set(tenant.name, isolated);
     }
@@ -164,7 +182,17 @@ export function createTenantPool(config: PoolOptions, options: TenantPoolOptions
       await isolated.verify();
     },
     end: ((callback?: (error: unknown) => void) => {
-      const ending = endAll();
+      const tenant = currentTenant();
+      // Ending the pool ends production's connections too: not something a shadow request may do.
+      const ending = isolatedFor(tenant)
+        ? Promise.reject(
+            isolationRefusal('mysql', {
+              tenant: tenant.name,
+              refused: 'end()',
+              reason: "ending the tenant pool would close production's connections",
+            }),
+          )
+        : endAll();
       if (!callback) return ending;
       ending.then(
         () => callback(null),

@@ -211,7 +211,7 @@ describe('the account check at first use', () => {
       try {
         const error = await withTenant('shadow', () => pool.query('SELECT * FROM order_report')).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(IsolationError);
-        expect((error as Error).message).toContain('view order_report in its database runs with the rights of root@localhost');
+        expect((error as Error).message).toContain(`view order_report in ${database}_shadow runs with the rights of root@localhost`);
       } finally {
         await pool.end();
       }
@@ -219,6 +219,75 @@ describe('the account check at first use', () => {
       await admin.query(`DROP VIEW \`${database}_shadow\`.order_report`);
     }
     expect(await productionState(admin, database)).toEqual(before);
+  });
+
+  it('refuses while a sibling isolated database it can reach holds such an object (a view there reading production)', async () => {
+    const sibling = `${database}_analytics_shadow`;
+    const user = uniqueName('dye_sib');
+    const password = randomBytes(8).toString('hex');
+    await admin.query(`CREATE DATABASE \`${sibling}\``);
+    await grantShadowAccess(admin, { database: [database, `${database}_analytics`], user, password, apply: true });
+    await admin.query(`CREATE DEFINER=root@localhost VIEW \`${sibling}\`.summary AS SELECT * FROM \`${database}\`.customers`);
+    try {
+      const pool = createTenantPool({ ...MYSQL, database }, { isolatedConfig: { user, password } });
+      try {
+        const error = await withTenant('shadow', () => pool.query(`SELECT * FROM \`${sibling}\`.summary`)).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(IsolationError);
+        expect((error as Error).message).toContain(`view summary in ${sibling} runs with the rights of root@localhost`);
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      await admin.query(`DROP DATABASE \`${sibling}\``);
+      await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    }
+  });
+
+  it('a shadow statement holding a metadata lock the check waits for fails the check (closed), instead of stalling it', async () => {
+    const user = uniqueName('dye_mdl');
+    const password = randomBytes(8).toString('hex');
+    await grantShadowAccess(admin, { database, user, password, apply: true });
+    const pool = createTenantPool(
+      { ...MYSQL, database },
+      { isolatedConfig: { user, password }, accountRecheckInterval: 200, accountCheckTimeout: 2_000 },
+    );
+    try {
+      await withTenant('shadow', () => pool.query('SELECT 1'));
+      // Holds a metadata lock on its new table for 8 s: the check's information_schema reads wait for it.
+      const holding = withTenant('shadow', () => pool.query('CREATE TABLE mdl_hold SELECT SLEEP(8) AS s')).catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const deadline = Date.now() + 15_000;
+      let outcome: unknown = 'ran';
+      while (outcome === 'ran' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        outcome = await withTenant('shadow', () => pool.query('SELECT 1')).then(
+          () => 'ran',
+          (error: unknown) => error,
+        );
+      }
+      expect(outcome).toBeInstanceOf(IsolationError);
+      expect((outcome as Error).message).toContain('did not finish within 2000 ms');
+      await holding;
+    } finally {
+      await pool.end();
+      await admin.query(`DROP TABLE IF EXISTS \`${database}_shadow\`.mdl_hold`);
+      await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    }
+  }, 40_000);
+
+  it('the account holds at most maxUserConnections connections: the server refuses more', async () => {
+    const user = uniqueName('dye_conn');
+    const password = randomBytes(8).toString('hex');
+    await grantShadowAccess(admin, { database, user, password, maxUserConnections: 2, apply: true });
+    expect((await grantShadowAccess(admin, { database, user, password, maxUserConnections: 2 })).statements).toEqual([]);
+    const connections: mysql.Connection[] = [];
+    try {
+      for (let i = 0; i < 2; i++) connections.push(await mysql.createConnection({ ...MYSQL, user, password }));
+      await expect(mysql.createConnection({ ...MYSQL, user, password })).rejects.toThrow(/max_user_connections/);
+    } finally {
+      for (const connection of connections) await connection.end();
+      await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    }
   });
 
   it('checks the account again while running: a grant added later refuses isolated traffic from then on', async () => {
@@ -252,7 +321,7 @@ describe('the account check at first use', () => {
     try {
       const dry = await grantShadowAccess(admin, { database, tenants: ['shadow', 'shadow-lt1'], user, password: 'first-pw' });
       expect(dry.applied).toBe(false);
-      expect(dry.statements[0]).toBe(`CREATE USER ${accountName} IDENTIFIED BY '***'`);
+      expect(dry.statements[0]).toBe(`CREATE USER ${accountName} IDENTIFIED BY '***' WITH MAX_USER_CONNECTIONS 50`);
       expect(dry.statements.slice(1)).toEqual([
         expect.stringContaining(`ON \`${database.replaceAll('_', '\\_')}\\_shadow\`.* TO ${accountName}`),
         expect.stringContaining(`ON \`${database.replaceAll('_', '\\_')}\\_shadow\\_lt1\`.* TO ${accountName}`),

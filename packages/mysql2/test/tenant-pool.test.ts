@@ -1,6 +1,12 @@
 import type { Readable } from 'node:stream';
 import { currentTenant, type DyeLogEvent, IsolationError, setLogger, withTenant } from '@dye/core';
-import { createTenantPool, MAX_ISOLATED_TENANTS, type TenantCallbackConnection, type TenantPool } from '@dye/mysql2';
+import {
+  createTenantPool,
+  ISOLATED_CONNECTION_LIMIT,
+  MAX_ISOLATED_TENANTS,
+  type TenantCallbackConnection,
+  type TenantPool,
+} from '@dye/mysql2';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MYSQL } from '../../../test/support/services.js';
@@ -271,6 +277,100 @@ describe("mysql2's callback API (Kysely, Drizzle's iterator)", () => {
     const short = createTenantPool({ ...MYSQL, database });
     await short.query('SELECT 1');
     await new Promise<void>((resolve, reject) => short.end((error) => (error ? reject(error) : resolve())));
+  });
+});
+
+describe('what a shadow request leaves on a pooled connection', () => {
+  // What the shadow account's sessions hold now, as the server sees it. (Not
+  // information_schema.INNODB_TRX: InnoDB refreshes it at most every 100 ms.)
+  const held = async () => {
+    const [threads] = (await admin.query('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ?', [
+      account.user,
+    ])) as unknown as [Array<{ id: number }>];
+    const ids = new Set(threads.map((thread) => Number(thread.id)));
+    const [[status]] = (await admin.query('SHOW ENGINE INNODB STATUS')) as unknown as [[{ Status: string }]];
+    const active = status.Status.split('---TRANSACTION ')
+      .filter((chunk) => /^\S+, ACTIVE/.test(chunk))
+      .map((chunk) => Number(/(?:MySQL|MariaDB) thread id (\d+)/.exec(chunk)?.[1]))
+      .filter((id) => ids.has(id));
+    const [locked] = (await admin.query('SHOW OPEN TABLES FROM ?? WHERE In_use > 0', [`${database}_shadow`])) as unknown as [unknown[]];
+    return { transactions: active.length, lockedTables: locked.length };
+  };
+  // Release cleans up before the connection goes back to the pool: a round trip later, nothing is held.
+  const settled = async () => {
+    const deadline = Date.now() + 2_000;
+    let state = await held();
+    while ((state.transactions > 0 || state.lockedTables > 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      state = await held();
+      console.log(
+        'DEBUG poll',
+        JSON.stringify(
+          (
+            await admin.query(
+              `SELECT t.trx_id, t.trx_state, t.trx_started, p.ID, p.COMMAND, p.TIME FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.USER = ?`,
+              [account.user],
+            )
+          )[0],
+        ),
+      );
+    }
+    return state;
+  };
+
+  it.each([
+    ['a consistent snapshot', ['START TRANSACTION WITH CONSISTENT SNAPSHOT']],
+    ['an open transaction with a write', ['BEGIN', "UPDATE stock SET available = available WHERE sku = 'apple'"]],
+    ['table locks', ['LOCK TABLES orders WRITE']],
+    ['autocommit off, then a write', ['SET autocommit = 0', "UPDATE stock SET available = available WHERE sku = 'pear'"]],
+  ])('%s on a held connection is gone once it is released', async (_name, statements) => {
+    await withTenant('shadow', async () => {
+      const connection = await pool.getConnection();
+      for (const sql of statements) await connection.query(sql);
+      expect(await held()).not.toEqual({ transactions: 0, lockedTables: 0 });
+      connection.release();
+    });
+    expect(await settled()).toEqual({ transactions: 0, lockedTables: 0 });
+  });
+
+  it('beginTransaction() without commit, and statements through pool.query, leave nothing either', async () => {
+    await withTenant('shadow', async () => {
+      const connection = await pool.getConnection();
+      await connection.beginTransaction();
+      await connection.query("UPDATE stock SET available = available WHERE sku = 'apple'");
+      connection.release();
+      await pool.query('LOCK TABLES customers READ');
+      await pool.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+    });
+    expect(await settled()).toEqual({ transactions: 0, lockedTables: 0 });
+  });
+
+  it('a released connection refuses further use; a shadow request may not end the pool', async () => {
+    const connection = await withTenant('shadow', () => pool.getConnection());
+    connection.release();
+    connection.release(); // twice is harmless
+    await expect(withTenant('shadow', () => connection.query('SELECT 1'))).rejects.toThrow('already released');
+    await expect(withTenant('shadow', () => pool.end())).rejects.toBeInstanceOf(IsolationError);
+    expect(first<{ n: number }>(await pool.query('SELECT 1 AS n')).n).toBe(1);
+  });
+
+  it(`an isolated pool opens at most ${ISOLATED_CONNECTION_LIMIT} connections, whatever production's pool size`, async () => {
+    const big = createTenantPool({ ...MYSQL, database, connectionLimit: 40 }, { isolatedConfig: account.isolatedConfig });
+    try {
+      await withTenant('shadow', async () => {
+        const connections = await Promise.all(Array.from({ length: ISOLATED_CONNECTION_LIMIT }, () => big.getConnection()));
+        const extra = big.getConnection();
+        const [[count]] = (await admin.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ? AND DB = ?', [
+          account.user,
+          `${database}_shadow`,
+        ])) as unknown as [[{ n: number }]];
+        expect(count.n).toBeLessThanOrEqual(ISOLATED_CONNECTION_LIMIT + 4); // the suite's other pools use a few too
+        for (const connection of connections) connection.release();
+        (await extra).release();
+      });
+    } finally {
+      await big.end();
+    }
   });
 });
 
