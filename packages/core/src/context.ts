@@ -88,6 +88,12 @@ function isWorkObject(value: unknown): value is object {
   );
 }
 
+/** A plain object with behaviour (an iterator `{ next() }`), as opposed to plain data. */
+function hasMethods(value: unknown): value is object {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  return Reflect.ownKeys(value).some((key) => typeof (value as Record<PropertyKey, unknown>)[key] === 'function');
+}
+
 const boundObjects = new WeakMap<object, Map<string, object>>();
 
 /**
@@ -110,7 +116,9 @@ function tenantBound<T extends object>(target: T, tenant: Tenant): T {
         return bind(runRaw(tenant, () => (value as (...a: unknown[]) => unknown).apply(this, args)));
       };
     }
-    return isLazyThenable(value) || isWorkObject(value) ? tenantBound(value as object, tenant) : value;
+    // What an `async prepare()` resolves to is handed out too.
+    if (value instanceof Promise) return value.then(bind);
+    return isLazyThenable(value) || isWorkObject(value) || hasMethods(value) ? tenantBound(value as object, tenant) : value;
   };
   const call = (method: (...args: unknown[]) => unknown, args: unknown[]) => bind(runRaw(tenant, () => method.apply(target, args)));
   const then = (onFulfilled?: (value: unknown) => unknown, onRejected?: (reason: unknown) => unknown) =>

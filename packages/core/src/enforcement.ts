@@ -24,9 +24,10 @@ export function warnGuardOnly(store: string, detail: string): void {
  * isolated account really is confined), shared by every caller: one run at a
  * time; a failure is kept for `retryAfterMs`, so a setup fixed while the
  * service runs is picked up without a restart and a broken one is not asked
- * again on every query; a success is re-checked in the background every
- * `recheckEveryMs`, so a grant added later is noticed, and from then on every
- * isolated use is refused until it is fixed.
+ * again on every query; a success holds for `recheckEveryMs`, after which the
+ * next isolated use waits for a fresh check, so a grant added later is noticed
+ * and from then on every isolated use is refused until it is fixed. A check
+ * that does not finish within `timeoutMs` has failed.
  */
 export class FirstUseCheck {
   #passed = false;
@@ -43,10 +44,20 @@ export class FirstUseCheck {
     private readonly timeoutMs = 30_000,
   ) {}
 
-  /** True while the last check passed: the hot path tests this before anything else. */
+  /** True while the last check passed and is fresh: the hot path tests this before anything else. */
   get passed(): boolean {
-    if (this.#passed && Date.now() - this.#passedAt >= this.recheckEveryMs) void this.#run().catch(() => {});
-    return this.#passed;
+    return this.#passed && Date.now() - this.#passedAt < this.recheckEveryMs;
+  }
+
+  /** The last check's failure while it is remembered, for callers that cannot wait for a check. */
+  get failure(): unknown {
+    const failure = this.#failure;
+    return failure && Date.now() - failure.at < this.retryAfterMs ? failure.error : undefined;
+  }
+
+  /** For a caller that cannot wait: starts a check when the last pass is stale (or none ran). */
+  refresh(): void {
+    if (!this.passed && this.failure === undefined) void this.#run().catch(() => {});
   }
 
   ensure(): Promise<void> {

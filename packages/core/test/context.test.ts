@@ -214,6 +214,24 @@ class LazyQuery implements PromiseLike<string> {
   get run(): Promise<string> {
     return Promise.resolve(`${this.#table}@${name()}`);
   }
+  /** Resolves to a prepared query, as an async prepare() would. */
+  async prepareLater(): Promise<PreparedQuery> {
+    return new PreparedQuery(this.#table);
+  }
+  /** A plain-object iterator that does the work on next(). */
+  plainIterator(): AsyncIterator<string> & AsyncIterable<string> {
+    let done = false;
+    const table = this.#table;
+    return {
+      next: async () => (done ? { done: true, value: undefined } : ((done = true), { done: false, value: `${table}@${name()}` })),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+  [Symbol.asyncIterator](): AsyncIterator<string> {
+    return this.plainIterator();
+  }
   /** Hands out a function that does the work when called later. */
   runner(): () => Promise<string> {
     return () => Promise.resolve(`${this.#table}@${name()}`);
@@ -260,6 +278,11 @@ describe('lazy thenables (query builders awaited outside the callback)', () => {
     expect(await query.run).toBe('stock@shadow');
     const runner = query.runner();
     expect(await withTenant('red', () => runner())).toBe('stock@shadow');
+    expect(await (await query.prepareLater()).execute()).toBe('stock@shadow');
+    const seen: string[] = [];
+    for await (const row of query.plainIterator()) seen.push(row);
+    for await (const row of query) seen.push(row);
+    expect(seen).toEqual(['stock@shadow', 'stock@shadow']);
     expect(query.prepare()).toBeInstanceOf(PreparedQuery);
     expect(query.prepare().table).toBe('stock');
     expect(name()).toBe('baseline');

@@ -42,21 +42,24 @@ describe('FirstUseCheck', () => {
     expect(check.passed).toBe(true);
   });
 
-  it('re-checks a pass in the background; a failure then refuses', async () => {
+  it('a pass holds for the interval; then the next use waits for a fresh check, and a failure refuses', async () => {
     let broken = false;
+    let runs = 0;
     const check = new FirstUseCheck(
       async () => {
+        runs++;
         if (broken) throw new Error('granted more since');
       },
       5_000,
       30,
     );
     await check.ensure();
+    expect(check.passed).toBe(true);
     broken = true;
     await new Promise((resolve) => setTimeout(resolve, 40));
-    expect(check.passed).toBe(true); // the stale pass answers while the re-check runs
-    await new Promise((resolve) => setTimeout(resolve, 10));
     expect(check.passed).toBe(false);
     await expect(check.ensure()).rejects.toThrow('granted more since');
+    expect(check.failure).toBeInstanceOf(Error);
+    expect(runs).toBe(2);
   });
 });

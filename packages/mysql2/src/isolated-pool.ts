@@ -1,4 +1,4 @@
-import { type EnforcementMode, FirstUseCheck, type IsolationError, isolationRefusal, type Tenant } from '@dye/core';
+import { type EnforcementMode, FirstUseCheck, type IsolationError, isolationRefusal, logWarning, type Tenant } from '@dye/core';
 import mysql, { type PoolConnection as CoreConnection, type Pool as CorePool, type PoolOptions, type RowDataPacket } from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { connectionOptions, type DatabaseList } from './database-list.js';
@@ -174,26 +174,60 @@ export class IsolatedPool {
   /**
    * Returns a connection to the pool, without what a shadow request left on
    * it: an open transaction or snapshot would hold back purge for the whole
-   * server, table locks would stall a production backup, for as long as the
-   * connection sits idle. The statements queue before any later user's.
+   * server, table locks would stall a production backup, user variables and
+   * temporary tables hold server memory and disk, for as long as the
+   * connection sits idle. Such a connection is reset (COM_RESET_CONNECTION)
+   * before it is free again; one with a statement still running (a stream
+   * nobody reads) is closed instead, which the server rolls back.
    */
-  release(core: CoreConnection): void {
+  release(core: CoreConnection, inFlight = 0): void {
+    if (inFlight > 0) {
+      this.#forget(core);
+      core.destroy();
+      return;
+    }
     if (!this.#holding.has(core)) {
       core.release();
       return;
     }
-    // Back to the pool only once clean; a connection that cannot be cleaned is closed instead.
-    let failed = false;
-    const step = (error: unknown) => {
-      failed ||= Boolean(error);
-    };
-    core.query('ROLLBACK', step);
-    core.query('UNLOCK TABLES', step);
-    core.query('SET autocommit = DEFAULT', (error: unknown) => {
-      step(error);
-      if (failed) core.destroy();
+    const reset = (core as unknown as { reset?: (callback: (error: unknown) => void) => void }).reset;
+    if (typeof reset !== 'function') {
+      this.#forget(core);
+      core.destroy();
+      return;
+    }
+    reset.call(core, (error: unknown) => {
+      // The session is the server's defaults again: read it anew on next use.
+      this.#forget(core);
+      if (error) core.destroy();
       else core.release();
     });
+  }
+
+  #forget(core: CoreConnection): void {
+    this.#holding.delete(core);
+    this.#ready.delete(core);
+    this.#sessions.delete(core);
+  }
+
+  /** Before a statement on a held connection: the account check must be fresh (waits for a re-check when due). */
+  fresh(): Promise<void> {
+    return this.#check.passed ? Promise.resolve() : this.#ensure();
+  }
+
+  /** The same for a caller that cannot wait (the callback API): refuses on a known failure, re-checks in the background when due. */
+  assertFresh(): void {
+    if (this.#check.passed) return;
+    const failure = this.#check.failure;
+    if (failure !== undefined) {
+      if ((failure as { code?: string })?.code === 'DYE_ISOLATION') throw failure;
+      throw this.refusal(
+        'isolated traffic',
+        `the isolated account could not be checked (${(failure as Error)?.message ?? failure})`,
+        failure,
+      );
+    }
+    this.#check.refresh();
   }
 
   /** `pool.query` / `pool.execute` for this tenant: take a connection, check, send, release. */
@@ -332,6 +366,13 @@ export class IsolatedPool {
       await connection.query('SET SESSION lock_wait_timeout = 5');
       if (settings.enforcement === 'account') {
         const report = await inspectShadowAccount(connection, isolatedDatabasePredicate(settings.production, this.tenant.name));
+        const [[limit]] = await connection.query<RowDataPacket[]>('SELECT @@SESSION.max_user_connections AS n');
+        if (Number(limit?.n ?? 0) === 0) {
+          logWarning(
+            'dye.mysql.unlimited-connections',
+            `the isolated account ${report.account} may hold any number of connections: production shares max_connections (grantShadowAccess sets MAX_USER_CONNECTIONS)`,
+          );
+        }
         const problems = [...report.problems.map((problem) => problem.problem), ...(await remoteEngines(connection))].join('; ');
         if (problems) {
           throw this.refusal(

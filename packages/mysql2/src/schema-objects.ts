@@ -5,7 +5,7 @@
  * and a name of another database is seen.
  */
 
-import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import mysql, { type Connection, type Pool, type PoolConnection, type RowDataPacket } from 'mysql2/promise';
 import { lexSql, type SqlDialect, type SqlToken } from './sql-lexer.js';
 
 type Queryable = Connection | Pool | PoolConnection;
@@ -118,7 +118,22 @@ export async function readSchemaObjects(connection: Queryable, database: string)
 
 const security = (value: unknown): 'DEFINER' | 'INVOKER' => (String(value).toUpperCase() === 'INVOKER' ? 'INVOKER' : 'DEFINER');
 
-/** `'shop_shadow'@'%'`, `` `shop_shadow`@`%` `` and `shop_shadow@%` name the same account. */
+const ACCOUNT = /^(?:'([^'\\]*)'|`([^`]*)`|([A-Za-z0-9_$.-]+))@(?:'([^'\\]*)'|`([^`]*)`|([A-Za-z0-9_$.%:-]+))$/;
+
+/**
+ * An account as `'user'@'host'` (`'shop_shadow'@'%'`, `` `shop_shadow`@`%` ``
+ * and `shop_shadow@%` are accepted), safe to put into SQL; throws a TypeError
+ * on anything else, so that an option cannot carry SQL of its own.
+ */
+export function accountLiteral(account: string): string {
+  const match = ACCOUNT.exec(account.trim());
+  if (!match) throw new TypeError(`not an account: ${JSON.stringify(account)} (write it as 'user'@'host')`);
+  const user = match[1] ?? match[2] ?? match[3] ?? '';
+  const host = match[4] ?? match[5] ?? match[6] ?? '';
+  return `${mysql.escape(user)}@${mysql.escape(host)}`;
+}
+
+/** `'shop_shadow'@'%'`, `` `shop_shadow`@`%` `` and `shop_shadow@%` name the same account: `shop_shadow@%`. */
 export function accountName(account: string): string {
   return account.replace(/['`"]/g, '');
 }
@@ -217,7 +232,7 @@ export function shadowCreateStatement(
   // DEFINER=…: the shadow copy runs as the given definer (the shadow account), else as whoever syncs.
   const at = tokens.findIndex((token, i) => wordIs(token, 'definer') && isPunct(tokens[i + 1], '='));
   const head = tokens[0] as SqlToken;
-  const newDefiner = definer ? ` DEFINER=${definer}` : '';
+  const newDefiner = definer ? ` DEFINER=${accountLiteral(definer)}` : '';
   if (at !== -1) {
     let end = at + 2;
     if (wordIs(tokens[end], 'current_user')) {

@@ -1,6 +1,7 @@
 import { isolatedName } from '@dye/core';
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import {
+  accountLiteral,
   accountName,
   normalizedBody,
   readSchemaObjects,
@@ -649,6 +650,8 @@ export async function syncShadowSchema(options: SyncShadowSchemaOptions): Promis
       );
     }
     const triggers = [...objects.missing, ...objects.drifted].filter((object) => object.kind === 'trigger');
+    // Validated before anything changes: the definer goes into CREATE TRIGGER.
+    if (options.definer !== undefined) accountLiteral(options.definer);
     if (triggers.length > 0 && !options.definer) {
       throw new Error(
         `syncShadowSchema: triggers ${triggers.map((trigger) => trigger.name).join(', ')} run with their definer's rights; ` +

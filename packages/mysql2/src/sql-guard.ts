@@ -15,8 +15,8 @@ export type GuardVerdict =
       readonly ok: true;
       /**
        * The text leaves state on its connection beyond the statement: a
-       * transaction or snapshot (BEGIN, START TRANSACTION, autocommit off) or
-       * table locks. A pooled connection must not keep it once released.
+       * transaction or snapshot, table locks, temporary tables, session or user
+       * variables. A pooled connection must not keep it once released.
        */
       readonly holdsSession?: true;
     }
@@ -52,7 +52,7 @@ export const DEFAULT_DIALECT: SqlDialect = Object.freeze({
 
 /**
  * Session variables an isolated tenant may SET (SESSION or unscoped):
- * transaction behaviour, lock waits, time zone, formats and optimizer knobs.
+ * transaction behaviour, lock waits, time zone and formats.
  * Variables that change how the server reads SQL (sql_mode, character sets),
  * which engine new tables get, logging and replication are refused, and so
  * are the limits a DBA sets on time, memory and result sizes: shadow traffic
@@ -72,9 +72,6 @@ export const ALLOWED_SESSION_VARIABLES: ReadonlySet<string> = new Set([
   'lc_messages',
   'lc_time_names',
   'lock_wait_timeout',
-  'optimizer_prune_level',
-  'optimizer_search_depth',
-  'optimizer_switch',
   'session_track_schema',
   'session_track_state_change',
   'session_track_system_variables',
@@ -96,6 +93,9 @@ export const ALLOWED_SESSION_VARIABLES: ReadonlySet<string> = new Set([
 
 /** Limits a DBA sets on a session's time, memory and sizes. */
 const RESOURCE_LIMITS = [
+  'optimizer_prune_level',
+  'optimizer_search_depth',
+  'optimizer_switch',
   'big_tables',
   'cte_max_recursion_depth',
   'group_concat_max_len',
@@ -168,6 +168,7 @@ const REFUSED_FUNCTIONS: ReadonlyMap<string, string> = new Map(
     wait_for_executed_gtid_set: 'it waits on replication',
     sys_exec: 'it runs a program on the server',
     sys_eval: 'it runs a program on the server',
+    benchmark: 'BENCHMARK() burns server CPU production shares',
   }),
 );
 
@@ -221,11 +222,19 @@ const refuse = (reason: string): GuardVerdict => ({ ok: false, reason });
 const OK: GuardVerdict = Object.freeze({ ok: true });
 const OK_HOLDING_SESSION: GuardVerdict = Object.freeze({ ok: true, holdsSession: true });
 
-/** BEGIN, START TRANSACTION, LOCK TABLES, SET autocommit: state the connection keeps after the statement. */
+/**
+ * State the connection keeps after the statement: a transaction or snapshot
+ * (BEGIN, START TRANSACTION, COMMIT/ROLLBACK AND CHAIN, SAVEPOINT), table
+ * locks, temporary tables, session or user variables (SET, SELECT … INTO @v,
+ * @v := …). Plain reads and writes in autocommit leave none.
+ */
 function holdsSession(tokens: readonly SqlToken[]): boolean {
   const verb = lower(tokens[0]);
-  if (verb === 'begin' || verb === 'start' || verb === 'lock') return true;
-  return verb === 'set' && tokens.some((token) => lower(token) === 'autocommit');
+  if (verb === 'begin' || verb === 'start' || verb === 'lock' || verb === 'set' || verb === 'savepoint') return true;
+  if ((verb === 'commit' || verb === 'rollback') && tokens.some((token) => lower(token) === 'chain')) return true;
+  if (verb === 'create' && tokens.some((token) => lower(token) === 'temporary')) return true;
+  // A user variable (`@v`, not `@@v`) anywhere may be assigned (INTO @v, @v := …).
+  return tokens.some((token, i) => isPunct(token, '@') && !isPunct(tokens[i + 1], '@') && !isPunct(tokens[i - 1], '@'));
 }
 
 const lower = (token: SqlToken | undefined): string | undefined =>
@@ -408,6 +417,12 @@ function checkTableDdl(verb: string, tokens: readonly SqlToken[]): GuardVerdict 
             : 'only table DDL (tables and indexes) is allowed inside the shadow database';
     return refuse(`${what}: ${why}`);
   }
+  // CREATE TABLE … LIKE takes the source's engine (MEMORY from information_schema, or a copied MEMORY table).
+  if (verb === 'create' && object === 'table' && copiesAnotherTable(tokens, at + 1)) {
+    return refuse(
+      'CREATE TABLE … LIKE takes the engine of its source, which may keep rows in server memory: name the columns and the engine',
+    );
+  }
   let depth = 0;
   for (let i = at; i < tokens.length; i++) {
     const token = tokens[i] as SqlToken;
@@ -442,6 +457,16 @@ function checkTableDdl(verb: string, tokens: readonly SqlToken[]): GuardVerdict 
     }
   }
   return OK;
+}
+
+/** `CREATE TABLE [IF NOT EXISTS] name LIKE src` or `… name (LIKE src)`: `from` is the token after TABLE. */
+function copiesAnotherTable(tokens: readonly SqlToken[], from: number): boolean {
+  let at = from;
+  if (lower(tokens[at]) === 'if' && lower(tokens[at + 1]) === 'not' && lower(tokens[at + 2]) === 'exists') at += 3;
+  at++; // the name
+  while (isPunct(tokens[at], '.')) at += 2; // db.name
+  if (isPunct(tokens[at], '(')) at++;
+  return lower(tokens[at]) === 'like';
 }
 
 const SHOW_OBJECTS = new Set([

@@ -69,6 +69,10 @@ export interface TenantCallbackConnection {
 /** What sits between a bound connection and mysql2: nothing for baseline, the guard for isolated tenants. */
 interface Channel {
   readonly tenant: Tenant;
+  /** Waits until the isolated account's check is fresh (baseline: nothing to wait for). */
+  fresh?(): Promise<void>;
+  /** The same without waiting, for the callback API. */
+  assertFresh?(): void;
   /** The arguments for mysql2, checked; throws IsolationError. */
   prepare(method: 'query' | 'execute', query: unknown, values: unknown): { query: unknown; values: unknown };
   translate(error: unknown): Promise<unknown>;
@@ -81,6 +85,8 @@ function baselineChannel(tenant: Tenant): Channel {
 function isolatedChannel(isolated: IsolatedPool, ready: ReadyConnection): Channel {
   return {
     tenant: isolated.tenant,
+    fresh: () => isolated.fresh(),
+    assertFresh: () => isolated.assertFresh(),
     prepare: (method, query, values) => ({ query: isolated.prepare(ready, method, query, values).options, values: undefined }),
     translate: (error) => isolated.translate(error),
   };
@@ -110,17 +116,25 @@ export function bindConnection(
     });
   };
 
+  // Statements sent and not yet finished: a connection released with one still running is closed, not reused.
+  let inFlight = 0;
   const sendChecked = async (method: 'query' | 'execute', query: unknown, values: unknown): Promise<QueryResult> => {
     checkTenant(method);
+    await channel.fresh?.();
+    checkTenant(method);
     const prepared = channel.prepare(method, query, values);
+    inFlight++;
     try {
       return await send(core, method, prepared.query, prepared.values);
     } catch (error) {
       throw await channel.translate(error);
+    } finally {
+      inFlight--;
     }
   };
   const control = (what: 'beginTransaction' | 'commit' | 'rollback') => async () => {
     checkTenant(what);
+    await channel.fresh?.();
     if (what === 'beginTransaction') isolated?.pool.holdsSession(core);
     await new Promise<void>((resolve, reject) => core[what]((error: unknown) => (error ? reject(error) : resolve())));
   };
@@ -136,6 +150,7 @@ export function bindConnection(
       let prepared: { query: unknown; values: unknown };
       try {
         checkTenant(method);
+        channel.assertFresh?.();
         prepared = channel.prepare(method, query, given);
       } catch (error) {
         return refusedQuery(error, done);
@@ -149,7 +164,10 @@ export function bindConnection(
       const call = core[method] as (...args: unknown[]) => Mysql2Query;
       const args: unknown[] = prepared.values === undefined ? [prepared.query] : [prepared.query, prepared.values];
       if (translated) args.push(translated);
-      return queryHandle(call.apply(core, args));
+      inFlight++;
+      const running = call.apply(core, args);
+      running.once('end', () => inFlight--);
+      return queryHandle(running);
     };
 
   let callbackView: TenantCallbackConnection | undefined;
@@ -157,7 +175,7 @@ export function bindConnection(
   const release = () => {
     if (released) return;
     released = true;
-    if (isolated) isolated.pool.release(core);
+    if (isolated) isolated.pool.release(core, inFlight);
     else core.release();
   };
   return {

@@ -297,6 +297,8 @@ describe('the account check at first use', () => {
     const pool = createTenantPool({ ...MYSQL, database }, { isolatedConfig: { user, password }, accountRecheckInterval: 200 });
     try {
       await withTenant('shadow', () => pool.query('SELECT 1'));
+      // A connection taken before the grant: statements on it are checked again too.
+      const held = await withTenant('shadow', () => pool.getConnection());
       await admin.query(`GRANT SELECT ON \`${escapeGrantDatabase(database)}\`.* TO '${user}'@'%'`);
       const deadline = Date.now() + 5_000;
       let outcome: unknown = 'ran';
@@ -309,6 +311,11 @@ describe('the account check at first use', () => {
       }
       expect(outcome).toBeInstanceOf(IsolationError);
       expect((outcome as Error).message).toContain(`SELECT on \`${database}\``);
+      await expect(withTenant('shadow', () => held.query(`SELECT * FROM \`${database}\`.customers`))).rejects.toBeInstanceOf(
+        IsolationError,
+      );
+      await expect(withTenant('shadow', () => held.query('SELECT 1'))).rejects.toBeInstanceOf(IsolationError);
+      held.release();
     } finally {
       await pool.end();
       await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);

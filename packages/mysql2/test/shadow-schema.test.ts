@@ -149,6 +149,15 @@ describe('views, triggers and routines', () => {
     expect(report.missingTriggers).toEqual(['stock_audit']);
     expect([...report.missingRoutines].sort()).toEqual(['function doubled', 'procedure restock']);
     const production = await productionState(admin, base);
+    // The definer goes into CREATE TRIGGER: anything but an account is refused before any change.
+    await expect(
+      syncShadowSchema({
+        connection: admin,
+        database: base,
+        apply: true,
+        definer: `${definer} TRIGGER x BEFORE INSERT ON t FOR EACH ROW SET @a = 1 #`,
+      }),
+    ).rejects.toThrow(/not an account/);
     // Triggers run as their definer: without the shadow account named, the sync refuses and changes nothing.
     await expect(syncShadowSchema({ connection: admin, database: base, apply: true })).rejects.toThrow(/pass definer.*Nothing was changed/);
     expect((await checkShadowSchema({ connection: admin, database: base })).shadowDatabaseExists).toBe(false);

@@ -323,6 +323,8 @@ describe('what a shadow request leaves on a pooled connection', () => {
     ['an open transaction with a write', ['BEGIN', "UPDATE stock SET available = available WHERE sku = 'apple'"]],
     ['table locks', ['LOCK TABLES orders WRITE']],
     ['autocommit off, then a write', ['SET autocommit = 0', "UPDATE stock SET available = available WHERE sku = 'pear'"]],
+    ['COMMIT AND CHAIN', ['COMMIT AND CHAIN', "UPDATE stock SET available = available WHERE sku = 'apple'"]],
+    ['ROLLBACK AND CHAIN', ['ROLLBACK AND CHAIN', "UPDATE stock SET available = available WHERE sku = 'apple'"]],
   ])('%s on a held connection is gone once it is released', async (_name, statements) => {
     await withTenant('shadow', async () => {
       const connection = await pool.getConnection();
@@ -343,6 +345,41 @@ describe('what a shadow request leaves on a pooled connection', () => {
       await pool.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
     });
     expect(await settled()).toEqual({ transactions: 0, lockedTables: 0 });
+  });
+
+  it('a connection released with a stream nobody reads is closed, and its transaction with it', async () => {
+    await withTenant('shadow', async () => {
+      const connection = await pool.getConnection();
+      await connection.beginTransaction();
+      await connection.query("UPDATE stock SET available = available WHERE sku = 'apple'");
+      connection.connection.query('SELECT seq FROM seq_1_to_100000', []).stream({ objectMode: true }); // never read
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      connection.release();
+    });
+    expect(await settled()).toEqual({ transactions: 0, lockedTables: 0 });
+  });
+
+  it('variables, temporary tables and session settings do not reach the next request on the same connection', async () => {
+    const single = createTenantPool({ ...MYSQL, database, connectionLimit: 1 }, { isolatedConfig: account.isolatedConfig });
+    try {
+      await withTenant('shadow', async () => {
+        const connection = await single.getConnection();
+        await connection.query("SET @leftover = REPEAT('x', 1000000)");
+        await connection.query('SET innodb_lock_wait_timeout = 999');
+        await connection.query('CREATE TEMPORARY TABLE tmp_left (id INT)');
+        connection.release();
+        await single.query("SELECT 'x' INTO @through_pool");
+      });
+      const next = await withTenant('shadow', () =>
+        single.query(
+          'SELECT @leftover AS leftover, @through_pool AS pooled, @@innodb_lock_wait_timeout = @@GLOBAL.innodb_lock_wait_timeout AS reset',
+        ),
+      );
+      expect(first(next)).toEqual({ leftover: null, pooled: null, reset: 1 });
+      await expect(withTenant('shadow', () => single.query('SELECT * FROM tmp_left'))).rejects.toMatchObject({ code: 'ER_NO_SUCH_TABLE' });
+    } finally {
+      await single.end();
+    }
   });
 
   it('a released connection refuses further use; a shadow request may not end the pool', async () => {
