@@ -8,7 +8,7 @@
 import mysql, { type Connection, type Pool, type PoolConnection, type RowDataPacket } from 'mysql2/promise';
 import { lexSql, type SqlDialect, type SqlToken } from './sql-lexer.js';
 
-type Queryable = Connection | Pool | PoolConnection;
+export type Queryable = Connection | Pool | PoolConnection;
 
 export type SchemaObjectKind = 'view' | 'trigger' | 'procedure' | 'function' | 'event';
 
@@ -27,9 +27,9 @@ export interface SchemaObject {
   readonly security: 'DEFINER' | 'INVOKER';
 }
 
-async function rows(connection: Queryable, sql: string, values: unknown[] = []): Promise<RowDataPacket[]> {
+export async function rows<T = RowDataPacket>(connection: Queryable, sql: string, values: unknown[] = []): Promise<T[]> {
   const [result] = await connection.query(sql, values);
-  return result as RowDataPacket[];
+  return result as T[];
 }
 
 /** The views, triggers, procedures and functions of `database`. */
@@ -140,7 +140,7 @@ export function accountName(account: string): string {
 
 /** `SHOW CREATE …` of an object: the statement that made it. */
 export async function showCreateObject(connection: Queryable, database: string, object: SchemaObject): Promise<string> {
-  const quoted = `\`${database.replaceAll('`', '``')}\`.\`${object.name.replaceAll('`', '``')}\``;
+  const quoted = `${quote(database)}.${quote(object.name)}`;
   const [row] = await rows(connection, `SHOW CREATE ${object.kind.toUpperCase()} ${quoted}`);
   const column = {
     view: 'Create View',
@@ -169,7 +169,8 @@ export type RetargetResult =
   | { readonly ok: true; readonly text: string; readonly foreign: readonly string[] }
   | { readonly ok: false; readonly reason: string };
 
-const quote = (name: string) => `\`${name.replaceAll('`', '``')}\``;
+/** A backquoted identifier. */
+export const quote = (name: string) => `\`${name.replaceAll('`', '``')}\``;
 const isName = (token: SqlToken | undefined): token is SqlToken => token?.kind === 'word' || token?.kind === 'identifier';
 const isPunct = (token: SqlToken | undefined, text: string) => token?.kind === 'punct' && token.text === text;
 const wordIs = (token: SqlToken | undefined, word: string) => token?.kind === 'word' && token.text.toLowerCase() === word;

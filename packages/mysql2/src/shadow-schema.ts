@@ -1,11 +1,14 @@
 import { isolatedName } from '@dye/core';
-import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 import {
   accountLiteral,
   accountName,
   normalizedBody,
+  type Queryable,
+  quote,
   readSchemaObjects,
   retargetSql,
+  rows,
   type SchemaObject,
   type SchemaObjectKind,
   shadowCreateStatement,
@@ -13,8 +16,6 @@ import {
 } from './schema-objects.js';
 import { refusedCalls } from './sql-guard.js';
 import { type SqlDialect, sqlDialect } from './sql-lexer.js';
-
-type Queryable = Connection | Pool | PoolConnection;
 
 export interface ShadowSchemaOptions {
   /** An admin connection or pool (it needs CREATE, ALTER, DROP, SELECT, INSERT on both databases). */
@@ -135,13 +136,6 @@ export interface SyncShadowSchemaResult extends ShadowSchemaReport {
   /** Drift left because fixing it needs `recreate`. */
   readonly unresolved: readonly Drift[];
   readonly copied: ReadonlyArray<{ readonly table: string; readonly rows: number }>;
-}
-
-const quote = (name: string) => `\`${name.replaceAll('`', '``')}\``;
-
-async function rows<T = RowDataPacket>(connection: Queryable, sql: string, values: unknown[] = []): Promise<T[]> {
-  const [result] = await connection.query(sql, values);
-  return result as T[];
 }
 
 interface ColumnInfo {

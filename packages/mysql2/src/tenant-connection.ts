@@ -120,8 +120,11 @@ export function bindConnection(
   let inFlight = 0;
   const sendChecked = async (method: 'query' | 'execute', query: unknown, values: unknown): Promise<QueryResult> => {
     checkTenant(method);
-    await channel.fresh?.();
-    checkTenant(method);
+    // Baseline has no check to wait for: no await, so its path stays a pass-through.
+    if (channel.fresh) {
+      await channel.fresh();
+      checkTenant(method);
+    }
     const prepared = channel.prepare(method, query, values);
     inFlight++;
     try {
@@ -134,7 +137,7 @@ export function bindConnection(
   };
   const control = (what: 'beginTransaction' | 'commit' | 'rollback') => async () => {
     checkTenant(what);
-    await channel.fresh?.();
+    if (channel.fresh) await channel.fresh();
     if (what === 'beginTransaction') isolated?.pool.holdsSession(core);
     await new Promise<void>((resolve, reject) => core[what]((error: unknown) => (error ? reject(error) : resolve())));
   };
