@@ -1,4 +1,10 @@
-export type { CommandPlan, PlanOptions } from './command-plan.js';
+export type { CommandPlan, PlanOptions, PlanSite } from './command-plan.js';
 export { KEYLESS_SAFE_COMMANDS, planCommand, REFUSED_COMMANDS } from './command-plan.js';
-export type { TenantRedisOptions } from './tenant-redis.js';
-export { tenantRedis } from './tenant-redis.js';
+export type { EntryPoint } from './entry-points.js';
+export { entryPointOf } from './entry-points.js';
+export type { GrantShadowAccessOptions, GrantShadowAccessResult } from './grant-shadow-access.js';
+export { grantShadowAccess, SHADOW_COMMAND_RULES } from './grant-shadow-access.js';
+export type { ShadowUserReport } from './shadow-user.js';
+export { FORBIDDEN_PROBES, inspectShadowUser } from './shadow-user.js';
+export type { IsolatedRedisUser, TenantRedisOptions } from './tenant-redis.js';
+export { MAX_ISOLATED_TENANTS, tenantRedis } from './tenant-redis.js';

@@ -1,332 +1,380 @@
-import { currentTenant, getDefaultPolicy, isolatedKeyPrefix, isolationRefusal, type Tenant, type TenantPolicy } from '@dye/core';
-import { list as commandList } from '@ioredis/commands';
-import { type Cluster, Command, type Redis } from 'ioredis';
-import { type CommandPlan, type PlanOptions, planCommand } from './command-plan.js';
+import {
+  currentTenant,
+  FirstUseCheck,
+  getDefaultPolicy,
+  isolatedKeyPrefix,
+  isolationRefusal,
+  logWarning,
+  type Tenant,
+  type TenantPolicy,
+} from '@dye/core';
+import type { Cluster, Redis } from 'ioredis';
+import type { PlanOptions } from './command-plan.js';
+import { entryPointOf } from './entry-points.js';
+import { plannedFacade, type UseGate } from './planned-facade.js';
 import { wrapMessageListener } from './pubsub.js';
+import { aclNodes, inspectShadowUser } from './shadow-user.js';
+
+export interface IsolatedRedisUser {
+  /** The ACL user isolated tenants connect as (`grantShadowAccess`, `dye shadow grant --redis`). */
+  username: string;
+  password: string;
+  /**
+   * The connection Dye reads the user's ACL through (`ACL GETUSER`, `ACL
+   * DRYRUN`). Default: the wrapped client, which must then be allowed to.
+   */
+  checkWith?: Redis | Cluster;
+}
 
 export interface TenantRedisOptions extends PlanOptions {
   /** Which tenants isolate Redis (isolated tenants always; colors with `isolate: ['redis']`). Default: the default policy. */
   policy?: TenantPolicy;
+  /**
+   * The Redis user isolated tenants' commands run as, on connections of their
+   * own. Redis itself then keeps them to their keys. Required unless
+   * `enforcement: 'client-only'`.
+   */
+  isolated?: IsolatedRedisUser;
+  /**
+   * `account` (the default): isolated tenants run as `isolated`, checked at
+   * first use. `client-only`: on the wrapped client's own connection and user,
+   * kept apart by Dye's renaming alone (logged at start-up; for development).
+   */
+  enforcement?: 'account' | 'client-only';
+  /** How often the isolated user's confinement is checked again. Default 60 s. */
+  accountRecheckInterval?: number;
+  /** A check that takes longer has failed (isolated commands are refused until one passes). Default 30 s. */
+  accountCheckTimeout?: number;
 }
 
 type Client = Redis | Cluster;
 type AnyFunction = (...args: unknown[]) => unknown;
 
-const COMMANDS = new Set(commandList);
-const STREAM_METHODS = new Set([
-  'scanStream',
-  'sscanStream',
-  'hscanStream',
-  'zscanStream',
-  'scanBufferStream',
-  'sscanBufferStream',
-  'hscanBufferStream',
-  'zscanBufferStream',
-]);
-const LISTENER_METHODS = new Set(['on', 'addListener', 'once', 'prependListener', 'prependOnceListener']);
-const REMOVE_LISTENER_METHODS = new Set(['off', 'removeListener']);
+/** Isolated tenants a client serves at once, each on a connection of its own. */
+export const MAX_ISOLATED_TENANTS = 16;
 
-interface Context {
+/** One isolated tenant's way to Redis through one wrapped client. */
+interface Lane {
+  readonly tenant: Tenant;
+  /** Its own connection (account), or the wrapped client (client-only). */
+  readonly connection: Client;
+  readonly facade: Client;
+  readonly own: boolean;
+}
+
+interface Wrapper {
   readonly target: Client;
   readonly options: TenantRedisOptions;
-  /** Fixed for pipelines, transactions and streams; undefined: the tenant current at each call. */
-  readonly bound: Tenant | undefined;
-  /** The wrapping proxy, returned where the client returns itself (`on()` chaining). */
+  readonly lanes: Map<string, Lane>;
+  /** The connection the isolated user's ACL is read through, opened at the first check. */
+  checker?: Client;
   proxy?: Client;
 }
 
 /**
- * Wraps an ioredis client (`Redis` or `Cluster`) so that every command run in
- * an isolated tenant (`shadow`, or a color whose policy isolates `redis`) uses
- * the tenant's own keyspace (`shadow:<key>`), or is refused with
- * IsolationError before anything is sent. Baseline and colors pass through.
- * The result is used exactly like the client it wraps, with the same type.
+ * Wraps an ioredis client (`Redis` or `Cluster`) for tenants. Baseline and
+ * colors pass through untouched. Isolated tenants (`shadow`, or a color whose
+ * policy isolates `redis`) run every command in their own keyspace
+ * (`shadow:<key>`), on connections of their own authenticated as the
+ * `isolated` ACL user, which Redis confines to that keyspace; what cannot be
+ * isolated is refused with IsolationError before anything is sent. The result
+ * is used exactly like the client it wraps, with the same type.
  */
 export function tenantRedis<T extends Client>(client: T, options: TenantRedisOptions = {}): T {
-  return wrap({ target: client, options, bound: undefined }) as T;
+  if (options.enforcement === 'client-only') {
+    logWarning(
+      'dye.redis.client-only',
+      "isolated tenants of Redis share the production connection and user and are kept apart by Dye's renaming only (enforcement: 'client-only'); give them an ACL user of their own with `isolated`",
+    );
+  } else if (options.isolated && (!options.isolated.username || typeof options.isolated.password !== 'string')) {
+    throw new TypeError('tenantRedis: isolated needs the username and password of the ACL user isolated tenants connect as');
+  }
+  const wrapper: Wrapper = { target: client, options, lanes: new Map() };
+  // The isolated connections live as long as the client: when it ends for good, so do they.
+  client.once('end', () => closeLanes(wrapper, 'disconnect'));
+  return wrap(wrapper) as T;
 }
 
-function policyOf(context: Context): TenantPolicy {
-  return context.options.policy ?? getDefaultPolicy();
+function policyOf(wrapper: Wrapper): TenantPolicy {
+  return wrapper.options.policy ?? getDefaultPolicy();
 }
 
-/** The key prefix of the tenant in effect, or undefined when its Redis data is shared. */
-function isolatedPrefix(context: Context): { tenant: Tenant; prefix: string } | undefined {
-  const tenant = context.bound ?? currentTenant();
+/** The tenant in effect when its Redis data is isolated, else undefined (baseline and shared-data colors). */
+function isolatedTenant(wrapper: Wrapper): Tenant | undefined {
+  const tenant = currentTenant();
   if (tenant.kind === 'baseline') return undefined;
-  if (!policyOf(context).isolates(tenant, 'redis')) return undefined;
-  return { tenant, prefix: isolatedKeyPrefix(tenant.name) };
+  return policyOf(wrapper).isolates(tenant, 'redis') ? tenant : undefined;
 }
 
-function wrap(context: Context): Client {
+function wrap(wrapper: Wrapper): Client {
+  const { target } = wrapper;
   const cache = new Map<string | symbol, unknown>();
-  context.proxy = new Proxy(context.target, {
-    get(target, property) {
+  wrapper.proxy = new Proxy(target, {
+    get(client, property) {
       const cached = cache.get(property);
       if (cached !== undefined) return cached;
-      const value = Reflect.get(target, property, target);
+      const value = Reflect.get(client, property, client);
       if (typeof value !== 'function') return value;
-      const wrapped = wrapMethod(context, property, value as AnyFunction);
-      cache.set(property, wrapped);
-      return wrapped;
+      if (typeof property !== 'string') return value.bind(client);
+      const dispatch = dispatcher(wrapper, property, value as AnyFunction);
+      cache.set(property, dispatch);
+      return dispatch;
     },
   });
-  return context.proxy;
+  return wrapper.proxy;
 }
 
-function wrapMethod(context: Context, property: string | symbol, original: AnyFunction): AnyFunction {
-  const { target } = context;
-  if (typeof property !== 'string') return original.bind(target);
-  // Before the command table: `multi` is a command there, but on a client it
-  // builds a transaction that must stay bound to its tenant.
-  if (property === 'pipeline' || property === 'multi') return pipelineMethod(context, original);
-  if (property === 'call' || property === 'callBuffer') return callMethod(context, original);
-  if (property === 'sendCommand') return sendCommandMethod(context, original);
-  const commandName = commandOf(target, property);
-  if (commandName !== undefined) return commandMethod(context, commandName, property.endsWith('Buffer'), original);
-  if (STREAM_METHODS.has(property)) return streamMethod(context, original);
-  if (property === 'duplicate') return (...args: unknown[]) => tenantRedis(original.apply(target, args) as Client, context.options);
-  if (LISTENER_METHODS.has(property)) return listenerMethod(context, original);
-  if (REMOVE_LISTENER_METHODS.has(property)) {
-    return (event: unknown, listener: unknown) => {
-      original.call(target, event, wrappedListeners.get(listener as AnyFunction)?.get(event as string) ?? listener);
-      return proxyOf(context);
-    };
+function dispatcher(wrapper: Wrapper, property: string, original: AnyFunction): AnyFunction {
+  const { target } = wrapper;
+  const listen = property === 'on' || property === 'addListener' || property === 'once' || property.startsWith('prepend');
+  const unlisten = property === 'off' || property === 'removeListener' || property === 'removeAllListeners';
+  return function tenantDispatch(...args: unknown[]) {
+    // A listener may be removed from any tenant: from every connection it may be on.
+    if (unlisten) {
+      for (const lane of wrapper.lanes.values()) if (lane.own) removeListener(lane.connection, property, args);
+      removeListener(target, property, args);
+      return wrapper.proxy;
+    }
+    const tenant = isolatedTenant(wrapper);
+    // Baseline and shared-data tenants: one context lookup, then the client itself.
+    if (!tenant) {
+      if (listen) return addListener(wrapper, wrapper.target, original, args, currentTenant());
+      if (property === 'duplicate') return tenantRedis(original.apply(target, args) as Client, wrapper.options);
+      if (property === 'defineCommand' || property === 'addBuiltinCommand') return define(wrapper, property, args);
+      return original.apply(target, args);
+    }
+    return isolatedCall(wrapper, tenant, property, original, args);
+  };
+}
+
+function isolatedCall(wrapper: Wrapper, tenant: Tenant, property: string, original: AnyFunction, args: unknown[]): unknown {
+  const { target } = wrapper;
+  const kind = entryPointOf(target, property);
+  switch (kind) {
+    case 'command': {
+      const lane = laneFor(wrapper, tenant);
+      if (lane instanceof Error) return rejectCall(lane, args);
+      if (!(property in lane.connection)) syncDefinitions(wrapper, lane);
+      try {
+        return (Reflect.get(lane.facade, property) as AnyFunction).apply(lane.facade, args);
+      } catch (error) {
+        // A refusal while queueing (autopipelining) surfaces as the call's own rejection.
+        return rejectCall(error, args);
+      }
+    }
+    case 'pipeline': {
+      const lane = laneFor(wrapper, tenant);
+      if (lane instanceof Error) throw lane;
+      syncDefinitions(wrapper, lane);
+      return (Reflect.get(lane.facade, property) as AnyFunction).apply(lane.facade, args);
+    }
+    case 'duplicate':
+      return tenantRedis(original.apply(target, args) as Client, wrapper.options);
+    case 'lifecycle':
+      if (property === 'connect') return original.apply(target, args);
+      closeLanes(wrapper, property === 'quit' || property === 'quitBuffer' ? 'quit' : 'disconnect');
+      return original.apply(target, args);
+    case 'define':
+      return define(wrapper, property as 'defineCommand' | 'addBuiltinCommand', args);
+    case 'listen': {
+      const event = args[0];
+      // Message events are heard on the connection the tenant subscribes on.
+      if (typeof event === 'string' && /message/i.test(event)) {
+        const lane = laneFor(wrapper, tenant);
+        if (lane instanceof Error) throw lane;
+        return addListener(wrapper, lane.connection, Reflect.get(lane.connection, property) as AnyFunction, args, tenant);
+      }
+      return addListener(wrapper, target, original, args, tenant);
+    }
+    case 'inspect':
+      return original.apply(target, args);
+    default:
+      throw isolationRefusal('redis', {
+        tenant: tenant.name,
+        refused: `ioredis ${property}()`,
+        reason:
+          kind === 'refuse'
+            ? 'it reaches a raw connection or the client’s internal machinery, where Dye cannot keep the tenant to its keyspace'
+            : 'Dye does not know what this method sends, so it cannot keep the tenant to its keyspace',
+      });
   }
-  return original.bind(target);
 }
 
-/** `get`, `getBuffer`, `hset`, custom `defineCommand` scripts … → the command name. */
-function commandOf(target: Client, property: string): string | undefined {
-  const base = property.endsWith('Buffer') ? property.slice(0, -'Buffer'.length) : property;
-  if (COMMANDS.has(base)) return base;
-  const scripts = (target as unknown as { scriptsSet?: Record<string, unknown> }).scriptsSet;
-  if (scripts && Object.hasOwn(scripts, base)) return `script:${base}`;
-  return undefined;
-}
-
-/** ioredis turns `mset({…})` and `hset(key, {…})` into flat lists, then flattens arrays one level. */
-function flatten(name: string, args: unknown[]): unknown[] {
-  const transformer = (Command as unknown as { _transformer: { argument: Record<string, (args: unknown[]) => unknown[]> } })._transformer
-    .argument[name];
-  return (transformer ? transformer(args) : args).flat();
-}
-
-function splitCallback(args: unknown[]): { rest: unknown[]; callback: ((error: unknown, value?: unknown) => void) | undefined } {
-  const last = args[args.length - 1];
-  if (typeof last === 'function') return { rest: args.slice(0, -1), callback: last as (error: unknown, value?: unknown) => void };
-  return { rest: args, callback: undefined };
-}
-
-function refused(tenant: Tenant, name: string, reason: string, callback: ((error: unknown) => void) | undefined): Promise<never> {
-  const error = isolationRefusal('redis', { tenant: tenant.name, refused: `Redis ${name.toUpperCase()}`, reason });
+function rejectCall(error: unknown, args: unknown[]): Promise<never> {
+  const callback = args[args.length - 1];
   const rejection = Promise.reject(error);
-  if (callback) {
+  if (typeof callback === 'function') {
     rejection.catch(() => {});
-    process.nextTick(callback, error);
+    process.nextTick(callback as AnyFunction, error);
   }
   return rejection;
 }
 
-function settle(
-  result: unknown,
-  plan: Extract<CommandPlan, { kind: 'send' }>,
-  callback: ((error: unknown, value?: unknown) => void) | undefined,
-) {
-  const transformed = plan.reply ? (result as Promise<unknown>).then(plan.reply) : (result as Promise<unknown>);
-  if (callback)
-    transformed.then(
-      (value) => callback(null, value),
-      (error: unknown) => callback(error),
-    );
-  return transformed;
+/** The tenant's lane, opened at first use; an Error when isolated tenants cannot be served. */
+function laneFor(wrapper: Wrapper, tenant: Tenant): Lane | Error {
+  const existing = wrapper.lanes.get(tenant.name);
+  if (existing) return existing;
+  const { options, target } = wrapper;
+  const prefix = isolatedKeyPrefix(tenant.name);
+  if (options.enforcement === 'client-only') {
+    const gate: UseGate = { passed: true, ensure: () => Promise.resolve() };
+    const facade = plannedFacade(target, { tenant, prefix, options, sharedConnection: true, gate });
+    const lane: Lane = { tenant, connection: target, facade, own: false };
+    wrapper.lanes.set(tenant.name, lane);
+    return lane;
+  }
+  if (!options.isolated) {
+    return isolationRefusal('redis', {
+      tenant: tenant.name,
+      refused: 'Redis commands',
+      reason:
+        "isolated tenants run as a Redis ACL user of their own, and none is configured: create it with `dye shadow grant --redis <url> --user <name> --apply` (or grantShadowAccess) and pass tenantRedis(client, { isolated: { username, password } }); enforcement: 'client-only' runs them on the production connection instead",
+    });
+  }
+  if (wrapper.lanes.size >= MAX_ISOLATED_TENANTS) {
+    return isolationRefusal('redis', {
+      tenant: tenant.name,
+      refused: 'Redis commands',
+      reason: `a client serves at most ${MAX_ISOLATED_TENANTS} isolated tenants at once, each on connections of its own`,
+    });
+  }
+  const connection = openIsolatedConnection(wrapper, tenant, options.isolated);
+  const check = new FirstUseCheck(
+    () => verifyIsolatedUser(wrapper, tenant, connection, options.isolated as IsolatedRedisUser),
+    5_000,
+    options.accountRecheckInterval ?? 60_000,
+    options.accountCheckTimeout ?? 30_000,
+  );
+  const facade = plannedFacade(connection, { tenant, prefix, options, sharedConnection: false, gate: check });
+  const lane: Lane = { tenant, connection, facade, own: true };
+  wrapper.lanes.set(tenant.name, lane);
+  syncDefinitions(wrapper, lane);
+  return lane;
 }
 
-/** Plans a custom script (`defineCommand`) call: its first `numberOfKeys` arguments are keys. */
-function planScript(target: Client, scriptName: string, args: unknown[], prefix: string): CommandPlan {
-  const script = (target as unknown as { scriptsSet: Record<string, { numberOfKeys: number | null }> }).scriptsSet[scriptName];
-  const count = script?.numberOfKeys ?? Number(args[0]);
-  const offset = script?.numberOfKeys === null ? 1 : 0;
-  if (!Number.isInteger(count) || count < 0) return { kind: 'refuse', reason: `the number of keys of script ${scriptName} is unknown` };
-  const rewritten = [...args];
-  for (let i = offset; i < offset + count; i++) rewritten[i] = `${prefix}${String(rewritten[i])}`;
-  return { kind: 'send', name: scriptName, args: rewritten };
-}
-
-function commandMethod(context: Context, name: string, buffer: boolean, original: AnyFunction): AnyFunction {
-  const { target } = context;
-  return function tenantCommand(...args: unknown[]) {
-    const isolated = isolatedPrefix(context);
-    // Baseline and shared-data tenants: one context lookup, then the client itself.
-    if (!isolated) return original.apply(target, args);
-    const { rest, callback } = splitCallback(args);
-    const plan = name.startsWith('script:')
-      ? planScript(target, name.slice('script:'.length), rest.flat(), isolated.prefix)
-      : planCommand(name, flatten(name, rest), isolated.prefix, context.options);
-    if (plan.kind === 'refuse') return refused(isolated.tenant, name, plan.reason, callback);
-    const result =
-      plan.name === name || name.startsWith('script:')
-        ? original.apply(target, plan.args)
-        : (buffer ? target.callBuffer : target.call).call(target, plan.name, ...(plan.args as string[]));
-    return settle(result, plan, callback);
-  };
-}
-
-function callMethod(context: Context, original: AnyFunction): AnyFunction {
-  const { target } = context;
-  return function tenantCall(...args: unknown[]) {
-    const isolated = isolatedPrefix(context);
-    if (!isolated) return original.apply(target, args);
-    const { rest, callback } = splitCallback(args);
-    const [name, ...commandArgs] = rest;
-    const lower = String(name).toLowerCase();
-    const plan = planCommand(lower, flatten(lower, commandArgs), isolated.prefix, context.options);
-    if (plan.kind === 'refuse') return refused(isolated.tenant, lower, plan.reason, callback);
-    return settle(original.apply(target, [plan.name, ...plan.args]), plan, callback);
-  };
-}
-
-interface MutableCommand {
-  name: string;
-  args: unknown[];
-  keys?: unknown;
-  slot?: unknown;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  promise: Promise<unknown>;
-}
-
-function sendCommandMethod(context: Context, original: AnyFunction): AnyFunction {
-  const { target } = context;
-  return function tenantSendCommand(command: unknown, ...rest: unknown[]) {
-    const isolated = isolatedPrefix(context);
-    if (!isolated) return original.call(target, command, ...rest);
-    const cmd = command as MutableCommand;
-    const plan = planCommand(cmd.name, cmd.args, isolated.prefix, context.options);
-    if (plan.kind === 'refuse') {
-      cmd.reject(
-        isolationRefusal('redis', { tenant: isolated.tenant.name, refused: `Redis ${cmd.name.toUpperCase()}`, reason: plan.reason }),
-      );
-      return cmd.promise;
-    }
-    // The command was built but not sent: rewrite it in place and forget any
-    // keys or slot computed from the old arguments.
-    cmd.name = plan.name;
-    cmd.args = plan.args;
-    delete cmd.keys;
-    delete cmd.slot;
-    if (plan.reply) {
-      const resolve = cmd.resolve;
-      const transform = plan.reply;
-      cmd.resolve = (value) => resolve(transform(value));
-    }
-    return original.call(target, cmd, ...rest);
-  };
-}
-
-function pipelineMethod(context: Context, original: AnyFunction): AnyFunction {
-  const { target } = context;
-  return function tenantPipeline(...args: unknown[]) {
-    const isolated = isolatedPrefix(context);
-    if (!isolated) return original.apply(target, args);
-    // Commands passed up front go through the same planning as chained ones.
-    const [first, ...others] = args;
-    const initial = Array.isArray(first) ? (first as unknown[][]) : [];
-    const pipeline = original.apply(target, Array.isArray(first) ? others : args) as Record<string, AnyFunction> & { exec: AnyFunction };
-    const bound = wrapPipeline(pipeline, isolated.tenant, isolated.prefix, context.options);
-    for (const [name, ...commandArgs] of initial) (bound[String(name)] as AnyFunction)(...commandArgs);
-    return bound;
-  };
+interface Definitions {
+  scriptsSet: Record<string, { lua: string; numberOfKeys: number | null; readOnly: boolean }>;
+  addedBuiltinSet: Set<string>;
 }
 
 /**
- * A pipeline or transaction bound to the tenant current when it was created:
- * each queued command is planned for that tenant; a refusal throws at queue
- * time, so nothing of the pipeline is sent; replies are renamed back at exec.
+ * Scripts (`defineCommand`) and commands (`addBuiltinCommand`) live on the
+ * client they were added to, the wrapped one or the wrapper: the isolated
+ * connection gets the same, so the same methods exist in every tenant.
  */
-function wrapPipeline(
-  pipeline: Record<string, AnyFunction>,
-  tenant: Tenant,
-  prefix: string,
-  options: PlanOptions,
-): Record<string, AnyFunction> {
-  const replies: Array<((reply: unknown) => unknown) | undefined> = [];
-  const proxy: Record<string, AnyFunction> = new Proxy(pipeline, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== 'function' || typeof property !== 'string') return value;
-      if (property === 'exec') {
-        return (...args: unknown[]) => {
-          const { callback } = splitCallback(args);
-          const result = (value as AnyFunction).call(target) as Promise<Array<[Error | null, unknown]> | null>;
-          const transformed = result.then((results) =>
-            results
-              ? results.map(
-                  ([error, reply], index) => [error, error ? reply : (replies[index]?.(reply) ?? reply)] as [Error | null, unknown],
-                )
-              : results,
-          );
-          if (callback)
-            transformed.then(
-              (value) => callback(null, value),
-              (error: unknown) => callback(error),
-            );
-          return transformed;
-        };
-      }
-      const base = property.endsWith('Buffer') ? property.slice(0, -'Buffer'.length) : property;
-      const isCall = base === 'call';
-      if (!COMMANDS.has(base) && !isCall) return (value as AnyFunction).bind(target);
-      return (...args: unknown[]) => {
-        const { rest, callback } = splitCallback(args);
-        const [name, commandArgs] = isCall ? [String(rest[0]).toLowerCase(), rest.slice(1)] : [base, rest];
-        const plan = planCommand(name, flatten(name, commandArgs), prefix, options);
-        if (plan.kind === 'refuse')
-          throw isolationRefusal('redis', {
-            tenant: tenant.name,
-            refused: `Redis ${name.toUpperCase()} in a pipeline`,
-            reason: plan.reason,
-          });
-        const queueArgs = callback ? [...plan.args, callback] : plan.args;
-        if (plan.name !== name || isCall) (target.call as AnyFunction).call(target, plan.name, ...queueArgs);
-        else (value as AnyFunction).apply(target, queueArgs);
-        replies.push(plan.reply);
-        return proxy;
-      };
-    },
-  });
-  return proxy;
+function syncDefinitions(wrapper: Wrapper, lane: Lane): void {
+  if (!lane.own) return;
+  const from = wrapper.target as unknown as Definitions;
+  const to = lane.connection as unknown as Definitions;
+  for (const [name, script] of Object.entries(from.scriptsSet)) {
+    if (to.scriptsSet[name]?.lua === script.lua) continue;
+    lane.connection.defineCommand(name, {
+      lua: script.lua,
+      ...(script.numberOfKeys === null ? {} : { numberOfKeys: script.numberOfKeys }),
+      readOnly: script.readOnly,
+    });
+  }
+  for (const name of from.addedBuiltinSet) if (!to.addedBuiltinSet.has(name)) lane.connection.addBuiltinCommand(name);
 }
 
-function streamMethod(context: Context, original: AnyFunction): AnyFunction {
-  return function tenantStream(...args: unknown[]) {
-    const isolated = isolatedPrefix(context);
-    if (!isolated) return original.apply(context.target, args);
-    // The stream issues SCAN/SSCAN/… later, from stream callbacks: bind it to
-    // this tenant by giving it a client that is.
-    const bound = wrap({ target: context.target, options: context.options, bound: isolated.tenant });
-    return original.apply(bound, args);
-  };
+function openIsolatedConnection(wrapper: Wrapper, tenant: Tenant, user: IsolatedRedisUser): Client {
+  const { target } = wrapper;
+  const credentials = { username: user.username, password: user.password };
+  let connection: Client;
+  if ((target as Cluster).isCluster) {
+    const cluster = target as Cluster;
+    // Autopipelining groups commands by the slot of names before renaming; off, each command goes to its renamed slot.
+    connection = cluster.duplicate([], {
+      redisOptions: { ...cluster.options.redisOptions, ...credentials },
+      enableAutoPipelining: false,
+    });
+  } else {
+    const name = (target as Redis).options.connectionName;
+    connection = (target as Redis).duplicate({ ...credentials, ...(name ? { connectionName: `${name}:${tenant.name}` } : {}) });
+  }
+  connection.on('error', (error: Error) => {
+    if (target.listenerCount('error') > 0) target.emit('error', error);
+    else
+      logWarning('dye.redis.isolated-connection', `the isolated Redis connection of tenant ${tenant.name} failed: ${error.message}`, {
+        tenant: tenant.name,
+      });
+  });
+  return connection;
+}
+
+/**
+ * The check before an isolated tenant's first command (and again every
+ * recheck interval): the connection really is the isolated user, and the
+ * server confines that user to isolated keys and channels, on every node.
+ */
+async function verifyIsolatedUser(wrapper: Wrapper, tenant: Tenant, connection: Client, user: IsolatedRedisUser): Promise<void> {
+  const fail = (reason: string) =>
+    isolationRefusal('redis', {
+      tenant: tenant.name,
+      refused: 'Redis commands',
+      reason: `${reason}. Fix it with \`dye shadow grant --redis <url> --user ${user.username} --apply\` (or grantShadowAccess)`,
+    });
+  for (const node of await aclNodes(connection)) {
+    const whoami = await node.call('acl', 'whoami').catch((error: Error) => error);
+    if (whoami instanceof Error) throw fail(`the isolated connection cannot tell which user it is (${whoami.message})`);
+    if (String(whoami) !== user.username)
+      throw fail(`the isolated connection runs as ${JSON.stringify(String(whoami))}, not ${JSON.stringify(user.username)}`);
+  }
+  // A connection of its own: the wrapped client may be a subscriber, or blocked.
+  wrapper.checker ??= user.checkWith ?? duplicateForCheck(wrapper.target);
+  for (const node of await aclNodes(wrapper.checker)) {
+    const report = await inspectShadowUser(node, user.username, policyOf(wrapper)).catch((error: Error) => error);
+    if (report instanceof Error) {
+      throw fail(
+        `Dye could not read the ACL of ${user.username} (${report.message}); allow the checking connection ACL GETUSER and ACL DRYRUN, or pass isolated.checkWith an admin client`,
+      );
+    }
+    if (!report.confined) throw fail(`the ACL user ${user.username} is not confined to isolated keys: ${report.problems.join('; ')}`);
+  }
+}
+
+function define(wrapper: Wrapper, method: 'defineCommand' | 'addBuiltinCommand', args: unknown[]): unknown {
+  const result = (wrapper.target[method] as AnyFunction)(...args);
+  for (const lane of wrapper.lanes.values()) syncDefinitions(wrapper, lane);
+  return result;
+}
+
+function duplicateForCheck(target: Client): Client {
+  const checker = (target as Cluster).isCluster ? (target as Cluster).duplicate() : (target as Redis).duplicate();
+  checker.on('error', () => {}); // a failed check says why; the connection's own errors add nothing
+  return checker;
+}
+
+function closeLanes(wrapper: Wrapper, how: 'quit' | 'disconnect'): void {
+  if (wrapper.checker && wrapper.checker !== wrapper.options.isolated?.checkWith) wrapper.checker.disconnect();
+  wrapper.checker = undefined;
+  for (const lane of wrapper.lanes.values()) {
+    if (!lane.own) continue;
+    if (how === 'quit') lane.connection.quit().catch(() => lane.connection.disconnect());
+    else lane.connection.disconnect();
+  }
+  wrapper.lanes.clear();
 }
 
 const wrappedListeners = new WeakMap<AnyFunction, Map<string, AnyFunction>>();
 
-function listenerMethod(context: Context, original: AnyFunction): AnyFunction {
-  return function tenantListener(event: unknown, listener: unknown) {
-    const wrapped =
-      typeof event === 'string' && typeof listener === 'function'
-        ? wrapMessageListener(event, listener as AnyFunction, context.bound ?? currentTenant(), policyOf(context))
-        : undefined;
-    if (wrapped) {
-      let byEvent = wrappedListeners.get(listener as AnyFunction);
-      if (!byEvent) wrappedListeners.set(listener as AnyFunction, (byEvent = new Map()));
-      byEvent.set(event as string, wrapped);
-    }
-    original.call(context.target, event, wrapped ?? listener);
-    return proxyOf(context);
-  };
+function addListener(wrapper: Wrapper, emitter: Client, method: AnyFunction, args: unknown[], tenant: Tenant): Client {
+  const [event, listener] = args;
+  const wrapped =
+    typeof event === 'string' && typeof listener === 'function'
+      ? wrapMessageListener(event, listener as AnyFunction, tenant, policyOf(wrapper))
+      : undefined;
+  if (wrapped) {
+    let byEvent = wrappedListeners.get(listener as AnyFunction);
+    if (!byEvent) wrappedListeners.set(listener as AnyFunction, (byEvent = new Map()));
+    byEvent.set(event as string, wrapped);
+  }
+  method.call(emitter, event, wrapped ?? listener);
+  return wrapper.proxy ?? wrapper.target;
 }
 
-function proxyOf(context: Context): Client {
-  return context.proxy ?? context.target;
+function removeListener(emitter: Client, property: string, args: unknown[]): void {
+  const [event, listener] = args;
+  const wrapped = typeof listener === 'function' ? wrappedListeners.get(listener as AnyFunction)?.get(event as string) : undefined;
+  (Reflect.get(emitter, property) as AnyFunction).apply(emitter, wrapped ? [event, wrapped] : args);
 }

@@ -3,6 +3,7 @@ import { tenantRedis } from '@dye/ioredis';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnRedisCluster } from '../../../test/support/redis-server.js';
+import { shadowUser } from './support.js';
 
 // A three-master Redis Cluster started by this test.
 const cluster = new OwnRedisCluster();
@@ -26,7 +27,7 @@ afterAll(async () => {
 
 describe('Redis Cluster under shadow', () => {
   it('multi-key commands with hash tags work, on shadow keys in the same slot', async () => {
-    const redis = tenantRedis(raw);
+    const redis = tenantRedis(raw, { isolated: await shadowUser(admin) });
     await withTenant('shadow', async () => {
       await redis.mset('{user:1}name', 'mallory', '{user:1}plan', 'free');
       expect(await redis.mget('{user:1}name', '{user:1}plan')).toEqual(['mallory', 'free']);

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
-import { productionSnapshot, ServerRecorder } from './support.js';
+import { productionSnapshot, ServerRecorder, shadowUser } from './support.js';
 
 // Random commands of the whole table with random arguments, run under shadow
 // on a Redis of this file's own: whatever reaches the server names only
@@ -79,7 +79,7 @@ beforeAll(async () => {
   await admin.xadd('events', '*', 'type', 'order');
   raw = new Redis(server.url, { maxRetriesPerRequest: 1 });
   recorder = await ServerRecorder.start(server.url);
-  await recorder.follow(raw);
+  await recorder.ignore(admin);
 });
 
 afterAll(async () => {
@@ -91,7 +91,7 @@ afterAll(async () => {
 
 describe('the command table under shadow', () => {
   it(`holds for random commands of ${commands.length} (MONITOR and production checks)`, async () => {
-    const redis = tenantRedis(raw);
+    const redis = tenantRedis(raw, { isolated: await shadowUser(admin) });
     const production = await productionSnapshot(admin);
     let sent = 0;
     let refused = 0;

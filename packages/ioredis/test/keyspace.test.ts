@@ -1,17 +1,20 @@
 import { setLogger, withTenant } from '@dye/core';
-import { tenantRedis } from '@dye/ioredis';
+import { type IsolatedRedisUser, tenantRedis } from '@dye/ioredis';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
+import { shadowUser } from './support.js';
 
 let server: OwnRedisServer;
 let admin: Redis;
+let isolated: IsolatedRedisUser;
 
 beforeAll(async () => {
   setLogger({ warn: () => {} });
   server = new OwnRedisServer(await freePort());
   await server.start();
   admin = new Redis(server.url);
+  isolated = await shadowUser(admin);
 });
 afterAll(async () => {
   admin.disconnect();
@@ -23,7 +26,7 @@ describe('SCAN through a shared keyspace', () => {
     const pipeline = admin.pipeline();
     for (let i = 0; i < 10_000; i++) pipeline.set(`item:${i}`, 'production').set(`shadow:item:${i}`, 'shadow');
     await pipeline.exec();
-    const redis = tenantRedis(new Redis(server.url));
+    const redis = tenantRedis(new Redis(server.url), { isolated });
     try {
       const seen = await withTenant('shadow', async () => {
         const keys = new Set<string>();
@@ -55,7 +58,7 @@ describe('SCAN through a shared keyspace', () => {
 describe('1,000 interleaved operations of three tenants with auto-pipelining', () => {
   it('attributes every operation to its own tenant', async () => {
     const raw = new Redis(server.url, { enableAutoPipelining: true });
-    const redis = tenantRedis(raw);
+    const redis = tenantRedis(raw, { isolated });
     try {
       const tenants = ['baseline', 'red', 'shadow'];
       await Promise.all(

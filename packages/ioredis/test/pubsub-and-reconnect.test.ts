@@ -1,15 +1,25 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { currentTenant, setLogger, withTenant } from '@dye/core';
-import { tenantRedis } from '@dye/ioredis';
+import { grantShadowAccess, type IsolatedRedisUser, tenantRedis } from '@dye/ioredis';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
+import { shadowUser } from './support.js';
 
 let server: OwnRedisServer;
+let isolated: IsolatedRedisUser;
 
 beforeAll(async () => {
   setLogger({ warn: () => {} });
   server = new OwnRedisServer(await freePort());
   await server.start();
+  const admin = new Redis(server.url);
+  isolated = await shadowUser(admin);
+  // Redis lets a restricted user PSUBSCRIBE only patterns identical to its own.
+  await grantShadowAccess(admin, { user: isolated.username, channelPatterns: ['orders.*'], apply: true });
+  admin.disconnect();
 });
 afterAll(() => server.stop());
 
@@ -17,8 +27,8 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('pub/sub isolation', () => {
   it('a baseline subscriber never hears a shadow publication, and the reverse', async () => {
-    const subscriber = tenantRedis(new Redis(server.url));
-    const publisher = tenantRedis(new Redis(server.url));
+    const subscriber = tenantRedis(new Redis(server.url), { isolated });
+    const publisher = tenantRedis(new Redis(server.url), { isolated });
     const heard: string[] = [];
     try {
       // Both tenants subscribe to "news" on one shared connection.
@@ -47,8 +57,8 @@ describe('pub/sub isolation', () => {
   });
 
   it('pattern subscriptions are isolated too', async () => {
-    const subscriber = tenantRedis(new Redis(server.url));
-    const publisher = tenantRedis(new Redis(server.url));
+    const subscriber = tenantRedis(new Redis(server.url), { isolated });
+    const publisher = tenantRedis(new Redis(server.url), { isolated });
     const heard: string[] = [];
     try {
       await withTenant('shadow', async () => {
@@ -68,13 +78,21 @@ describe('pub/sub isolation', () => {
 
 describe('offline queue and reconnect', () => {
   it('commands issued in shadow while Redis is down land on shadow keys after it is back', async () => {
-    const own = new OwnRedisServer(await freePort());
+    // The ACL user lives in an ACL file, so it is there again after the restart.
+    const aclFile = join(mkdtempSync(join(tmpdir(), 'dye-acl-')), 'users.acl');
+    writeFileSync(aclFile, '');
+    const own = new OwnRedisServer(await freePort(), ['--aclfile', aclFile]);
     await own.start();
+    const admin = new Redis(own.url);
+    const ownUser = await shadowUser(admin);
+    admin.disconnect();
+    expect(readFileSync(aclFile, 'utf8')).toContain('user dye_shadow on');
     const raw = new Redis(own.url, { retryStrategy: () => 50, maxRetriesPerRequest: null });
     raw.on('error', () => {}); // connection refused while the server is down, by design
-    const redis = tenantRedis(raw);
+    const redis = tenantRedis(raw, { isolated: ownUser });
     try {
       await redis.ping();
+      await withTenant('shadow', () => redis.ping());
       await own.stop();
       await pause(100);
       // Queued in ioredis's offline queue, already renamed.

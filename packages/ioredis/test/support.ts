@@ -1,14 +1,28 @@
+import { randomBytes } from 'node:crypto';
+import { grantShadowAccess, type IsolatedRedisUser } from '@dye/ioredis';
 import { getKeyIndexes } from '@ioredis/commands';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
+
+/** Creates (or resets the password of) the ACL user isolated tenants run as, on the test's own server or cluster. */
+export async function shadowUser(admin: Redis | Cluster, username = 'dye_shadow'): Promise<IsolatedRedisUser> {
+  const password = randomBytes(12).toString('hex');
+  await grantShadowAccess(admin, { user: username, password, apply: true });
+  return { username, password };
+}
+
+// What a connection sends for itself (handshake, ready check) and what Dye's
+// user check sends: not commands of the code under test.
+const CONNECTION_HOUSEKEEPING = new Set(['client', 'info', 'acl', 'auth', 'hello', 'ping', 'select']);
 
 /**
- * Records what the Redis server receives from one client connection, through
- * MONITOR on a second, raw connection: the black-box view of what Dye sent.
+ * Records what the Redis server receives from every connection but the ones
+ * ignored (the test's admin), through MONITOR on a raw connection of its own:
+ * the black-box view of what Dye sent, on whichever connection it chose.
  */
 export class ServerRecorder {
   readonly #monitor: Redis;
   readonly received: string[][] = [];
-  #source = '';
+  readonly #ignored = new Set<string>();
 
   private constructor(monitor: Redis) {
     this.#monitor = monitor;
@@ -20,18 +34,18 @@ export class ServerRecorder {
     raw.disconnect();
     const recorder = new ServerRecorder(monitor);
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (source === recorder.#source) recorder.received.push(args);
+      if (recorder.#ignored.has(source) || CONNECTION_HOUSEKEEPING.has(String(args[0]).toLowerCase())) return;
+      recorder.received.push(args);
     });
     return recorder;
   }
 
-  /** Records only commands from this client's connection from now on. */
-  async follow(client: Redis): Promise<void> {
-    const id = await client.client('ID');
+  /** Leaves out commands from this client's connection from now on (the test's own checks and setup). */
+  async ignore(client: Redis): Promise<void> {
     const info = (await client.client('INFO')) as string;
     const address = /addr=(\S+)/.exec(info)?.[1];
-    if (!address) throw new Error(`no address for client ${id}`);
-    this.#source = address;
+    if (!address) throw new Error('no address for the client');
+    this.#ignored.add(address);
     await this.settle();
   }
 

@@ -1,0 +1,204 @@
+import { isolationRefusal, type Tenant } from '@dye/core';
+import type { Cluster, Redis } from 'ioredis';
+import { type CommandPlan, type PlanOptions, planCommand } from './command-plan.js';
+
+type Client = Redis | Cluster;
+type AnyFunction = (...args: unknown[]) => unknown;
+
+/** The parts of an ioredis `Command` a plan rewrites (it is built, not yet sent). */
+interface PendingCommand {
+  name: string;
+  args: unknown[];
+  keys?: unknown;
+  slot?: unknown;
+  bufferMode?: boolean;
+  promise: Promise<unknown>;
+  reject: (error: unknown) => void;
+  transformReply: (reply: unknown) => unknown;
+}
+
+interface PipelineLike {
+  _queue: PendingCommand[];
+  sendCommand: (command: PendingCommand) => unknown;
+}
+
+/** Whether the first isolated use may go ahead: the isolated user checked (or no check, for client-only). */
+export interface UseGate {
+  readonly passed: boolean;
+  ensure(): Promise<void>;
+}
+
+export interface FacadeSettings {
+  readonly tenant: Tenant;
+  readonly prefix: string;
+  readonly options: PlanOptions;
+  /** The connection is the one baseline uses (`enforcement: 'client-only'`). */
+  readonly sharedConnection: boolean;
+  readonly gate: UseGate;
+}
+
+// A command is planned once: when queued in a pipeline, or when sent alone.
+// Retries (NOSCRIPT, cluster redirections, reconnects) pass the same object
+// again and must not be renamed twice.
+const planned = new WeakSet<object>();
+const pipelineOfCommand = new WeakMap<object, PipelineLike>();
+const checkedPipelineWrites = new WeakSet<object>();
+
+/**
+ * A view of an ioredis client through which every command an isolated tenant
+ * sends is planned: ioredis builds every command (methods, `call`, scripts of
+ * `defineCommand`, commands of `addBuiltinCommand`, scan streams, pipelines,
+ * `multi`, `addBatch`) and then hands it to `this.sendCommand`. Running the
+ * client's own methods with `this` = the facade puts Dye at that one choke
+ * point; reads and writes of the client's state pass through to the client.
+ */
+export function plannedFacade(target: Client, settings: FacadeSettings): Client {
+  const forward = (command: PendingCommand, stream?: unknown, node?: unknown) =>
+    (target.sendCommand as AnyFunction).call(target, command, stream, node);
+
+  const send = (command: PendingCommand, stream?: unknown, node?: unknown): unknown => {
+    if (!planned.has(command)) {
+      const refusal = planInPlace(command, settings, { inPipeline: isPipelineWrite(stream) });
+      if (refusal) {
+        command.reject(refusal);
+        return command.promise;
+      }
+    }
+    if (isPipelineWrite(stream)) {
+      const refusal = checkPipelineOnce(command, stream, settings.tenant);
+      if (refusal) {
+        command.reject(refusal);
+        return command.promise;
+      }
+    }
+    if (settings.gate.passed) return forward(command, stream, node);
+    settings.gate.ensure().then(
+      () => forward(command, stream, node),
+      (error: unknown) => command.reject(error),
+    );
+    return command.promise;
+  };
+
+  const plannedPipeline = (pipeline: PipelineLike): PipelineLike => {
+    const queue = pipeline.sendCommand.bind(pipeline);
+    pipeline.sendCommand = (command: PendingCommand) => {
+      if (!planned.has(command)) {
+        const refusal = planInPlace(command, settings, { inPipeline: true });
+        // A refusal throws where the command is queued: nothing of the pipeline is sent.
+        if (refusal) throw refusal;
+      }
+      pipelineOfCommand.set(command, pipeline);
+      return queue(command);
+    };
+    return pipeline;
+  };
+
+  // Autopipelines are per facade: a facade's commands are never queued into a
+  // pipeline of another tenant (or of baseline, on a shared connection).
+  const autoPipelines = new Map<string, unknown>();
+  const runningAutoPipelines = new Set<string>();
+
+  const facade: Client = new Proxy(target, {
+    get(client, property, receiver) {
+      switch (property) {
+        case 'sendCommand':
+          return send;
+        case '_autoPipelines':
+          return autoPipelines;
+        case '_runningAutoPipelines':
+          return runningAutoPipelines;
+        case 'pipeline':
+          return (commands?: unknown[][]) => {
+            const pipeline = plannedPipeline((client.pipeline as AnyFunction).call(receiver) as PipelineLike);
+            if (Array.isArray(commands)) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(commands);
+            return pipeline;
+          };
+        case 'multi':
+          return (commands?: unknown, options?: unknown) => {
+            const [batch, settingsArg] = Array.isArray(commands) ? [commands, options] : [undefined, commands];
+            if ((settingsArg as { pipeline?: boolean } | undefined)?.pipeline === false) {
+              // MULTI sent on its own: refused by the plan (shared connection state).
+              return (client.multi as AnyFunction).call(receiver, { pipeline: false });
+            }
+            const pipeline = (client.multi as AnyFunction).call(receiver, settingsArg ?? {}) as PipelineLike;
+            // multi() queued its MULTI before the pipeline could be wrapped.
+            for (const command of pipeline._queue) planInPlace(command, settings, { inPipeline: true });
+            plannedPipeline(pipeline);
+            if (batch) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(batch);
+            return pipeline;
+          };
+        default:
+          return Reflect.get(client, property, receiver);
+      }
+    },
+  });
+  return facade;
+}
+
+function isPipelineWrite(stream: unknown): boolean {
+  return typeof stream === 'object' && stream !== null && (stream as { isPipeline?: boolean }).isPipeline === true;
+}
+
+/**
+ * MULTI/EXEC/DISCARD are allowed in a pipeline because it is written in one
+ * piece; but a pipeline must not leave the shared connection inside a
+ * transaction (a MULTI with no EXEC or DISCARD after it). Checked once per
+ * write, before its first command is sent.
+ */
+function checkPipelineOnce(command: PendingCommand, stream: unknown, tenant: Tenant): Error | undefined {
+  if (checkedPipelineWrites.has(stream as object)) return undefined;
+  checkedPipelineWrites.add(stream as object);
+  const pipeline = pipelineOfCommand.get(command);
+  if (!pipeline) return undefined;
+  let open = false;
+  for (const queued of pipeline._queue) {
+    const name = queued.name.toLowerCase();
+    if (name === 'multi') {
+      if (open) return pipelineRefusal(tenant, 'MULTI inside MULTI');
+      open = true;
+    } else if (name === 'exec' || name === 'discard') {
+      if (!open) return pipelineRefusal(tenant, `${name.toUpperCase()} without MULTI`);
+      open = false;
+    }
+  }
+  return open
+    ? pipelineRefusal(tenant, 'a MULTI with no EXEC or DISCARD would leave the shared connection inside a transaction')
+    : undefined;
+}
+
+function pipelineRefusal(tenant: Tenant, reason: string): Error {
+  return isolationRefusal('redis', { tenant: tenant.name, refused: 'Redis pipeline', reason });
+}
+
+/** Rewrites a built command for its tenant, or returns the refusal (nothing changed). */
+function planInPlace(command: PendingCommand, settings: FacadeSettings, site: { inPipeline: boolean }): Error | undefined {
+  const plan = planCommand(command.name, command.args, settings.prefix, settings.options, {
+    inPipeline: site.inPipeline,
+    sharedConnection: settings.sharedConnection,
+  });
+  if (plan.kind === 'refuse') {
+    return isolationRefusal('redis', { tenant: settings.tenant.name, refused: `Redis ${command.name.toUpperCase()}`, reason: plan.reason });
+  }
+  apply(command, plan);
+  planned.add(command);
+  return undefined;
+}
+
+function apply(command: PendingCommand, plan: Extract<CommandPlan, { kind: 'send' }>): void {
+  command.name = plan.name;
+  // ioredis has already turned the arguments into strings and Buffers; what the plan adds must be too.
+  command.args = plan.args.map((arg) => (typeof arg === 'string' || Buffer.isBuffer(arg) ? arg : String(arg)));
+  // Keys and slot are computed from the arguments on first use: forget any
+  // computed from the old ones.
+  delete command.keys;
+  delete command.slot;
+  if (!command.bufferMode && plan.args.some((arg) => Buffer.isBuffer(arg))) command.bufferMode = true;
+  if (plan.reply) {
+    // transformReply serves both a plain reply and a reply inside EXEC's array.
+    const transform = plan.reply;
+    const original = command.transformReply;
+    command.transformReply = function transformReply(this: PendingCommand, reply: unknown) {
+      return original.call(this, reply instanceof Error ? reply : transform(reply));
+    };
+  }
+}

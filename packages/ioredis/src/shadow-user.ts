@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import { getDefaultPolicy, type TenantPolicy } from '@dye/core';
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * Commands the isolated ACL user must not be able to run: each reaches beyond
+ * its own keys (every key, other databases, the server, other connections).
+ * Every one is asked of the server itself (`ACL DRYRUN`), so the verdict is
+ * Redis's, whatever rules produced it.
+ */
+export const FORBIDDEN_PROBES: readonly (readonly string[])[] = [
+  ['flushall'],
+  ['flushdb'],
+  ['swapdb', '0', '1'],
+  ['move', 'shadow:dye-probe', '1'],
+  ['migrate', '127.0.0.1', '1', 'shadow:dye-probe', '0', '1'],
+  ['keys', '*'],
+  ['dbsize'],
+  ['randomkey'],
+  ['config', 'get', 'maxmemory'],
+  ['config', 'set', 'maxmemory', '0'],
+  ['debug', 'sleep', '0'],
+  ['shutdown'],
+  ['monitor'],
+  ['sync'],
+  ['save'],
+  ['bgsave'],
+  ['bgrewriteaof'],
+  ['replicaof', 'no', 'one'],
+  ['failover'],
+  ['module', 'list'],
+  ['acl', 'setuser', 'dye-probe'],
+  ['acl', 'getuser', 'default'],
+  ['acl', 'list'],
+  ['acl', 'log'],
+  ['client', 'kill', 'id', '1'],
+  ['client', 'list'],
+  ['client', 'pause', '1'],
+  ['client', 'no-evict', 'on'],
+  ['client', 'tracking', 'on'],
+  ['latency', 'reset'],
+  ['slowlog', 'get'],
+  ['script', 'flush'],
+  ['script', 'kill'],
+  ['function', 'flush'],
+  ['function', 'delete', 'dye-probe'],
+  ['function', 'load', "#!lua name=dyeprobe\nredis.register_function('dyeprobe', function() return 1 end)"],
+  ['function', 'restore', 'x'],
+  ['function', 'kill'],
+  ['cluster', 'getkeysinslot', '0', '1'],
+  ['cluster', 'countkeysinslot', '0'],
+  ['memory', 'purge'],
+];
+
+/** What an isolated tenant's work needs; `grantShadowAccess` checks these too, so a too narrow user is fixed. */
+export const REQUIRED_PROBES: readonly (readonly string[])[] = [
+  ['get', 'shadow:dye-probe'],
+  ['set', 'shadow:dye-probe', 'v'],
+  ['eval', 'return 1', '1', 'shadow:dye-probe'],
+  ['evalsha', '0000000000000000000000000000000000000000', '1', 'shadow:dye-probe'],
+  ['script', 'load', 'return 1'],
+  ['scan', '0'],
+  ['info'],
+  ['subscribe', 'shadow:dye-probe'],
+  ['publish', 'shadow:dye-probe', 'v'],
+  ['xread', 'streams', 'shadow:dye-probe', '0'],
+  ['bzpopmin', 'shadow:dye-probe', '1'],
+  ['client', 'setname', 'dye'],
+  ['acl', 'whoami'],
+  ['select', '0'],
+  ['cluster', 'slots'],
+];
+
+export interface ShadowUserReport {
+  /** The user exists, is enabled, and the server confines it to isolated keys and channels. */
+  readonly confined: boolean;
+  /** Why not, one line per finding (empty when confined). */
+  readonly problems: readonly string[];
+  /** Commands of `REQUIRED_PROBES` the user cannot run. */
+  readonly missing: readonly string[];
+  /** The user's key patterns, channel patterns and password hashes as the server reports them. */
+  readonly keys: readonly string[];
+  readonly channels: readonly string[];
+  readonly passwordHashes: readonly string[];
+  readonly exists: boolean;
+}
+
+type Node = Redis;
+
+/** `ACL GETUSER` reply (flat field/value list, nested for selectors) as a map. */
+function fields(reply: unknown): Map<string, unknown> {
+  const map = new Map<string, unknown>();
+  if (!Array.isArray(reply)) return map;
+  for (let i = 0; i + 1 < reply.length; i += 2) map.set(String(reply[i]), reply[i + 1]);
+  return map;
+}
+
+function tokens(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  const text = String(value ?? '').trim();
+  return text === '' ? [] : text.split(' ');
+}
+
+/** The literal start of a glob pattern: what every name it matches begins with. */
+function literalStart(pattern: string): string {
+  const end = pattern.search(/[*?[\\]/);
+  return end === -1 ? pattern : pattern.slice(0, end);
+}
+
+/** A key or channel pattern that only matches names of an isolated tenant (`shadow:…`). */
+export function isConfinedPattern(pattern: string, policy: TenantPolicy): boolean {
+  const literal = literalStart(pattern);
+  const colon = literal.indexOf(':');
+  if (colon <= 0) return false;
+  const resolved = policy.resolve(literal.slice(0, colon));
+  return resolved.ok && resolved.tenant.kind !== 'baseline' && policy.isolates(resolved.tenant, 'redis');
+}
+
+function keyPattern(token: string): string | undefined {
+  const match = /^(?:%(?:R|W|RW))?~(.*)$/.exec(token);
+  return match?.[1];
+}
+
+function redisMajor(info: string): number {
+  return Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0);
+}
+
+/**
+ * Reads what the server lets `user` do, on one node, as the server reports it:
+ * `ACL GETUSER` for its key and channel patterns (every one must name only an
+ * isolated tenant's keys), `ACL DRYRUN` for the commands that reach beyond
+ * them. Needs Redis 7 and a connection allowed to read ACLs.
+ */
+export async function inspectShadowUser(node: Node, user: string, policy: TenantPolicy = getDefaultPolicy()): Promise<ShadowUserReport> {
+  const info = String(await node.info('server'));
+  if (redisMajor(info) < 7) {
+    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
+    return report(false, [
+      `Redis ${version} cannot confine a user to its keys in the way Dye checks (ACL DRYRUN and selectors need Redis 7)`,
+    ]);
+  }
+  const raw = await node.call('acl', 'getuser', user);
+  if (raw === null) return report(false, [`the ACL user ${JSON.stringify(user)} does not exist`]);
+  const user_ = fields(raw);
+  const problems: string[] = [];
+  const flags = tokens(user_.get('flags'));
+  if (!flags.includes('on')) problems.push('the user is disabled (off)');
+  if (flags.includes('nopass')) problems.push('the user accepts any password (nopass)');
+  if (flags.includes('allkeys')) problems.push('the user may reach every key (allkeys / ~*)');
+  if (flags.includes('allchannels')) problems.push('the user may reach every channel (allchannels / &*)');
+  const keys: string[] = [];
+  const channels: string[] = [];
+  const selectors = Array.isArray(user_.get('selectors')) ? (user_.get('selectors') as unknown[]) : [];
+  for (const [index, rules] of [user_, ...selectors.map(fields)].entries()) {
+    const where = index === 0 ? '' : ` (selector ${index})`;
+    for (const token of tokens(rules.get('keys'))) {
+      const pattern = keyPattern(token);
+      if (pattern === undefined || !isConfinedPattern(pattern, policy))
+        problems.push(`key pattern ${token}${where} reaches production keys`);
+      else if (index === 0) keys.push(token);
+    }
+    for (const token of tokens(rules.get('channels'))) {
+      if (!token.startsWith('&') || !isConfinedPattern(token.slice(1), policy))
+        problems.push(`channel pattern ${token}${where} reaches production channels`);
+      else if (index === 0) channels.push(token);
+    }
+  }
+  const passwordHashes = tokens(user_.get('passwords'));
+
+  // The server's own verdict on each command, for this user: probes are sent
+  // in one pipeline and nothing is run.
+  const probe = `dye-probe:${randomBytes(6).toString('hex')}`;
+  const forbidden = [...FORBIDDEN_PROBES, ['get', probe], ['set', probe, 'v'], ['publish', probe, 'v'], ['eval', 'return 1', '1', probe]];
+  const pipeline = node.pipeline();
+  for (const probeArgs of [...forbidden, ...REQUIRED_PROBES]) pipeline.call('acl', 'dryrun', user, ...probeArgs);
+  const results = (await pipeline.exec()) ?? [];
+  const allowed = (index: number) => {
+    const [error, reply] = results[index] ?? [new Error('no reply')];
+    return !error && String(reply) === 'OK';
+  };
+  forbidden.forEach((probeArgs, index) => {
+    if (allowed(index))
+      problems.push(
+        `the user may run ${probeArgs
+          .slice(0, probeArgs[0] === 'function' ? 2 : 3)
+          .join(' ')
+          .toUpperCase()}`,
+      );
+  });
+  const missing = REQUIRED_PROBES.filter((_, index) => !allowed(forbidden.length + index)).map((probeArgs) =>
+    probeArgs
+      .slice(0, ['client', 'script', 'acl', 'cluster'].includes(probeArgs[0] ?? '') ? 2 : 1)
+      .join(' ')
+      .toUpperCase(),
+  );
+  return { ...report(problems.length === 0, problems), missing, keys, channels, passwordHashes, exists: true };
+}
+
+function report(confined: boolean, problems: string[]): ShadowUserReport {
+  return { confined, problems, missing: [], keys: [], channels: [], passwordHashes: [], exists: false };
+}
+
+/** The nodes whose ACLs count: the client itself, or every node of a cluster (each keeps its own users). */
+export async function aclNodes(client: Redis | Cluster): Promise<Node[]> {
+  if (!('isCluster' in client) || !(client as Cluster).isCluster) return [client as Redis];
+  const cluster = client as Cluster;
+  if (cluster.status !== 'ready') {
+    if (cluster.status === 'wait') await cluster.connect().catch(() => {});
+    await new Promise<void>((resolve, reject) => {
+      if (cluster.status === 'ready') return resolve();
+      const onReady = () => {
+        cluster.off('error', onError);
+        resolve();
+      };
+      const onError = (error: Error) => {
+        cluster.off('ready', onReady);
+        reject(error);
+      };
+      cluster.once('ready', onReady);
+      cluster.once('error', onError);
+    });
+  }
+  return cluster.nodes('all');
+}
