@@ -42,7 +42,7 @@ export interface FacadeSettings {
 // again and must not be renamed twice.
 const planned = new WeakSet<object>();
 const pipelineOfCommand = new WeakMap<object, PipelineLike>();
-const checkedPipelineWrites = new WeakSet<object>();
+const pipelineWriteVerdicts = new WeakMap<object, Error | null>();
 
 /**
  * A view of an ioredis client through which every command an isolated tenant
@@ -146,9 +146,16 @@ function isPipelineWrite(stream: unknown): boolean {
  * write, before its first command is sent.
  */
 function checkPipelineOnce(command: PendingCommand, stream: unknown, tenant: Tenant): Error | undefined {
-  if (checkedPipelineWrites.has(stream as object)) return undefined;
-  checkedPipelineWrites.add(stream as object);
-  const pipeline = pipelineOfCommand.get(command);
+  let verdict = pipelineWriteVerdicts.get(stream as object);
+  if (verdict === undefined) {
+    // Every command of a refused write is refused: none of it reaches the connection.
+    verdict = checkPipeline(pipelineOfCommand.get(command), tenant) ?? null;
+    pipelineWriteVerdicts.set(stream as object, verdict);
+  }
+  return verdict ?? undefined;
+}
+
+function checkPipeline(pipeline: PipelineLike | undefined, tenant: Tenant): Error | undefined {
   if (!pipeline) return undefined;
   let open = false;
   for (const queued of pipeline._queue) {

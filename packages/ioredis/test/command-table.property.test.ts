@@ -1,5 +1,5 @@
 import { IsolationError, setLogger, withTenant } from '@dye/core';
-import { tenantRedis } from '@dye/ioredis';
+import { planCommand, tenantRedis } from '@dye/ioredis';
 import { hasFlag, list } from '@ioredis/commands';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
@@ -117,5 +117,30 @@ describe('the command table under shadow', () => {
     // Both paths were exercised.
     expect(sent).toBeGreaterThan(50);
     expect(refused).toBeGreaterThan(20);
+  }, 120_000);
+});
+
+describe('key positions as Redis reads them', () => {
+  it('every key the server finds in a planned command (COMMAND GETKEYS) is a shadow key', async () => {
+    const word = fc.oneof(
+      argument,
+      argument.map((text) => Buffer.from(text)),
+    );
+    let compared = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...list), fc.array(word, { maxLength: 8 }), async (name, args) => {
+        const plan = planCommand(name, args, 'shadow:');
+        if (plan.kind === 'refuse') return;
+        const keys = await admin.call('COMMAND', 'GETKEYS', plan.name, ...(plan.args as string[])).then(
+          (reply) => (reply as string[]).map(String),
+          () => undefined, // not a valid command, or one without keys: the server would refuse it too
+        );
+        if (keys === undefined) return;
+        compared++;
+        expect(keys.filter((key) => !key.startsWith('shadow:'))).toEqual([]);
+      }),
+      { numRuns: Number(process.env.DYE_PROPERTY_RUNS ?? 3000) },
+    );
+    expect(compared).toBeGreaterThan(100);
   }, 120_000);
 });
