@@ -50,6 +50,7 @@ it('npm run demo exits 0 after printing where every request went and that produc
       KAFKA_BROKERS: KAFKA_BROKERS.join(','),
       SHOP_ORDER_TOPIC: topic,
       DYE_REGISTRY_PREFIX: `${topic}-registry`,
+      REDIS_SHADOW_USER: `${topic}-shadow`,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

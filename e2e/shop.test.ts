@@ -56,6 +56,8 @@ describe('examples/shop end to end', () => {
     DYE_REGISTRY_PREFIX: `dye-e2e-${id}`,
     DYE_SECRET: secret,
     MYSQL_SHADOW_PASSWORD: randomBytes(12).toString('hex'),
+    REDIS_SHADOW_USER: `shop_shadow_${id}`,
+    REDIS_SHADOW_PASSWORD: randomBytes(12).toString('hex'),
     OTEL_BSP_SCHEDULE_DELAY: '200',
     OTEL_METRIC_EXPORT_INTERVAL: '500',
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',

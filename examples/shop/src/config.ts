@@ -15,6 +15,12 @@ export interface ShopConfig {
    * `<db>_shadow`) and `MYSQL_SHADOW_PASSWORD`.
    */
   readonly mysqlShadow: { readonly user: string; readonly password: string | undefined };
+  /**
+   * The Redis ACL user isolated tenants run as, confined by Redis to
+   * `shadow:*` keys and channels (setup creates it): `REDIS_SHADOW_USER`
+   * (default `shop_shadow`) and `REDIS_SHADOW_PASSWORD`.
+   */
+  readonly redisShadow: { readonly user: string; readonly password: string | undefined };
   /** `REDIS_URL`: data, and the service registry. */
   readonly redisUrl: string;
   /** `KAFKA_BROKERS`, comma-separated. */
@@ -46,6 +52,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ShopConfig {
     lane: checked.name,
     mysql,
     mysqlShadow: { user: env.MYSQL_SHADOW_USER || `${mysql.database}_shadow`, password: env.MYSQL_SHADOW_PASSWORD || undefined },
+    redisShadow: { user: env.REDIS_SHADOW_USER || 'shop_shadow', password: env.REDIS_SHADOW_PASSWORD || undefined },
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     kafkaBrokers: (env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((broker) => broker.trim()),
     orderTopic: env.SHOP_ORDER_TOPIC ?? 'order-created',

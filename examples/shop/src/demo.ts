@@ -22,7 +22,7 @@ const USAGE = `npm run demo [-- --keep] [-- --verbose] [-- --burst N]
   --verbose   stream every service's log lines (default: start-up, warnings and errors)
   --burst N   shadow orders in the load step (default 300)
 
-Environment: MYSQL_URL (database shop), MYSQL_SHADOW_USER/MYSQL_SHADOW_PASSWORD (the shadow account; a fresh password by default), REDIS_URL, KAFKA_BROKERS, SHOP_ORDER_TOPIC,
+Environment: MYSQL_URL (database shop), MYSQL_SHADOW_USER/MYSQL_SHADOW_PASSWORD (the shadow account; a fresh password by default), REDIS_URL, REDIS_SHADOW_USER/REDIS_SHADOW_PASSWORD (the Redis user isolated tenants run as; a fresh password by default), KAFKA_BROKERS, SHOP_ORDER_TOPIC,
 PORT (the gateway's, default 8080), DYE_SECRET (default: a random one per run).`;
 
 interface Infra {
@@ -78,6 +78,8 @@ async function main(): Promise<number> {
     KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
     DYE_SECRET: secret,
     MYSQL_SHADOW_PASSWORD: process.env.MYSQL_SHADOW_PASSWORD ?? randomBytes(18).toString('base64url'),
+    REDIS_SHADOW_PASSWORD: process.env.REDIS_SHADOW_PASSWORD ?? randomBytes(18).toString('base64url'),
+    ...(process.env.REDIS_SHADOW_USER ? { REDIS_SHADOW_USER: process.env.REDIS_SHADOW_USER } : {}),
     // Spans go to an OTLP collector when one is configured; on a terminal they would drown the tables.
     OTEL_TRACES_EXPORTER: process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? 'otlp' : 'none',
   };

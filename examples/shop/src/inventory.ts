@@ -3,21 +3,20 @@
  * Run once per lane: baseline, and `DYE_TENANT=red` for the staging change.
  */
 import { currentTenant } from '@dye/core';
-import { tenantRedis } from '@dye/ioredis';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2';
 import { readConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { INVENTORY_APP, InventoryService, type StockReply } from './proto.js';
-import { connectRegistry, grpcError, serveGrpc, shopDatabase } from './runtime.js';
+import { connectRegistry, grpcError, serveGrpc, shopDatabase, shopRedis } from './runtime.js';
 
 const CACHE_TTL_SECONDS = 60;
 
 const config = readConfig();
 const log = createLogger('inventory', config.lane);
 const db = shopDatabase(config, 10);
-const redis = tenantRedis(new Redis(config.redisUrl));
+const redis = shopRedis(config);
 const registry = connectRegistry(config);
 
 const reply = (sku: string, stock: number): StockReply => ({ sku, stock, lane: config.lane, tenant: currentTenant().name });

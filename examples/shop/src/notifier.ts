@@ -4,20 +4,19 @@
  * message. Dye also runs group `shop.notifier_shadow` on `order-created_shadow`,
  * whose handlers run in the shadow tenant and write to shadow resources.
  */
-import { tenantRedis } from '@dye/ioredis';
 import { tenantKafka } from '@dye/kafkajs';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { readConfig } from './config.js';
 import { createLogger, kafkaLogs } from './logger.js';
-import { connectRegistry, onShutdown, shopDatabase } from './runtime.js';
+import { connectRegistry, onShutdown, shopDatabase, shopRedis } from './runtime.js';
 
 const NOTIFIED_TTL_SECONDS = 24 * 60 * 60;
 
 const config = readConfig();
 const log = createLogger('notifier', config.lane);
 const db = shopDatabase(config, 5);
-const redis = tenantRedis(new Redis(config.redisUrl));
+const redis = shopRedis(config);
 const registry = connectRegistry(config);
 // With the registry, a colored notifier instance would take its own lane's
 // messages and baseline the rest (lane-aware consumption).

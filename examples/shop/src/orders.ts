@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { currentTenant } from '@dye/core';
 import { createTenantClient } from '@dye/grpc';
-import { tenantRedis } from '@dye/ioredis';
 import { tenantKafka } from '@dye/kafkajs';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
@@ -24,14 +23,14 @@ import {
   type StockReply,
   unary,
 } from './proto.js';
-import { connectRegistry, grpcError, serveGrpc, shopDatabase } from './runtime.js';
+import { connectRegistry, grpcError, serveGrpc, shopDatabase, shopRedis } from './runtime.js';
 
 const ORDER_CACHE_TTL_SECONDS = 24 * 60 * 60;
 
 const config = readConfig();
 const log = createLogger('orders', config.lane);
 const db = shopDatabase(config, 10);
-const redis = tenantRedis(new Redis(config.redisUrl));
+const redis = shopRedis(config);
 const registry = connectRegistry(config);
 const inventory = createTenantClient(InventoryService, INVENTORY_APP);
 const kafka = tenantKafka(

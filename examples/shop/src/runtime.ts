@@ -1,7 +1,9 @@
 import { RedisRegistry, type Registration } from '@dye/discovery';
 import { addHealthService, gracefulShutdown, registerTenantRouting, tenantServerInterceptor } from '@dye/grpc';
+import { tenantRedis } from '@dye/ioredis';
 import { createTenantPool, type TenantPool } from '@dye/mysql2';
 import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
 import type pino from 'pino';
 import type { ShopConfig } from './config.js';
 
@@ -13,6 +15,16 @@ export function shopDatabase(config: ShopConfig, connectionLimit: number): Tenan
   const { user, password } = config.mysqlShadow;
   if (password === undefined) throw new Error('MYSQL_SHADOW_PASSWORD is not set: the password of the shadow account setup created');
   return createTenantPool({ ...config.mysql, connectionLimit }, { isolatedConfig: { user, password } });
+}
+
+/**
+ * The shop's Redis: production as `REDIS_URL`'s user, isolated tenants on
+ * connections of their own as the ACL user setup created (checked at first use).
+ */
+export function shopRedis(config: ShopConfig): Redis {
+  const { user, password } = config.redisShadow;
+  if (password === undefined) throw new Error('REDIS_SHADOW_PASSWORD is not set: the password of the Redis user setup created');
+  return tenantRedis(new Redis(config.redisUrl), { isolated: { username: user, password } });
 }
 
 /** The service registry every shop process shares (Redis), with tenant routing for its gRPC clients. */

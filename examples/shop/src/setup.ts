@@ -7,6 +7,7 @@
 
 import { pathToFileURL } from 'node:url';
 import { isolatedKeyPrefix } from '@dye/core';
+import { grantShadowAccess as grantRedisShadowAccess } from '@dye/ioredis';
 import { syncShadowTopics } from '@dye/kafkajs';
 import { grantShadowAccess, syncShadowSchema } from '@dye/mysql2';
 import { Redis } from 'ioredis';
@@ -104,6 +105,13 @@ export async function setupShop(config: ShopConfig = readConfig(), say: (line: s
   // Stock was just reset: drop what the caches remember of it, in every tenant.
   const redis = new Redis(config.redisUrl);
   try {
+    // Isolated tenants reach Redis only as this user, which Redis confines to shadow:* keys and channels.
+    const { user, password } = config.redisShadow;
+    if (password === undefined) throw new Error('REDIS_SHADOW_PASSWORD is not set: the password to give the Redis user');
+    const redisGrant = await grantRedisShadowAccess(redis, { user, password, apply: true });
+    say(
+      `Redis user ${user}: ${redisGrant.commands.length === 0 ? 'confined to' : 'created or fixed, confined to'} ${redisGrant.keys.join(' ')}`,
+    );
     const shadowPrefix = isolatedKeyPrefix('shadow');
     await redis.del(...Object.keys(SEED_STOCK).flatMap((sku) => [`stock:${sku}`, `${shadowPrefix}stock:${sku}`]));
   } finally {

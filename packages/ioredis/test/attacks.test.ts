@@ -1,6 +1,6 @@
 import { IsolationError, setLogger, withTenant } from '@dye/core';
 import { grantShadowAccess, type IsolatedRedisUser, tenantRedis } from '@dye/ioredis';
-import { Command, Redis } from 'ioredis';
+import { Command, type Pipeline, Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
 import { productionSnapshot, ServerRecorder, shadowUser } from './support.js';
@@ -118,7 +118,7 @@ describe('entry points that used to bypass the wrapper', () => {
 
   it('pipeline().addBatch and pipeline().sendCommand(new Command)', async () => {
     await shadow(async () => {
-      const pipeline = redis.pipeline();
+      const pipeline = redis.pipeline() as unknown as Pipeline;
       pipeline.addBatch([
         ['set', 'user:1', 'batched'],
         ['get', 'user:1'],
