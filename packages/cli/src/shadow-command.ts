@@ -1,4 +1,5 @@
 import { isolatedName } from '@dye/core';
+import { grantShadowAccess as grantRedisShadowAccess, type GrantShadowAccessResult as RedisGrantResult } from '@dye/ioredis';
 import { type SyncShadowTopicsResult, syncShadowTopics } from '@dye/kafkajs';
 import {
   checkShadowSchema,
@@ -9,6 +10,7 @@ import {
   syncShadowSchema,
 } from '@dye/mysql2';
 import type { Command } from 'commander';
+import { Cluster, Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
 import pc from 'picocolors';
@@ -67,9 +69,11 @@ export function registerShadowCommands(program: Command): void {
   shadow
     .command('grant')
     .description(
-      'create or fix the account isolated tenants connect as, confined by the server to <db>_<tenant> (a dry run without --apply)',
+      'create or fix the account isolated tenants connect as, confined by the server to <db>_<tenant> (MySQL) or <tenant>:* keys and channels (Redis); a dry run without --apply',
     )
-    .requiredOption('--mysql <url>', 'admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
+    .option('--mysql <url>', 'MySQL admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
+    .option('--redis <url>', 'Redis admin connection, as redis://127.0.0.1:6379 (a cluster node: every node gets the user)')
+    .option('--channel-pattern <pattern>', 'Redis: a pattern the service PSUBSCRIBEs to (repeat for more)', collect, [])
     .option('--db <name>', 'a production database (repeat for more): the account gets <db>_<tenant>', collect, [])
     .option('--tenant <name>', 'an isolated tenant (repeat for more; default shadow)', collect, [])
     .requiredOption('--user <name>', "the shadow account's user name")
@@ -83,8 +87,10 @@ export function registerShadowCommands(program: Command): void {
     .option('--apply', 'run the statements')
     .option('--json', 'print the result as JSON')
     .action(async (options: GrantOptions) => {
-      const result = await runGrant(options);
-      printGrant(result, options);
+      if (Boolean(options.mysql) === Boolean(options.redis))
+        throw new UsageError('name one store to grant on: --mysql <url> or --redis <url>');
+      if (options.redis) printRedisGrant(await runRedisGrant(options), options);
+      else printGrant(await runGrant(options), options);
       process.exitCode = EXIT.ok;
     });
 
@@ -148,7 +154,9 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
 }
 
 interface GrantOptions {
-  mysql: string;
+  mysql?: string;
+  redis?: string;
+  channelPattern: string[];
   db: string[];
   tenant: string[];
   user: string;
@@ -173,7 +181,7 @@ async function runGrant(options: GrantOptions): Promise<GrantShadowAccessResult>
   if (!Number.isInteger(maxUserConnections) || maxUserConnections < 0) {
     throw new UsageError(`--max-user-connections must be a whole number ≥ 0, got ${options.maxUserConnections}`);
   }
-  const { connection, database } = await connectMysql(options.mysql, options.db[0]);
+  const { connection, database } = await connectMysql(options.mysql as string, options.db[0]);
   try {
     return await grantShadowAccess(connection, {
       database: options.db.length > 0 ? options.db : [database],
@@ -192,6 +200,66 @@ async function runGrant(options: GrantOptions): Promise<GrantShadowAccessResult>
   } finally {
     await connection.end();
   }
+}
+
+async function runRedisGrant(options: GrantOptions): Promise<RedisGrantResult> {
+  const tenants = options.tenant.length > 0 ? options.tenant : ['shadow'];
+  if (options.db.length > 0) throw new UsageError('--db is for --mysql; Redis users are confined by key prefix');
+  const password = process.env[options.passwordEnv];
+  const admin = await connectRedis(options.redis as string);
+  try {
+    return await grantRedisShadowAccess(admin, {
+      tenants,
+      user: options.user,
+      ...(password ? { password } : {}),
+      channelPatterns: options.channelPattern,
+      apply: options.apply === true,
+    });
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message.replace('give a password', `set ${options.passwordEnv}`));
+    throw error;
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** A Redis admin connection; a cluster node turns into a connection to the whole cluster. */
+async function connectRedis(url: string): Promise<Redis | Cluster> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--redis ${url} is not a URL (redis://host:port)`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new UsageError(`--redis ${url}: use redis:// or rediss://`);
+  const node = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  node.on('error', () => {});
+  await node.connect();
+  const info = String(await node.info('cluster'));
+  if (!/cluster_enabled:1/.test(info)) return node;
+  node.disconnect();
+  const cluster = new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+    redisOptions: {
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  });
+  cluster.on('error', () => {});
+  return cluster;
+}
+
+function printRedisGrant(result: RedisGrantResult, options: GrantOptions): void {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  const lines = [pc.bold(`Redis user ${result.user} → keys ${result.keys.join(' ')}, channels ${result.channels.join(' ')}`)];
+  for (const command of result.commands) lines.push(`  ${pc.cyan(result.applied ? '+' : '·')} ${command}`);
+  if (result.commands.length === 0) lines.push(`  ${pc.green('✓')} confined to its isolated keys and channels, nothing to do`);
+  else if (!result.applied) lines.push(pc.dim('dry run: nothing changed; add --apply to run these commands'));
+  else lines.push(`  ${pc.green('✓')} confined to its isolated keys and channels`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 function printGrant(result: GrantShadowAccessResult, options: GrantOptions): void {
