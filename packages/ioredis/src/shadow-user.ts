@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { getDefaultPolicy, type TenantPolicy } from '@dye/core';
+import { getDefaultPolicy, isolationRefusal, type Tenant, type TenantPolicy } from '@dye/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
@@ -86,6 +86,18 @@ export interface ShadowUserReport {
 }
 
 type Node = Redis;
+
+export interface IsolatedRedisUser {
+  /** The ACL user isolated tenants connect as (`grantShadowAccess`, `dye shadow grant --redis`). */
+  username: string;
+  password: string;
+  /**
+   * The connection Dye reads the user's ACL through (`ACL GETUSER`, `ACL
+   * DRYRUN`). Default: a connection beside the wrapped client, as its user,
+   * which must then be allowed to.
+   */
+  checkWith?: Redis | Cluster;
+}
 
 /** `ACL GETUSER` reply (flat field/value list, nested for selectors) as a map. */
 function fields(reply: unknown): Map<string, unknown> {
@@ -221,4 +233,42 @@ export async function aclNodes(client: Redis | Cluster): Promise<Node[]> {
     });
   }
   return cluster.nodes('all');
+}
+
+/**
+ * The check before an isolated tenant's first command (and again at every
+ * recheck): `connection` really runs as the isolated user (a failed AUTH must
+ * never leave it running as another), and the server confines that user to
+ * isolated keys and channels, on every node. Throws IsolationError saying how
+ * to fix it otherwise.
+ */
+export async function verifyIsolatedConnection(options: {
+  connection: Redis | Cluster;
+  checker: Redis | Cluster;
+  user: IsolatedRedisUser;
+  tenant: Tenant;
+  policy: TenantPolicy;
+}): Promise<void> {
+  const { connection, checker, user, tenant, policy } = options;
+  const fail = (reason: string) =>
+    isolationRefusal('redis', {
+      tenant: tenant.name,
+      refused: 'Redis commands',
+      reason: `${reason}. Fix it with \`dye shadow grant --redis <url> --user ${user.username} --apply\` (or grantShadowAccess)`,
+    });
+  for (const node of await aclNodes(connection)) {
+    const whoami = await node.call('acl', 'whoami').catch((error: Error) => error);
+    if (whoami instanceof Error) throw fail(`the isolated connection cannot tell which user it is (${whoami.message})`);
+    if (String(whoami) !== user.username)
+      throw fail(`the isolated connection runs as ${JSON.stringify(String(whoami))}, not ${JSON.stringify(user.username)}`);
+  }
+  for (const node of await aclNodes(checker)) {
+    const report = await inspectShadowUser(node, user.username, policy).catch((error: Error) => error);
+    if (report instanceof Error) {
+      throw fail(
+        `Dye could not read the ACL of ${user.username} (${report.message}); allow the checking connection ACL GETUSER and ACL DRYRUN, or pass isolated.checkWith an admin client`,
+      );
+    }
+    if (!report.confined) throw fail(`the ACL user ${user.username} is not confined to isolated keys: ${report.problems.join('; ')}`);
+  }
 }

@@ -13,18 +13,9 @@ import type { PlanOptions } from './command-plan.js';
 import { entryPointOf } from './entry-points.js';
 import { plannedFacade, type UseGate } from './planned-facade.js';
 import { wrapMessageListener } from './pubsub.js';
-import { aclNodes, inspectShadowUser } from './shadow-user.js';
+import { type IsolatedRedisUser, verifyIsolatedConnection } from './shadow-user.js';
 
-export interface IsolatedRedisUser {
-  /** The ACL user isolated tenants connect as (`grantShadowAccess`, `dye shadow grant --redis`). */
-  username: string;
-  password: string;
-  /**
-   * The connection Dye reads the user's ACL through (`ACL GETUSER`, `ACL
-   * DRYRUN`). Default: the wrapped client, which must then be allowed to.
-   */
-  checkWith?: Redis | Cluster;
-}
+export type { IsolatedRedisUser };
 
 export interface TenantRedisOptions extends PlanOptions {
   /** Which tenants isolate Redis (isolated tenants always; colors with `isolate: ['redis']`). Default: the default policy. */
@@ -106,11 +97,22 @@ function isolatedTenant(wrapper: Wrapper): Tenant | undefined {
   return policyOf(wrapper).isolates(tenant, 'redis') ? tenant : undefined;
 }
 
+const WRAPPED_CLIENT = Symbol.for('dye.tenantRedis.client');
+
+/**
+ * The client a `tenantRedis` wrapper wraps (or the client itself): for
+ * libraries that name their own keys per tenant and must not be renamed again.
+ */
+export function unwrapTenantRedis<T extends Client>(client: T): T {
+  return ((client as unknown as Record<symbol, T | undefined>)[WRAPPED_CLIENT] ?? client) as T;
+}
+
 function wrap(wrapper: Wrapper): Client {
   const { target } = wrapper;
   const cache = new Map<string | symbol, unknown>();
   wrapper.proxy = new Proxy(target, {
     get(client, property) {
+      if (property === WRAPPED_CLIENT) return client;
       const cached = cache.get(property);
       if (cached !== undefined) return cached;
       const value = Reflect.get(client, property, client);
@@ -239,8 +241,13 @@ function laneFor(wrapper: Wrapper, tenant: Tenant): Lane | Error {
     });
   }
   const connection = openIsolatedConnection(wrapper, tenant, options.isolated);
+  const user = options.isolated;
   const check = new FirstUseCheck(
-    () => verifyIsolatedUser(wrapper, tenant, connection, options.isolated as IsolatedRedisUser),
+    () => {
+      // A connection of its own for reading the ACL: the wrapped client may be a subscriber, or blocked.
+      wrapper.checker ??= user.checkWith ?? duplicateForCheck(target);
+      return verifyIsolatedConnection({ connection, checker: wrapper.checker, user, tenant, policy: policyOf(wrapper) });
+    },
     5_000,
     options.accountRecheckInterval ?? 60_000,
     options.accountCheckTimeout ?? 30_000,
@@ -302,44 +309,14 @@ function openIsolatedConnection(wrapper: Wrapper, tenant: Tenant, user: Isolated
   return connection;
 }
 
-/**
- * The check before an isolated tenant's first command (and again every
- * recheck interval): the connection really is the isolated user, and the
- * server confines that user to isolated keys and channels, on every node.
- */
-async function verifyIsolatedUser(wrapper: Wrapper, tenant: Tenant, connection: Client, user: IsolatedRedisUser): Promise<void> {
-  const fail = (reason: string) =>
-    isolationRefusal('redis', {
-      tenant: tenant.name,
-      refused: 'Redis commands',
-      reason: `${reason}. Fix it with \`dye shadow grant --redis <url> --user ${user.username} --apply\` (or grantShadowAccess)`,
-    });
-  for (const node of await aclNodes(connection)) {
-    const whoami = await node.call('acl', 'whoami').catch((error: Error) => error);
-    if (whoami instanceof Error) throw fail(`the isolated connection cannot tell which user it is (${whoami.message})`);
-    if (String(whoami) !== user.username)
-      throw fail(`the isolated connection runs as ${JSON.stringify(String(whoami))}, not ${JSON.stringify(user.username)}`);
-  }
-  // A connection of its own: the wrapped client may be a subscriber, or blocked.
-  wrapper.checker ??= user.checkWith ?? duplicateForCheck(wrapper.target);
-  for (const node of await aclNodes(wrapper.checker)) {
-    const report = await inspectShadowUser(node, user.username, policyOf(wrapper)).catch((error: Error) => error);
-    if (report instanceof Error) {
-      throw fail(
-        `Dye could not read the ACL of ${user.username} (${report.message}); allow the checking connection ACL GETUSER and ACL DRYRUN, or pass isolated.checkWith an admin client`,
-      );
-    }
-    if (!report.confined) throw fail(`the ACL user ${user.username} is not confined to isolated keys: ${report.problems.join('; ')}`);
-  }
-}
-
 function define(wrapper: Wrapper, method: 'defineCommand' | 'addBuiltinCommand', args: unknown[]): unknown {
   const result = (wrapper.target[method] as AnyFunction)(...args);
   for (const lane of wrapper.lanes.values()) syncDefinitions(wrapper, lane);
   return result;
 }
 
-function duplicateForCheck(target: Client): Client {
+/** A connection to read ACLs through, beside `target`, for the isolated user's check. */
+export function duplicateForCheck(target: Client): Client {
   const checker = (target as Cluster).isCluster ? (target as Cluster).duplicate() : (target as Redis).duplicate();
   checker.on('error', () => {}); // a failed check says why; the connection's own errors add nothing
   return checker;

@@ -1,0 +1,12 @@
+export type { BullConnection, IsolationSettings } from './isolated-connection.js';
+export type { JobTenantTag } from './job-tenant.js';
+export { isolatedQueuePrefix, JOB_TENANT_OPTION, tenantOfJob } from './job-tenant.js';
+export type { TenantFlowProducerOptions } from './tenant-flow-producer.js';
+export { tenantFlowProducer } from './tenant-flow-producer.js';
+export type { TenantQueueOptions } from './tenant-queue.js';
+export { tenantQueue } from './tenant-queue.js';
+export type { TenantQueueEventsOptions } from './tenant-queue-events.js';
+export { tenantQueueEvents } from './tenant-queue-events.js';
+export { MAX_ISOLATED_TENANTS } from './tenant-routing.js';
+export type { TenantWorkerOptions } from './tenant-worker.js';
+export { tenantWorker } from './tenant-worker.js';
