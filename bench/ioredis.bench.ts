@@ -1,12 +1,13 @@
 /**
  * GET/SET through bare ioredis vs the same client wrapped by tenantRedis, in
- * baseline and in shadow, one at a time and pipelined, in one run against the
- * Redis on 127.0.0.1:6379.
+ * baseline and in shadow (on its own connection, as the isolated ACL user),
+ * one at a time and pipelined, in one run against the Redis on 127.0.0.1:6379.
  *
  *   npm run bench -- ioredis
  */
 import { setLogger, withTenant } from '@dye/core';
-import { tenantRedis } from '@dye/ioredis';
+import { randomBytes } from 'node:crypto';
+import { grantShadowAccess, tenantRedis } from '@dye/ioredis';
 import { Redis } from 'ioredis';
 import { compareThroughput, printThroughput } from './harness.js';
 
@@ -15,7 +16,11 @@ const url = process.env.DYE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export async function run() {
   const raw = new Redis(url);
-  const wrapped = tenantRedis(raw);
+  // Shadow runs as its own ACL user, on a connection of its own, as in production.
+  const user = `dye_bench_${process.pid}`;
+  const password = randomBytes(12).toString('hex');
+  await grantShadowAccess(raw, { user, password, apply: true });
+  const wrapped = tenantRedis(raw, { isolated: { username: user, password } });
   const key = `dye-bench:${process.pid}`;
   const single = (client: Redis) => async () => {
     await client.set(key, 'v');
@@ -42,6 +47,7 @@ export async function run() {
   printThroughput('Pipelines of 10 SET + 10 GET (pipelines/s, 16 in flight)', batched);
   const keys = [...(await raw.keys(`${key}*`)), ...(await raw.keys(`shadow:${key}*`))];
   if (keys.length > 0) await raw.del(...keys);
+  await raw.call('ACL', 'DELUSER', user);
   raw.disconnect();
   return [...one, ...batched];
 }

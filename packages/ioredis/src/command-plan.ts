@@ -360,14 +360,24 @@ const OVERRIDES: Readonly<Record<string, KeyFinder>> = { copy: copyKeys };
 /** Fixed key positions from the command table (first, last, step), for a given argument count. */
 function fixedKeys(entry: TableEntry): KeyFinder {
   const first = entry.keyStart - 1;
+  // Positions depend only on the argument count: worked out once per count seen.
+  const byCount: KeyPositions[] = [];
   return (args) => {
-    const last = entry.keyStop > 0 ? entry.keyStop - 1 : args.length + entry.keyStop;
-    if (last >= args.length) return 'too few arguments';
-    if (entry.step > 1 && entry.keyStop < 0 && (args.length - first) % entry.step !== 0) return 'keys and values do not pair up';
+    if (args.length < 64) {
+      const known = byCount[args.length];
+      if (known !== undefined) return known;
+      return (byCount[args.length] = positionsFor(args.length));
+    }
+    return positionsFor(args.length);
+  };
+  function positionsFor(count: number): KeyPositions {
+    const last = entry.keyStop > 0 ? entry.keyStop - 1 : count + entry.keyStop;
+    if (last >= count) return 'too few arguments';
+    if (entry.step > 1 && entry.keyStop < 0 && (count - first) % entry.step !== 0) return 'keys and values do not pair up';
     const positions: number[] = [];
     for (let i = first; i <= last; i += entry.step) positions.push(i);
-    return positions;
-  };
+    return Object.freeze(positions);
+  }
 }
 
 function arityHolds(entry: TableEntry, argCount: number): boolean {
@@ -380,15 +390,19 @@ function arityHolds(entry: TableEntry, argCount: number): boolean {
  * worked out once per name: planning a call is then a map lookup and a walk
  * over the key positions.
  */
-type Planner = (args: readonly unknown[], prefix: string, site: PlanSite, options: PlanOptions) => CommandPlan;
+/**
+ * `inPlace`: the caller owns `args` (a built command about to be sent), so
+ * renamed keys are written into it rather than into a copy.
+ */
+type Planner = (args: readonly unknown[], prefix: string, site: PlanSite, options: PlanOptions, inPlace: boolean) => CommandPlan;
 const planners = new Map<string, Planner>();
 
 function refuse(reason: string): CommandPlan {
   return { kind: 'refuse', reason };
 }
 
-function sendWithKeys(name: string, args: readonly unknown[], positions: readonly number[], prefix: string): CommandPlan {
-  const rewritten = args.slice();
+function sendWithKeys(name: string, args: readonly unknown[], positions: readonly number[], prefix: string, inPlace = false): CommandPlan {
+  const rewritten = inPlace ? (args as unknown[]) : args.slice();
   for (const index of positions) rewritten[index] = prefixKey(prefix, rewritten[index]);
   return { kind: 'send', name, args: rewritten };
 }
@@ -408,16 +422,17 @@ function replyFor(name: string, prefix: string): ((reply: unknown) => unknown) |
 
 function keyedPlanner(name: string, finder: KeyFinder, entry: TableEntry | undefined): Planner {
   const scripts = SCRIPT_COMMANDS.has(name);
-  return (args, prefix, _site, options) => {
+  const replies = replyFor(name, '') !== undefined;
+  return (args, prefix, _site, options, inPlace) => {
     if (scripts && options.refuseScripts) return refuse('scripts are refused for isolated tenants by configuration (refuseScripts)');
     if (entry && !arityHolds(entry, args.length)) return refuse(`wrong number of arguments for ${name.toUpperCase()}`);
     const positions = finder(args);
     if (typeof positions === 'string') return refuse(`its keys cannot be found: ${positions}`);
     if (scripts && positions.length === 0 && _site.sharedConnection)
       return refuse('a script given no keys may name any key, and on the shared connection nothing but Dye would stop it');
-    const plan = sendWithKeys(name, args, positions, prefix) as Extract<CommandPlan, { kind: 'send' }>;
-    const reply = replyFor(name, prefix);
-    return reply ? { ...plan, reply } : plan;
+    const plan = sendWithKeys(name, args, positions, prefix, inPlace) as Extract<CommandPlan, { kind: 'send' }>;
+    if (!replies) return plan;
+    return { ...plan, reply: replyFor(name, prefix) };
   };
 }
 
@@ -480,10 +495,10 @@ function buildPlanner(name: string): Planner {
   }
   if (WATCH_COMMANDS.has(name)) {
     const keyed = keyedPlanner(name, name === 'watch' ? fixedKeys(TABLE.watch as TableEntry) : () => [], TABLE[name]);
-    return (args, prefix, site, options) =>
+    return (args, prefix, site, options, inPlace) =>
       site.sharedConnection
         ? refuse(`${name.toUpperCase()} on the connection baseline shares would act on baseline's transactions`)
-        : keyed(args, prefix, site, options);
+        : keyed(args, prefix, site, options, inPlace);
   }
   switch (name) {
     case 'keys':
@@ -567,5 +582,20 @@ export function planCommand(
     // spellings seen, up to a bound, so a stream of made-up names cannot grow it.
     if (planners.size < 2048) planners.set(name, planner).set(rawName, planner);
   }
-  return planner(args, prefix, site, options);
+  return planner(args, prefix, site, options, false);
+}
+
+/**
+ * As planCommand, for a built command the caller owns: renamed keys are
+ * written into `args` itself (the returned plan's args, when it renames
+ * anything in place, are that same array).
+ */
+export function planCommandInPlace(rawName: string, args: unknown[], prefix: string, options: PlanOptions, site: PlanSite): CommandPlan {
+  let planner = planners.get(rawName);
+  if (!planner) {
+    const name = rawName.toLowerCase();
+    planner = planners.get(name) ?? buildPlanner(name);
+    if (planners.size < 2048) planners.set(name, planner).set(rawName, planner);
+  }
+  return planner(args, prefix, site, options, true);
 }

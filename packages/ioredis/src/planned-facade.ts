@@ -1,6 +1,6 @@
 import { isolationRefusal, type Tenant } from '@dye/core';
 import type { Cluster, Redis } from 'ioredis';
-import { type CommandPlan, type PlanOptions, planCommand } from './command-plan.js';
+import { type CommandPlan, type PlanOptions, planCommandInPlace } from './command-plan.js';
 
 type Client = Redis | Cluster;
 type AnyFunction = (...args: unknown[]) => unknown;
@@ -23,6 +23,8 @@ interface PipelineLike {
 }
 
 /** Whether the first isolated use may go ahead: the isolated user checked (or no check, for client-only). */
+export type { PendingCommand };
+
 export interface UseGate {
   readonly passed: boolean;
   ensure(): Promise<void>;
@@ -37,10 +39,22 @@ export interface FacadeSettings {
   readonly gate: UseGate;
 }
 
+interface Sites {
+  readonly site: { readonly inPipeline: false; readonly sharedConnection: boolean };
+  readonly pipelineSite: { readonly inPipeline: true; readonly sharedConnection: boolean };
+}
+
 // A command is planned once: when queued in a pipeline, or when sent alone.
 // Retries (NOSCRIPT, cluster redirections, reconnects) pass the same object
-// again and must not be renamed twice.
-const planned = new WeakSet<object>();
+// again and must not be renamed twice. (A property, not a WeakSet: cheaper on
+// every command.)
+const PLANNED = Symbol('dye.planned');
+const planned = {
+  has: (command: object) => (command as Record<symbol, boolean>)[PLANNED] === true,
+  add: (command: object) => {
+    (command as Record<symbol, boolean>)[PLANNED] = true;
+  },
+};
 const pipelineOfCommand = new WeakMap<object, PipelineLike>();
 const pipelineWriteVerdicts = new WeakMap<object, Error | null>();
 
@@ -52,7 +66,15 @@ const pipelineWriteVerdicts = new WeakMap<object, Error | null>();
  * client's own methods with `this` = the facade puts Dye at that one choke
  * point; reads and writes of the client's state pass through to the client.
  */
-export function plannedFacade(target: Client, settings: FacadeSettings): Client {
+export function plannedFacade(
+  target: Client,
+  facadeSettings: FacadeSettings,
+): { facade: Client; send: (command: PendingCommand) => unknown } {
+  const settings: FacadeSettings & Sites = {
+    ...facadeSettings,
+    site: { inPipeline: false, sharedConnection: facadeSettings.sharedConnection },
+    pipelineSite: { inPipeline: true, sharedConnection: facadeSettings.sharedConnection },
+  };
   const forward = (command: PendingCommand, stream?: unknown, node?: unknown) =>
     (target.sendCommand as AnyFunction).call(target, command, stream, node);
 
@@ -132,7 +154,7 @@ export function plannedFacade(target: Client, settings: FacadeSettings): Client 
       }
     },
   });
-  return facade;
+  return { facade, send };
 }
 
 function isPipelineWrite(stream: unknown): boolean {
@@ -178,11 +200,14 @@ function pipelineRefusal(tenant: Tenant, reason: string): Error {
 }
 
 /** Rewrites a built command for its tenant, or returns the refusal (nothing changed). */
-function planInPlace(command: PendingCommand, settings: FacadeSettings, site: { inPipeline: boolean }): Error | undefined {
-  const plan = planCommand(command.name, command.args, settings.prefix, settings.options, {
-    inPipeline: site.inPipeline,
-    sharedConnection: settings.sharedConnection,
-  });
+function planInPlace(command: PendingCommand, settings: FacadeSettings & Sites, site: { inPipeline: boolean }): Error | undefined {
+  const plan = planCommandInPlace(
+    command.name,
+    command.args,
+    settings.prefix,
+    settings.options,
+    site.inPipeline ? settings.pipelineSite : settings.site,
+  );
   if (plan.kind === 'refuse') {
     return isolationRefusal('redis', { tenant: settings.tenant.name, refused: `Redis ${command.name.toUpperCase()}`, reason: plan.reason });
   }
@@ -192,14 +217,21 @@ function planInPlace(command: PendingCommand, settings: FacadeSettings, site: { 
 }
 
 function apply(command: PendingCommand, plan: Extract<CommandPlan, { kind: 'send' }>): void {
-  command.name = plan.name;
+  if (plan.name !== command.name) command.name = plan.name;
   // ioredis has already turned the arguments into strings and Buffers; what the plan adds must be too.
-  command.args = plan.args.map((arg) => (typeof arg === 'string' || Buffer.isBuffer(arg) ? arg : String(arg)));
+  const args = plan.args;
+  if (args !== command.args) {
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i];
+      if (typeof arg !== 'string' && !Buffer.isBuffer(arg)) args[i] = String(arg);
+    }
+    command.args = args;
+    if (!command.bufferMode && args.some((arg) => Buffer.isBuffer(arg))) command.bufferMode = true;
+  }
   // Keys and slot are computed from the arguments on first use: forget any
-  // computed from the old ones.
-  delete command.keys;
-  delete command.slot;
-  if (!command.bufferMode && plan.args.some((arg) => Buffer.isBuffer(arg))) command.bufferMode = true;
+  // computed from the old ones (undefined, not delete: the object keeps its shape).
+  if (command.keys !== undefined) command.keys = undefined;
+  if (command.slot !== undefined) command.slot = undefined;
   if (plan.reply) {
     // transformReply serves both a plain reply and a reply inside EXEC's array.
     const transform = plan.reply;

@@ -8,10 +8,11 @@ import {
   type Tenant,
   type TenantPolicy,
 } from '@dye/core';
-import type { Cluster, Redis } from 'ioredis';
+import { list as commandList } from '@ioredis/commands';
+import { type Cluster, Command, type Redis } from 'ioredis';
 import type { PlanOptions } from './command-plan.js';
 import { entryPointOf } from './entry-points.js';
-import { plannedFacade, type UseGate } from './planned-facade.js';
+import { type PendingCommand, plannedFacade, type UseGate } from './planned-facade.js';
 import { wrapMessageListener } from './pubsub.js';
 import { type IsolatedRedisUser, verifyIsolatedConnection } from './shadow-user.js';
 
@@ -50,6 +51,8 @@ interface Lane {
   /** Its own connection (account), or the wrapped client (client-only). */
   readonly connection: Client;
   readonly facade: Client;
+  /** Plans and sends a built command (the facade's sendCommand). */
+  readonly send: (command: PendingCommand) => unknown;
   readonly own: boolean;
 }
 
@@ -126,8 +129,38 @@ function wrap(wrapper: Wrapper): Client {
   return wrapper.proxy;
 }
 
+/** Builtin commands the fast path builds itself (as ioredis's own methods do): `get`, `setBuffer`, … */
+const BUILTIN = new Set(commandList.filter((name) => !['multi', 'quit', 'monitor'].includes(name)));
+
 function dispatcher(wrapper: Wrapper, property: string, original: AnyFunction): AnyFunction {
   const { target } = wrapper;
+  const buffer = property.endsWith('Buffer');
+  const builtin = BUILTIN.has(buffer ? property.slice(0, -'Buffer'.length) : property)
+    ? buffer
+      ? property.slice(0, -6)
+      : property
+    : undefined;
+  if (builtin) {
+    return function tenantCommand(...args: unknown[]) {
+      const tenant = isolatedTenant(wrapper);
+      if (!tenant) return original.apply(target, args);
+      const lane = laneFor(wrapper, tenant);
+      if (lane instanceof Error) return rejectCall(lane, args);
+      const client = lane.connection;
+      // Auto-pipelining groups commands itself: let ioredis build them, through the facade.
+      if (client.options.enableAutoPipelining || client.options.showFriendlyErrorStack) {
+        return isolatedCall(wrapper, tenant, property, original, args);
+      }
+      const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as AnyFunction) : undefined;
+      const command = new Command(
+        builtin,
+        args as string[],
+        { keyPrefix: client.options.keyPrefix, replyEncoding: buffer ? null : 'utf8' },
+        callback,
+      );
+      return lane.send(command as unknown as PendingCommand);
+    };
+  }
   const listen = property === 'on' || property === 'addListener' || property === 'once' || property.startsWith('prepend');
   const unlisten = property === 'off' || property === 'removeListener' || property === 'removeAllListeners';
   return function tenantDispatch(...args: unknown[]) {
@@ -220,8 +253,8 @@ function laneFor(wrapper: Wrapper, tenant: Tenant): Lane | Error {
   const prefix = isolatedKeyPrefix(tenant.name);
   if (options.enforcement === 'client-only') {
     const gate: UseGate = { passed: true, ensure: () => Promise.resolve() };
-    const facade = plannedFacade(target, { tenant, prefix, options, sharedConnection: true, gate });
-    const lane: Lane = { tenant, connection: target, facade, own: false };
+    const { facade, send } = plannedFacade(target, { tenant, prefix, options, sharedConnection: true, gate });
+    const lane: Lane = { tenant, connection: target, facade, send, own: false };
     wrapper.lanes.set(tenant.name, lane);
     return lane;
   }
@@ -252,8 +285,8 @@ function laneFor(wrapper: Wrapper, tenant: Tenant): Lane | Error {
     options.accountRecheckInterval ?? 60_000,
     options.accountCheckTimeout ?? 30_000,
   );
-  const facade = plannedFacade(connection, { tenant, prefix, options, sharedConnection: false, gate: check });
-  const lane: Lane = { tenant, connection, facade, own: true };
+  const { facade, send } = plannedFacade(connection, { tenant, prefix, options, sharedConnection: false, gate: check });
+  const lane: Lane = { tenant, connection, facade, send, own: true };
   wrapper.lanes.set(tenant.name, lane);
   syncDefinitions(wrapper, lane);
   return lane;
