@@ -5,8 +5,9 @@
  *
  *   npm run bench -- ioredis
  */
-import { setLogger, withTenant } from '@dye/core';
+
 import { randomBytes } from 'node:crypto';
+import { setLogger, withTenant } from '@dye/core';
 import { grantShadowAccess, tenantRedis } from '@dye/ioredis';
 import { Redis } from 'ioredis';
 import { compareThroughput, printThroughput } from './harness.js';

@@ -30,6 +30,11 @@ export function tenantOfJob(jobOptions: unknown, policy: TenantPolicy): Tenant {
   return resolved.ok ? resolved.tenant : BASELINE;
 }
 
+/** Whether job options carry a tenant tag at all (well-formed or not). */
+export function hasTenantTag(jobOptions: unknown): boolean {
+  return (jobOptions as Record<string, unknown> | undefined)?.[JOB_TENANT_OPTION] !== undefined;
+}
+
 /** Whether a tenant's Redis data is isolated (so its jobs live in its own queues). */
 export function isIsolatedForRedis(tenant: Tenant, policy: TenantPolicy): boolean {
   return tenant.kind !== 'baseline' && policy.isolates(tenant, 'redis');

@@ -47,18 +47,21 @@ export function tenantFlowProducer<T extends FlowProducer = FlowProducer>(option
     await entry.side.check.ensure();
     return { producer: entry.instance, isolated: true };
   };
-  return router.proxy({
-    add: async (flow: unknown, opts?: unknown) => {
-      const tenant = currentTenant();
-      const { producer, isolated: inIsolation } = await producerNow();
-      return producer.add(tagFlow(flow as FlowJob, tenant, inIsolation), opts as never);
+  return router.proxy(
+    {
+      add: async (flow: unknown, opts?: unknown) => {
+        const tenant = currentTenant();
+        const { producer, isolated: inIsolation } = await producerNow();
+        return producer.add(tagFlow(flow as FlowJob, tenant, inIsolation), opts as never);
+      },
+      addBulk: async (flows: unknown) => {
+        const tenant = currentTenant();
+        const { producer, isolated: inIsolation } = await producerNow();
+        return producer.addBulk((flows as FlowJob[]).map((flow) => tagFlow(flow, tenant, inIsolation)));
+      },
+      close: () => router.close(),
+      disconnect: () => Promise.all(router.all().map((producer) => producer.disconnect())).then(() => undefined),
     },
-    addBulk: async (flows: unknown) => {
-      const tenant = currentTenant();
-      const { producer, isolated: inIsolation } = await producerNow();
-      return producer.addBulk((flows as FlowJob[]).map((flow) => tagFlow(flow, tenant, inIsolation)));
-    },
-    close: () => router.close(),
-    disconnect: () => Promise.all(router.all().map((producer) => producer.disconnect())).then(() => undefined),
-  }) as unknown as T;
+    ['close', 'disconnect'],
+  ) as unknown as T;
 }

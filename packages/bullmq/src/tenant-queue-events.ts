@@ -38,8 +38,11 @@ export function tenantQueueEvents<T extends QueueEvents = QueueEvents>(name: str
     },
     `BullMQ queue events ${name}`,
   );
-  return router.proxy({
-    close: () => router.close(),
-    disconnect: () => Promise.all(router.all().map((events) => events.disconnect())).then(() => undefined),
-  }) as unknown as T;
+  return router.proxy(
+    {
+      close: () => router.close(),
+      disconnect: () => Promise.all(router.all().map((events) => events.disconnect())).then(() => undefined),
+    },
+    ['close', 'disconnect', 'run'],
+  ) as unknown as T;
 }

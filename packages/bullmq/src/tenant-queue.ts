@@ -47,25 +47,28 @@ export function tenantQueue<T extends Queue = Queue>(name: string, options: Tena
     await entry.side.check.ensure();
     return entry.instance;
   };
-  return router.proxy({
-    add: async (jobName: unknown, data: unknown, jobOptions?: unknown) => {
-      const tenant = currentTenant();
-      const queue = await queueNow();
-      return queue.add(jobName as string, data, tagOptions(jobOptions as JobsOptions | undefined, tenant));
+  return router.proxy(
+    {
+      add: async (jobName: unknown, data: unknown, jobOptions?: unknown) => {
+        const tenant = currentTenant();
+        const queue = await queueNow();
+        return queue.add(jobName as string, data, tagOptions(jobOptions as JobsOptions | undefined, tenant));
+      },
+      addBulk: async (jobs: unknown) => {
+        const tenant = currentTenant();
+        const queue = await queueNow();
+        return queue.addBulk((jobs as BulkJob[]).map((job) => ({ ...job, opts: tagOptions(job.opts, tenant) })) as never);
+      },
+      upsertJobScheduler: async (id: unknown, repeat: unknown, template?: unknown) => {
+        // Jobs a scheduler produces later carry the tenant it was set up in.
+        const tenant = currentTenant();
+        const queue = await queueNow();
+        const job = (template ?? {}) as { opts?: JobsOptions };
+        return queue.upsertJobScheduler(id as string, repeat as never, { ...job, opts: tagOptions(job.opts ?? {}, tenant) } as never);
+      },
+      close: () => router.close(),
+      disconnect: () => Promise.all(router.all().map((queue) => queue.disconnect())).then(() => undefined),
     },
-    addBulk: async (jobs: unknown) => {
-      const tenant = currentTenant();
-      const queue = await queueNow();
-      return queue.addBulk((jobs as BulkJob[]).map((job) => ({ ...job, opts: tagOptions(job.opts, tenant) })) as never);
-    },
-    upsertJobScheduler: async (id: unknown, repeat: unknown, template?: unknown) => {
-      // Jobs a scheduler produces later carry the tenant it was set up in.
-      const tenant = currentTenant();
-      const queue = await queueNow();
-      const job = (template ?? {}) as { opts?: JobsOptions };
-      return queue.upsertJobScheduler(id as string, repeat as never, { ...job, opts: tagOptions(job.opts ?? {}, tenant) } as never);
-    },
-    close: () => router.close(),
-    disconnect: () => Promise.all(router.all().map((queue) => queue.disconnect())).then(() => undefined),
-  }) as unknown as T;
+    ['close', 'disconnect'],
+  ) as unknown as T;
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { bindTenant, currentTenant, getDefaultPolicy, logWarning, type Tenant, type TenantPolicy } from '@dye/core';
+import { bindTenant, currentTenant, getDefaultPolicy, isolationRefusal, logWarning, type Tenant, type TenantPolicy } from '@dye/core';
 import { type BullConnection, IsolatedConnection, type IsolationSettings, noIsolatedUser } from './isolated-connection.js';
 import { isIsolatedForRedis } from './job-tenant.js';
 
@@ -107,21 +107,51 @@ export class TenantRouter<T extends Closable> {
   }
 
   /**
-   * A proxy that looks like the production object and sends each call to the
-   * instance of the tenant in effect; `special` overrides some methods.
+   * A proxy that looks like the production object and sends each call, and
+   * each read of its state (`opts`, `keys`, `client`), to the instance of the
+   * tenant in effect. `special` overrides some methods; `baselineOnly` ones
+   * (starting, closing, pausing the shared object) are refused to isolated
+   * tenants.
    */
-  proxy(special: Record<string, AnyFunction>): T {
+  proxy(special: Record<string, AnyFunction>, baselineOnly: readonly string[] = []): T {
     const cache = new Map<string | symbol, unknown>();
+    const refused = (tenant: Tenant, property: string) =>
+      isolationRefusal('redis', {
+        tenant: tenant.name,
+        refused: `${this.what}: ${property}()`,
+        reason: 'it starts, stops or closes what production shares; that is baseline’s to do',
+      });
     return new Proxy(this.production, {
       get: (production, property) => {
+        if (typeof property === 'string' && baselineOnly.includes(property)) {
+          return (...args: unknown[]) => {
+            const tenant = this.isolatedTenant();
+            if (tenant) return Promise.reject(refused(tenant, property));
+            return (special[property] ?? (Reflect.get(production, property) as AnyFunction)).apply(production, args);
+          };
+        }
         if (typeof property === 'string' && Object.hasOwn(special, property)) return special[property];
         const cached = cache.get(property);
         if (cached !== undefined) return cached;
         const value = Reflect.get(production, property, production);
-        if (typeof value !== 'function' || typeof property !== 'string') return value;
-        const dispatch = (...args: unknown[]) => this.#call(property, value as AnyFunction, args);
-        cache.set(property, dispatch);
-        return dispatch;
+        if (typeof value === 'function' && typeof property === 'string') {
+          const dispatch = (...args: unknown[]) => this.#call(property, value as AnyFunction, args);
+          cache.set(property, dispatch);
+          return dispatch;
+        }
+        // State (options and the connection in them, key names, the client):
+        // an isolated tenant reads its own instance's.
+        const tenant = typeof property === 'string' && property !== 'then' ? this.isolatedTenant() : undefined;
+        if (!tenant) return value;
+        const entry = this.isolated(tenant);
+        if (entry instanceof Error) throw entry;
+        const own = Reflect.get(entry.instance, property, entry.instance);
+        return typeof own === 'function' ? own.bind(entry.instance) : own;
+      },
+      set: (production, property, value) => {
+        const tenant = this.isolatedTenant();
+        if (tenant) throw refused(tenant, `setting ${String(property)}`);
+        return Reflect.set(production, property, value, production);
       },
     });
   }

@@ -1,7 +1,7 @@
 import { isolationRefusal, logWarning, type Tenant, withTenant } from '@dye/core';
 import { type Job, type Processor, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { type BullConnection, type IsolationSettings, productionConnection } from './isolated-connection.js';
-import { isIsolatedForRedis, isolatedQueuePrefix, tenantOfJob } from './job-tenant.js';
+import { hasTenantTag, isIsolatedForRedis, isolatedQueuePrefix, tenantOfJob } from './job-tenant.js';
 import { TenantRouter } from './tenant-routing.js';
 
 export interface TenantWorkerOptions extends Omit<WorkerOptions, 'connection'>, IsolationSettings {
@@ -77,24 +77,31 @@ export function tenantWorker<T extends Worker = Worker>(name: string, processor:
     starters.push(startWhenConfined(entry.instance, entry.side.check, resolved.tenant, name, workerOptions.autorun !== false));
   }
   const all = () => (router as TenantRouter<Worker>).all();
-  return router.proxy({
-    run: () => Promise.all(all().map((worker) => (worker === production ? worker.run() : Promise.resolve()))).then(() => undefined),
-    close: (force?: unknown) =>
-      Promise.all(all().map((worker) => worker.close(force as boolean))).then(() => (router as TenantRouter<Worker>).close()),
-    pause: (doNotWaitActive?: unknown) =>
-      Promise.all(all().map((worker) => worker.pause(doNotWaitActive as boolean))).then(() => undefined),
-    resume: () => {
-      for (const worker of all()) worker.resume();
+  return router.proxy(
+    {
+      run: () => Promise.all(all().map((worker) => (worker === production ? worker.run() : Promise.resolve()))).then(() => undefined),
+      close: (force?: unknown) =>
+        Promise.all(all().map((worker) => worker.close(force as boolean))).then(() => (router as TenantRouter<Worker>).close()),
+      pause: (doNotWaitActive?: unknown) =>
+        Promise.all(all().map((worker) => worker.pause(doNotWaitActive as boolean))).then(() => undefined),
+      resume: () => {
+        for (const worker of all()) worker.resume();
+      },
+      waitUntilReady: () => production.waitUntilReady(),
     },
-    waitUntilReady: () => production.waitUntilReady(),
-  }) as unknown as T;
+    ['run', 'close', 'pause', 'resume', 'disconnect', 'cancelJob', 'cancelAllJobs', 'startStalledCheckTimer'],
+  ) as unknown as T;
 }
 
-/** An isolated tenant's processor: its jobs run in it; a job tagged with another tenant is refused. */
+/**
+ * An isolated tenant's processor: its jobs run in it. Only the isolated user
+ * can write its queue, so an untagged job there (BullMQ's own `Job.create`)
+ * is the tenant's; a job tagged with another tenant is refused.
+ */
 function isolatedProcessor(tenant: Tenant, processor: Processor, router: TenantRouter<Worker>, name: string): Processor {
   return (job: Job, token, signal) => {
     const tagged = tenantOfJob(job.opts, router.policy);
-    if (tagged.name !== tenant.name) {
+    if (hasTenantTag(job.opts) && tagged.name !== tenant.name) {
       throw new UnrecoverableError(
         `Dye refused BullMQ job ${job.id} in ${tenant.name}'s queue ${name}: it was tagged ${JSON.stringify(tagged.name)}, not added by this tenant`,
       );

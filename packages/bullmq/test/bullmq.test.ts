@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tenantFlowProducer, tenantQueue, tenantQueueEvents, tenantWorker } from '@dye/bullmq';
 import { currentTenant, IsolationError, setLogger, withTenant } from '@dye/core';
 import { grantShadowAccess, type IsolatedRedisUser, tenantRedis } from '@dye/ioredis';
-import { type Job, Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
@@ -222,6 +222,62 @@ describe('BullMQ jobs carry their tenant', () => {
     } finally {
       await worker.close();
       await events.close();
+      await queue.close();
+    }
+  });
+
+  it("an isolated tenant reads its own queue's state: opts.connection, keys, Job.create, Job.fromId", async () => {
+    const name = 'state';
+    const queue = tenantQueue(name, { connection, isolated });
+    const worker = tenantWorker(name, async () => {}, { connection, isolated, autorun: false });
+    const flows = tenantFlowProducer({ connection, isolated });
+    const bare = new Queue(name, { connection });
+    try {
+      const productionJob = await bare.add('production', { secret: 'production data' });
+      await withTenant('shadow', async () => {
+        for (const client of [queue.opts.connection, worker.opts.connection, flows.opts.connection] as Redis[]) {
+          expect(await client.call('ACL', 'WHOAMI')).toBe('dye_shadow');
+          await expect(client.set('user:1', 'x')).rejects.toThrow(/NOPERM/);
+        }
+        expect(queue.keys.wait).toBe(`shadow:bull:${name}:wait`);
+        expect(await Job.fromId(queue, productionJob.id as string)).toBeUndefined();
+        await new Job(queue, 'x', {}, {}, productionJob.id).remove().catch(() => {});
+        await Job.create(queue, 'created', { by: 'Job.create' });
+      });
+      expect(await bare.getJob(productionJob.id as string)).toBeDefined();
+      expect(await bare.getJobCounts()).toMatchObject({ waiting: 1, delayed: 0 });
+      const shadowQueue = new Queue(name, { connection, prefix: 'shadow:bull' });
+      expect((await shadowQueue.getWaiting()).map((job) => job.data)).toEqual([{ by: 'Job.create' }]);
+      await shadowQueue.close();
+    } finally {
+      await worker.close();
+      await flows.close();
+      await queue.close();
+      await bare.obliterate({ force: true });
+      await bare.close();
+    }
+  });
+
+  it('closing, pausing or disconnecting the shared worker and queue from shadow is refused; production keeps working', async () => {
+    const name = 'lifecycle';
+    const queue = tenantQueue(name, { connection, isolated });
+    const ran: string[] = [];
+    const worker = tenantWorker(name, async (job: Job) => void ran.push(job.name), { connection, isolated });
+    try {
+      for (const attempt of [
+        () => worker.close(),
+        () => worker.pause(),
+        () => worker.run(),
+        () => queue.close(),
+        () => queue.disconnect(),
+      ]) {
+        const error = await withTenant('shadow', attempt).catch((failure: unknown) => failure);
+        expect(error).toBeInstanceOf(IsolationError);
+      }
+      await queue.add('after', {});
+      await until(() => ran.includes('after'));
+    } finally {
+      await worker.close();
       await queue.close();
     }
   });

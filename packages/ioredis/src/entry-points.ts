@@ -10,12 +10,25 @@ import type { Cluster, Redis } from 'ioredis';
  * - `duplicate`: a new client, wrapped the same way;
  * - `lifecycle`: connects or closes the client and its isolated connections;
  * - `define`: adds a command (script, builtin) to the client and its isolated connections;
- * - `listen` / `unlisten`: event listeners (message events are per tenant);
+ * - `listen` / `unlisten` / `listeners`: event listeners, each run in and
+ *   seen by the tenant that registered it (isolated tenants: their own only);
  * - `inspect`: reads local state and sends nothing;
- * - `refuse`: reaches a raw connection (`monitor`, a cluster's `nodes`) or ioredis's internal machinery.
+ * - `refuse`: reaches a raw connection (`monitor`, a cluster's `nodes`),
+ *   production's listeners (`emit`) or ioredis's internal machinery.
+ * `lifecycle` and `define` change the client every tenant shares: baseline only.
  * A method not classified here is refused: a future ioredis method is closed until it is looked at.
  */
-export type EntryPoint = 'command' | 'pipeline' | 'duplicate' | 'lifecycle' | 'define' | 'listen' | 'unlisten' | 'inspect' | 'refuse';
+export type EntryPoint =
+  | 'command'
+  | 'pipeline'
+  | 'duplicate'
+  | 'lifecycle'
+  | 'define'
+  | 'listen'
+  | 'unlisten'
+  | 'listeners'
+  | 'inspect'
+  | 'refuse';
 
 const COMMAND_NAMES = new Set([...commandList, 'sentinel'].flatMap((name) => [name, `${name}Buffer`]));
 
@@ -57,21 +70,21 @@ const FIXED: ReadonlyMap<string, EntryPoint> = new Map(
     createBuiltinCommand: 'inspect',
     mode: 'inspect',
     autoPipelineQueueSize: 'inspect',
-    emit: 'inspect',
-    listeners: 'inspect',
-    rawListeners: 'inspect',
-    listenerCount: 'inspect',
-    eventNames: 'inspect',
-    setMaxListeners: 'inspect',
+    emit: 'refuse',
+    listeners: 'listeners',
+    rawListeners: 'listeners',
+    listenerCount: 'listeners',
+    eventNames: 'listeners',
+    setMaxListeners: 'refuse',
     getMaxListeners: 'inspect',
-    getBlockingTimeoutInMs: 'inspect',
-    getConfiguredBlockingTimeout: 'inspect',
-    _getServerAddress: 'inspect',
-    _buildCommandContext: 'inspect',
-    _buildBatchContext: 'inspect',
-    _getDescription: 'inspect',
-    delayUntilReady: 'inspect',
-    natMapper: 'inspect',
+    getBlockingTimeoutInMs: 'refuse',
+    getConfiguredBlockingTimeout: 'refuse',
+    _getServerAddress: 'refuse',
+    _buildCommandContext: 'refuse',
+    _buildBatchContext: 'refuse',
+    _getDescription: 'refuse',
+    delayUntilReady: 'refuse',
+    natMapper: 'refuse',
     monitor: 'refuse',
     nodes: 'refuse',
     _connect: 'refuse',

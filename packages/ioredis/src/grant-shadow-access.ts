@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { checkTenantName, getDefaultPolicy, isolatedKeyPrefix, type TenantPolicy } from '@dye/core';
 import type { Cluster, Redis } from 'ioredis';
-import { aclNodes, inspectShadowUser } from './shadow-user.js';
+import { ALLOWED_DANGEROUS, aclNodes, FORBIDDEN_COMMANDS, inspectShadowUser } from './shadow-user.js';
 
 /**
  * The command rules of the isolated user, in the order Redis applies them:
@@ -13,25 +13,8 @@ export const SHADOW_COMMAND_RULES: readonly string[] = [
   '+@all',
   '-@admin',
   '-@dangerous',
-  '+info',
-  '+sort',
-  '+sort_ro',
-  '+acl|whoami',
-  '-move',
-  '-dbsize',
-  '-randomkey',
-  '-cluster|getkeysinslot',
-  '-cluster|countkeysinslot',
-  '-function|load',
-  '-function|delete',
-  '-function|flush',
-  '-function|restore',
-  '-function|kill',
-  '-script|flush',
-  '-script|kill',
-  '-client|tracking',
-  '-client|caching',
-  '-memory|purge',
+  ...ALLOWED_DANGEROUS.map((command) => `+${command}`),
+  ...FORBIDDEN_COMMANDS.map((command) => `-${command}`),
 ];
 
 export interface GrantShadowAccessOptions {

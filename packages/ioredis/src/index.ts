@@ -5,6 +5,6 @@ export { entryPointOf } from './entry-points.js';
 export type { GrantShadowAccessOptions, GrantShadowAccessResult } from './grant-shadow-access.js';
 export { grantShadowAccess, SHADOW_COMMAND_RULES } from './grant-shadow-access.js';
 export type { IsolatedRedisUser, ShadowUserReport } from './shadow-user.js';
-export { FORBIDDEN_PROBES, inspectShadowUser, verifyIsolatedConnection } from './shadow-user.js';
+export { ALLOWED_DANGEROUS, FORBIDDEN_COMMANDS, FORBIDDEN_PROBES, inspectShadowUser, verifyIsolatedConnection } from './shadow-user.js';
 export type { TenantRedisOptions } from './tenant-redis.js';
 export { duplicateForCheck, MAX_ISOLATED_TENANTS, tenantRedis, unwrapTenantRedis } from './tenant-redis.js';

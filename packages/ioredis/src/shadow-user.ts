@@ -3,8 +3,38 @@ import { getDefaultPolicy, isolationRefusal, type Tenant, type TenantPolicy } fr
 import type { Cluster, Redis } from 'ioredis';
 
 /**
- * Commands the isolated ACL user must not be able to run: each reaches beyond
- * its own keys (every key, other databases, the server, other connections).
+ * Commands of Redis's `@admin` and `@dangerous` categories the isolated user
+ * may run all the same: `INFO` (clients' ready check), `SORT` (Redis 7 checks
+ * its BY/GET patterns against the user's keys), `ACL WHOAMI`.
+ */
+export const ALLOWED_DANGEROUS: readonly string[] = ['info', 'sort', 'sort_ro', 'acl|whoami'];
+
+/**
+ * Commands outside `@admin`/`@dangerous` the isolated user must not run
+ * either: they reach every key, other databases, or code every tenant uses.
+ */
+export const FORBIDDEN_COMMANDS: readonly string[] = [
+  'move',
+  'dbsize',
+  'randomkey',
+  'cluster|getkeysinslot',
+  'cluster|countkeysinslot',
+  'function|load',
+  'function|delete',
+  'function|flush',
+  'function|restore',
+  'function|kill',
+  'script|flush',
+  'script|kill',
+  'client|tracking',
+  'client|caching',
+  'memory|purge',
+];
+
+/**
+ * Commands the isolated ACL user must not be able to run, with arguments:
+ * each reaches beyond its own keys. On top of these, every command the
+ * server lists in `@admin` or `@dangerous` is probed (see inspectShadowUser).
  * Every one is asked of the server itself (`ACL DRYRUN`), so the verdict is
  * Redis's, whatever rules produced it.
  */
@@ -53,6 +83,25 @@ export const FORBIDDEN_PROBES: readonly (readonly string[])[] = [
 ];
 
 /** What an isolated tenant's work needs; `grantShadowAccess` checks these too, so a too narrow user is fixed. */
+const CONTAINERS = new Set([
+  'acl',
+  'client',
+  'cluster',
+  'command',
+  'config',
+  'debug',
+  'function',
+  'latency',
+  'memory',
+  'module',
+  'object',
+  'pubsub',
+  'script',
+  'slowlog',
+  'xgroup',
+  'xinfo',
+]);
+
 export const REQUIRED_PROBES: readonly (readonly string[])[] = [
   ['get', 'shadow:dye-probe'],
   ['set', 'shadow:dye-probe', 'v'],
@@ -180,9 +229,18 @@ export async function inspectShadowUser(node: Node, user: string, policy: Tenant
   const passwordHashes = tokens(user_.get('passwords'));
 
   // The server's own verdict on each command, for this user: probes are sent
-  // in one pipeline and nothing is run.
+  // in one pipeline and nothing is run. Besides the fixed probes, every
+  // command (and subcommand) the server itself puts in @admin or @dangerous,
+  // so a rule set that denies only the probes Dye happens to know still fails.
   const probe = `dye-probe:${randomBytes(6).toString('hex')}`;
-  const forbidden = [...FORBIDDEN_PROBES, ['get', probe], ['set', probe, 'v'], ['publish', probe, 'v'], ['eval', 'return 1', '1', probe]];
+  const forbidden = [
+    ...FORBIDDEN_PROBES,
+    ...(await serverForbiddenCommands(node)),
+    ['get', probe],
+    ['set', probe, 'v'],
+    ['publish', probe, 'v'],
+    ['eval', 'return 1', '1', probe],
+  ];
   const pipeline = node.pipeline();
   for (const probeArgs of [...forbidden, ...REQUIRED_PROBES]) pipeline.call('acl', 'dryrun', user, ...probeArgs);
   const results = (await pipeline.exec()) ?? [];
@@ -190,15 +248,14 @@ export async function inspectShadowUser(node: Node, user: string, policy: Tenant
     const [error, reply] = results[index] ?? [new Error('no reply')];
     return !error && String(reply) === 'OK';
   };
+  const mayRun = new Set<string>();
   forbidden.forEach((probeArgs, index) => {
-    if (allowed(index))
-      problems.push(
-        `the user may run ${probeArgs
-          .slice(0, probeArgs[0] === 'function' ? 2 : 3)
-          .join(' ')
-          .toUpperCase()}`,
-      );
+    if (!allowed(index)) return;
+    const [first = '', second = ''] = probeArgs;
+    const named = CONTAINERS.has(first) || ['get', 'set', 'publish'].includes(first) ? `${first} ${second}` : first;
+    mayRun.add(named.toUpperCase());
   });
+  for (const command of mayRun) problems.push(`the user may run ${command}`);
   const missing = REQUIRED_PROBES.filter((_, index) => !allowed(forbidden.length + index)).map((probeArgs) =>
     probeArgs
       .slice(0, ['client', 'script', 'acl', 'cluster'].includes(probeArgs[0] ?? '') ? 2 : 1)
@@ -206,6 +263,32 @@ export async function inspectShadowUser(node: Node, user: string, policy: Tenant
       .toUpperCase(),
   );
   return { ...report(problems.length === 0, problems), missing, keys, channels, passwordHashes, exists: true };
+}
+
+/**
+ * Every command and subcommand of this server in `@admin` or `@dangerous`
+ * (bar ALLOWED_DANGEROUS), and FORBIDDEN_COMMANDS, as DRYRUN probes: the
+ * name, then filler arguments up to its arity, each a shadow key so that a
+ * refusal can only be the command's.
+ */
+async function serverForbiddenCommands(node: Node): Promise<string[][]> {
+  const table = (await node.call('command', 'info')) as unknown[];
+  const probes: string[][] = [];
+  const visit = (entry: unknown) => {
+    if (!Array.isArray(entry)) return;
+    const [name, arity, , , , , categories, , , subcommands] = entry as unknown[];
+    const lower = String(name).toLowerCase();
+    const inCategory = Array.isArray(categories) && categories.some((category) => ['@admin', '@dangerous'].includes(String(category)));
+    const hasSubcommands = Array.isArray(subcommands) && (subcommands as unknown[]).length > 0;
+    if (!hasSubcommands && ((inCategory && !ALLOWED_DANGEROUS.includes(lower)) || FORBIDDEN_COMMANDS.includes(lower))) {
+      const words = lower.split('|');
+      const filler = Math.max(0, Math.abs(Number(arity)) - words.length);
+      probes.push([...words, ...Array.from({ length: filler }, () => 'shadow:dye-probe')]);
+    }
+    if (hasSubcommands) for (const sub of subcommands as unknown[]) visit(sub);
+  };
+  for (const entry of table ?? []) visit(entry);
+  return probes;
 }
 
 function report(confined: boolean, problems: string[]): ShadowUserReport {

@@ -12,8 +12,8 @@ import { list as commandList } from '@ioredis/commands';
 import { type Cluster, Command, type Redis } from 'ioredis';
 import type { PlanOptions } from './command-plan.js';
 import { entryPointOf } from './entry-points.js';
+import { internalListeners, ListenerRegistry } from './listeners.js';
 import { type PendingCommand, plannedFacade, type UseGate } from './planned-facade.js';
-import { wrapMessageListener } from './pubsub.js';
 import { type IsolatedRedisUser, verifyIsolatedConnection } from './shadow-user.js';
 
 export type { IsolatedRedisUser };
@@ -62,6 +62,7 @@ interface Wrapper {
   readonly lanes: Map<string, Lane>;
   /** The connection the isolated user's ACL is read through, opened at the first check. */
   checker?: Client;
+  readonly listeners: ListenerRegistry;
   proxy?: Client;
 }
 
@@ -83,9 +84,16 @@ export function tenantRedis<T extends Client>(client: T, options: TenantRedisOpt
   } else if (options.isolated && (!options.isolated.username || typeof options.isolated.password !== 'string')) {
     throw new TypeError('tenantRedis: isolated needs the username and password of the ACL user isolated tenants connect as');
   }
-  const wrapper: Wrapper = { target: client, options, lanes: new Map() };
+  const wrapper: Wrapper = {
+    target: client,
+    options,
+    lanes: new Map(),
+    listeners: new ListenerRegistry(() => options.policy ?? getDefaultPolicy()),
+  };
   // The isolated connections live as long as the client: when it ends for good, so do they.
-  client.once('end', () => closeLanes(wrapper, 'disconnect'));
+  const closeWithClient = () => closeLanes(wrapper, 'disconnect');
+  internalListeners.add(closeWithClient);
+  client.once('end', closeWithClient);
   return wrap(wrapper) as T;
 }
 
@@ -113,20 +121,59 @@ export function unwrapTenantRedis<T extends Client>(client: T): T {
 function wrap(wrapper: Wrapper): Client {
   const { target } = wrapper;
   const cache = new Map<string | symbol, unknown>();
+  const refuseState = (tenant: Tenant, what: string) =>
+    isolationRefusal('redis', {
+      tenant: tenant.name,
+      refused: what,
+      reason: "it reaches the production client's own connection, options or state, which an isolated tenant may not read or change",
+    });
   wrapper.proxy = new Proxy(target, {
     get(client, property) {
-      if (property === WRAPPED_CLIENT) return client;
       const cached = cache.get(property);
       if (cached !== undefined) return cached;
       const value = Reflect.get(client, property, client);
-      if (typeof value !== 'function') return value;
-      if (typeof property !== 'string') return value.bind(client);
-      const dispatch = dispatcher(wrapper, property, value as AnyFunction);
-      cache.set(property, dispatch);
-      return dispatch;
+      if (typeof value === 'function' && typeof property === 'string') {
+        const dispatch = dispatcher(wrapper, property, value as AnyFunction);
+        cache.set(property, dispatch);
+        return dispatch;
+      }
+      // State of the client (its socket, options, queues): production's own.
+      const tenant = isolatedTenant(wrapper);
+      if (!tenant) return property === WRAPPED_CLIENT ? client : typeof value === 'function' ? value.bind(client) : value;
+      if (property === 'then' || (typeof property === 'symbol' && property !== WRAPPED_CLIENT)) return value;
+      if (property === 'status' || property === 'isCluster' || property === 'mode') return value;
+      if (property === 'options') return redactedOptions(client.options);
+      throw refuseState(tenant, `ioredis ${String(property)}`);
+    },
+    set(client, property, value) {
+      const tenant = isolatedTenant(wrapper);
+      if (tenant) throw refuseState(tenant, `setting ioredis ${String(property)}`);
+      return Reflect.set(client, property, value, client);
+    },
+    defineProperty(client, property, descriptor) {
+      const tenant = isolatedTenant(wrapper);
+      if (tenant) throw refuseState(tenant, `defining ioredis ${String(property)}`);
+      return Reflect.defineProperty(client, property, descriptor);
+    },
+    deleteProperty(client, property) {
+      const tenant = isolatedTenant(wrapper);
+      if (tenant) throw refuseState(tenant, `deleting ioredis ${String(property)}`);
+      return Reflect.deleteProperty(client, property);
     },
   });
   return wrapper.proxy;
+}
+
+/** A copy of the client's options an isolated tenant may read: no credentials, nothing to change. */
+function redactedOptions(options: object): object {
+  const {
+    password: _password,
+    username: _username,
+    sentinelPassword: _sentinel,
+    redisOptions,
+    ...rest
+  } = options as Record<string, unknown>;
+  return Object.freeze({ ...rest, ...(redisOptions ? { redisOptions: redactedOptions(redisOptions as object) } : {}) });
 }
 
 /** Builtin commands the fast path builds itself (as ioredis's own methods do): `get`, `setBuffer`, … */
@@ -147,8 +194,13 @@ function dispatcher(wrapper: Wrapper, property: string, original: AnyFunction): 
       const lane = laneFor(wrapper, tenant);
       if (lane instanceof Error) return rejectCall(lane, args);
       const client = lane.connection;
-      // Auto-pipelining groups commands itself: let ioredis build them, through the facade.
-      if (client.options.enableAutoPipelining || client.options.showFriendlyErrorStack) {
+      // Auto-pipelining groups commands itself, and a script may shadow a builtin
+      // name: let ioredis build those, through the facade.
+      if (
+        client.options.enableAutoPipelining ||
+        client.options.showFriendlyErrorStack ||
+        builtin in (target as unknown as Definitions).scriptsSet
+      ) {
         return isolatedCall(wrapper, tenant, property, original, args);
       }
       const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as AnyFunction) : undefined;
@@ -161,19 +213,19 @@ function dispatcher(wrapper: Wrapper, property: string, original: AnyFunction): 
       return lane.send(command as unknown as PendingCommand);
     };
   }
-  const listen = property === 'on' || property === 'addListener' || property === 'once' || property.startsWith('prepend');
-  const unlisten = property === 'off' || property === 'removeListener' || property === 'removeAllListeners';
   return function tenantDispatch(...args: unknown[]) {
-    // A listener may be removed from any tenant: from every connection it may be on.
-    if (unlisten) {
-      for (const lane of wrapper.lanes.values()) if (lane.own) removeListener(lane.connection, property, args);
-      removeListener(target, property, args);
-      return wrapper.proxy;
-    }
     const tenant = isolatedTenant(wrapper);
     // Baseline and shared-data tenants: one context lookup, then the client itself.
     if (!tenant) {
-      if (listen) return addListener(wrapper, wrapper.target, original, args, currentTenant());
+      const kind = entryPointOf(target, property);
+      if (kind === 'listen') {
+        wrapper.listeners.add(target, property, args, currentTenant());
+        return wrapper.proxy;
+      }
+      if (kind === 'unlisten') {
+        wrapper.listeners.remove(property, args, undefined, [target]);
+        return wrapper.proxy;
+      }
       if (property === 'duplicate') return tenantRedis(original.apply(target, args) as Client, wrapper.options);
       if (property === 'defineCommand' || property === 'addBuiltinCommand') return define(wrapper, property, args);
       return original.apply(target, args);
@@ -205,22 +257,18 @@ function isolatedCall(wrapper: Wrapper, tenant: Tenant, property: string, origin
     }
     case 'duplicate':
       return tenantRedis(original.apply(target, args) as Client, wrapper.options);
-    case 'lifecycle':
-      if (property === 'connect') return original.apply(target, args);
-      closeLanes(wrapper, property === 'quit' || property === 'quitBuffer' ? 'quit' : 'disconnect');
-      return original.apply(target, args);
-    case 'define':
-      return define(wrapper, property as 'defineCommand' | 'addBuiltinCommand', args);
     case 'listen': {
-      const event = args[0];
-      // Message events are heard on the connection the tenant subscribes on.
-      if (typeof event === 'string' && /message/i.test(event)) {
-        const lane = laneFor(wrapper, tenant);
-        if (lane instanceof Error) throw lane;
-        return addListener(wrapper, lane.connection, Reflect.get(lane.connection, property) as AnyFunction, args, tenant);
-      }
-      return addListener(wrapper, target, original, args, tenant);
+      // Heard on the tenant's own connection (its messages, its connection's events), run in the tenant.
+      const lane = laneFor(wrapper, tenant);
+      if (lane instanceof Error) throw lane;
+      wrapper.listeners.add(lane.connection, property, args, tenant);
+      return wrapper.proxy;
     }
+    case 'unlisten':
+      wrapper.listeners.remove(property, args, tenant.name, []);
+      return wrapper.proxy;
+    case 'listeners':
+      return wrapper.listeners.inspect(property, args, tenant.name);
     case 'inspect':
       return original.apply(target, args);
     default:
@@ -228,9 +276,13 @@ function isolatedCall(wrapper: Wrapper, tenant: Tenant, property: string, origin
         tenant: tenant.name,
         refused: `ioredis ${property}()`,
         reason:
-          kind === 'refuse'
-            ? 'it reaches a raw connection or the client’s internal machinery, where Dye cannot keep the tenant to its keyspace'
-            : 'Dye does not know what this method sends, so it cannot keep the tenant to its keyspace',
+          kind === 'lifecycle'
+            ? 'it opens or closes the client production shares; that is baseline’s to do'
+            : kind === 'define'
+              ? 'it adds a command to the client every tenant uses; define commands in baseline, at start-up'
+              : kind === 'refuse'
+                ? 'it reaches a raw connection or the client’s internal machinery, where Dye cannot keep the tenant to its keyspace'
+                : 'Dye does not know what this method sends, so it cannot keep the tenant to its keyspace',
       });
   }
 }
@@ -332,13 +384,15 @@ function openIsolatedConnection(wrapper: Wrapper, tenant: Tenant, user: Isolated
     const name = (target as Redis).options.connectionName;
     connection = (target as Redis).duplicate({ ...credentials, ...(name ? { connectionName: `${name}:${tenant.name}` } : {}) });
   }
-  connection.on('error', (error: Error) => {
+  const forwardError = (error: Error) => {
     if (target.listenerCount('error') > 0) target.emit('error', error);
     else
       logWarning('dye.redis.isolated-connection', `the isolated Redis connection of tenant ${tenant.name} failed: ${error.message}`, {
         tenant: tenant.name,
       });
-  });
+  };
+  internalListeners.add(forwardError as AnyFunction);
+  connection.on('error', forwardError);
   return connection;
 }
 
@@ -364,27 +418,4 @@ function closeLanes(wrapper: Wrapper, how: 'quit' | 'disconnect'): void {
     else lane.connection.disconnect();
   }
   wrapper.lanes.clear();
-}
-
-const wrappedListeners = new WeakMap<AnyFunction, Map<string, AnyFunction>>();
-
-function addListener(wrapper: Wrapper, emitter: Client, method: AnyFunction, args: unknown[], tenant: Tenant): Client {
-  const [event, listener] = args;
-  const wrapped =
-    typeof event === 'string' && typeof listener === 'function'
-      ? wrapMessageListener(event, listener as AnyFunction, tenant, policyOf(wrapper))
-      : undefined;
-  if (wrapped) {
-    let byEvent = wrappedListeners.get(listener as AnyFunction);
-    if (!byEvent) wrappedListeners.set(listener as AnyFunction, (byEvent = new Map()));
-    byEvent.set(event as string, wrapped);
-  }
-  method.call(emitter, event, wrapped ?? listener);
-  return wrapper.proxy ?? wrapper.target;
-}
-
-function removeListener(emitter: Client, property: string, args: unknown[]): void {
-  const [event, listener] = args;
-  const wrapped = typeof listener === 'function' ? wrappedListeners.get(listener as AnyFunction)?.get(event as string) : undefined;
-  (Reflect.get(emitter, property) as AnyFunction).apply(emitter, wrapped ? [event, wrapped] : args);
 }

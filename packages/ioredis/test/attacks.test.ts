@@ -1,5 +1,5 @@
-import { IsolationError, setLogger, withTenant } from '@dye/core';
-import { grantShadowAccess, type IsolatedRedisUser, tenantRedis } from '@dye/ioredis';
+import { currentTenant, IsolationError, setLogger, withTenant } from '@dye/core';
+import { FORBIDDEN_PROBES, grantShadowAccess, type IsolatedRedisUser, tenantRedis, unwrapTenantRedis } from '@dye/ioredis';
 import { Command, type Pipeline, Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
@@ -17,6 +17,7 @@ let production: Map<string, string>;
 
 const shadow = <T>(fn: () => T) => withTenant('shadow', fn);
 type Loose = Record<string, (...args: unknown[]) => unknown>;
+const CONTAINER = /^(acl|client|cluster|config|function|script|memory|module|latency|slowlog)$/;
 
 beforeAll(async () => {
   setLogger({ warn: () => {} });
@@ -384,5 +385,167 @@ describe('the isolated user is checked before its first command', () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe("production's listeners, state and lifecycle are not an isolated tenant's", () => {
+  it('emit, listeners and rawListeners cannot drive a production listener; shadow sees only its own', async () => {
+    const subscriber = tenantRedis(new Redis(server.url), { isolated });
+    const handled: string[] = [];
+    try {
+      const handler = (channel: string, message: string) => handled.push(`${channel}:${message}:${currentTenant().name}`);
+      subscriber.on('message', handler);
+      await subscriber.subscribe('orders');
+      await recorder.settle();
+      recorder.clear();
+      await expectRefusedAndNothingSent(() => subscriber.emit('message', 'orders', 'from-shadow'));
+      expect(shadow(() => subscriber.listeners('message'))).toEqual([]);
+      expect(shadow(() => subscriber.rawListeners('message'))).toEqual([]);
+      expect(shadow(() => subscriber.listenerCount('message'))).toBe(0);
+      const own = () => {};
+      shadow(() => subscriber.on('message', own));
+      expect(shadow(() => subscriber.listeners('message'))).toEqual([own]);
+      await admin.publish('orders', 'real');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(handled).toEqual(['orders:real:baseline']);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('off and removeAllListeners from shadow remove only shadow’s own listeners', async () => {
+    const subscriber = tenantRedis(new Redis(server.url), { isolated });
+    const handled: string[] = [];
+    try {
+      const handler = (_channel: string, message: string) => handled.push(message);
+      subscriber.on('message', handler);
+      await subscriber.subscribe('orders');
+      shadow(() => {
+        subscriber.off('message', handler);
+        subscriber.removeListener('message', handler);
+        subscriber.removeAllListeners('message');
+        subscriber.removeAllListeners();
+      });
+      await admin.publish('orders', 'still heard');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(handled).toEqual(['still heard']);
+      // Baseline may remove its own.
+      subscriber.off('message', handler);
+      await admin.publish('orders', 'not heard');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(handled).toEqual(['still heard']);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('a connection event listener registered in shadow hears shadow’s connection and runs in shadow', async () => {
+    const client = tenantRedis(new Redis(server.url), { isolated });
+    const ran: string[] = [];
+    try {
+      await shadow(async () => {
+        await client.set('warm', '1');
+        client.on('ready', () => {
+          ran.push(currentTenant().name);
+          void client.set('user:1', 'written on ready');
+        });
+      });
+      // Production's connection reconnects: the shadow listener is not on it.
+      const baselineId = String(await client.client('ID'));
+      await admin.client('KILL', 'ID', baselineId);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(ran).toEqual([]);
+      // Shadow's own connection reconnects: it runs, in shadow.
+      await admin.client('KILL', 'USER', isolated.username);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(ran.length).toBeGreaterThan(0);
+      expect(new Set(ran)).toEqual(new Set(['shadow']));
+      expect(await admin.get('shadow:user:1')).toBe('written on ready');
+      expect(await productionSnapshot(admin)).toEqual(production);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('defineCommand and addBuiltinCommand from shadow are refused: production methods stay', async () => {
+    const client = tenantRedis(new Redis(server.url), { isolated });
+    try {
+      await expectRefusedAndNothingSent(() =>
+        client.defineCommand('get', { numberOfKeys: 1, lua: "redis.call('SET', KEYS[1], 'replaced'); return 'x'" }),
+      );
+      await expectRefusedAndNothingSent(() => client.addBuiltinCommand('json.get'));
+      expect(await client.get('user:1')).toBe('alice');
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('the socket, connector, queues and other state are not reachable; options come redacted and frozen', async () => {
+    const client = tenantRedis(new Redis(server.url, { password: undefined, connectionName: 'app' }), { isolated });
+    try {
+      for (const property of ['stream', 'connector', 'condition', 'commandQueue', 'offlineQueue', 'scriptsSet']) {
+        expect(() => shadow(() => (client as unknown as Record<string, unknown>)[property]), property).toThrow(IsolationError);
+      }
+      const options = shadow(() => client.options);
+      expect(Object.isFrozen(options)).toBe(true);
+      expect(options).not.toHaveProperty('password');
+      expect(() => shadow(() => ((client as unknown as Record<string, unknown>).options = {}))).toThrow(IsolationError);
+      expect(() => shadow(() => Object.defineProperty(client, 'status', { value: 'x' }))).toThrow(IsolationError);
+      expect(shadow(() => client.status)).toBe(client.status);
+      await shadow(() => client.set('user:1', 'still renamed'));
+      expect(await admin.get('user:1')).toBe('alice');
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it.each([
+    ['quit()', (client: Redis) => client.quit()],
+    ['disconnect()', (client: Redis) => client.disconnect()],
+    ['end()', (client: Redis) => (client as unknown as { end: () => void }).end()],
+    ['connect()', (client: Redis) => client.connect()],
+  ])('%s from shadow is refused; production keeps its connection', async (_name, run) => {
+    const client = tenantRedis(new Redis(server.url), { isolated });
+    try {
+      await client.ping();
+      await expectRefusedAndNothingSent(() => run(client));
+      expect(await client.get('user:1')).toBe('alice');
+      expect(client.status).toBe('ready');
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('unwrapTenantRedis from shadow is refused', () => {
+    expect(() => shadow(() => unwrapTenantRedis(redis))).toThrow(IsolationError);
+    expect(unwrapTenantRedis(redis)).toBe(raw);
+  });
+});
+
+describe('the user check covers every admin and dangerous command the server knows', () => {
+  it('a user denied exactly the probes Dye lists, but allowed SLOWLOG RESET and the rest, is refused', async () => {
+    const denied = [
+      ...new Set(
+        FORBIDDEN_PROBES.map((probe) => (probe.length > 1 && CONTAINER.test(probe[0] ?? '') ? `${probe[0]}|${probe[1]}` : probe[0])),
+      ),
+    ];
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'dye_narrow',
+      'reset',
+      'on',
+      '>narrow',
+      '~shadow:*',
+      '&shadow:*',
+      '+@all',
+      ...denied.map((name) => `-${name}`),
+    );
+    const client = tenantRedis(raw, { isolated: { username: 'dye_narrow', password: 'narrow' } });
+    const error = await shadow(() => client.set('x', '1')).catch((failure: Error) => failure);
+    expect(error).toBeInstanceOf(IsolationError);
+    expect((error as Error).message).toMatch(/SLOWLOG RESET/);
+    expect((error as Error).message).toMatch(/LATENCY/);
+    expect(await admin.exists('shadow:x')).toBe(0);
   });
 });
