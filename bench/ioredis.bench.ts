@@ -32,10 +32,13 @@ export async function run() {
     for (let i = 0; i < 10; i++) pipeline.set(`${key}:${i}`, 'v').get(`${key}:${i}`);
     await pipeline.exec();
   };
+  await withTenant('shadow', single(wrapped)); // the isolated user's first-use check, before timing
   const one = await compareThroughput('ioredis', [
     { name: 'bare ioredis: SET+GET', run: single(raw) },
     { name: 'tenantRedis baseline: SET+GET', run: single(wrapped) },
     { name: 'tenantRedis shadow: SET+GET', run: () => withTenant('shadow', single(wrapped)) },
+    // The context alone (withTenant per operation), on the bare client: what the shadow row pays before Dye's adapter.
+    { name: 'bare ioredis inside withTenant(shadow)', run: () => withTenant('shadow', single(raw)) },
     // The same bare client again: how far two identical variants drift in one run.
     { name: 'bare ioredis again (noise control)', run: single(raw) },
   ]);
@@ -44,6 +47,8 @@ export async function run() {
     { name: 'bare ioredis: pipeline of 20', run: pipelined(raw) },
     { name: 'tenantRedis baseline: pipeline of 20', run: pipelined(wrapped) },
     { name: 'tenantRedis shadow: pipeline of 20', run: () => withTenant('shadow', pipelined(wrapped)) },
+    { name: 'bare ioredis inside withTenant(shadow)', run: () => withTenant('shadow', pipelined(raw)) },
+    { name: 'bare ioredis again (noise control)', run: pipelined(raw) },
   ]);
   printThroughput('Pipelines of 10 SET + 10 GET (pipelines/s, 16 in flight)', batched);
   const keys = [...(await raw.keys(`${key}*`)), ...(await raw.keys(`shadow:${key}*`))];

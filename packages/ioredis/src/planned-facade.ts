@@ -55,8 +55,10 @@ const planned = {
     (command as Record<symbol, boolean>)[PLANNED] = true;
   },
 };
-const pipelineOfCommand = new WeakMap<object, PipelineLike>();
-const pipelineWriteVerdicts = new WeakMap<object, Error | null>();
+// The pipeline a command was queued in, and a pipeline write's verdict:
+// properties of the objects themselves, not WeakMaps (cheaper on every command).
+const PIPELINE = Symbol('dye.pipeline');
+const VERDICT = Symbol('dye.pipelineVerdict');
 
 /**
  * A view of an ioredis client through which every command an isolated tenant
@@ -109,7 +111,7 @@ export function plannedFacade(
         // A refusal throws where the command is queued: nothing of the pipeline is sent.
         if (refusal) throw refusal;
       }
-      pipelineOfCommand.set(command, pipeline);
+      (command as unknown as Record<symbol, PipelineLike>)[PIPELINE] = pipeline;
       return queue(command);
     };
     return pipeline;
@@ -120,6 +122,24 @@ export function plannedFacade(
   const autoPipelines = new Map<string, unknown>();
   const runningAutoPipelines = new Set<string>();
 
+  const pipelineMethod = (commands?: unknown[][]) => {
+    const pipeline = plannedPipeline((target.pipeline as AnyFunction).call(facade) as PipelineLike);
+    if (Array.isArray(commands)) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(commands);
+    return pipeline;
+  };
+  const multiMethod = (commands?: unknown, options?: unknown) => {
+    const [batch, settingsArg] = Array.isArray(commands) ? [commands, options] : [undefined, commands];
+    if ((settingsArg as { pipeline?: boolean } | undefined)?.pipeline === false) {
+      // MULTI sent on its own: refused by the plan (shared connection state).
+      return (target.multi as AnyFunction).call(facade, { pipeline: false });
+    }
+    const pipeline = (target.multi as AnyFunction).call(facade, settingsArg ?? {}) as PipelineLike;
+    // multi() queued its MULTI before the pipeline could be wrapped.
+    for (const command of pipeline._queue) planInPlace(command, settings, { inPipeline: true });
+    plannedPipeline(pipeline);
+    if (batch) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(batch);
+    return pipeline;
+  };
   const facade: Client = new Proxy(target, {
     get(client, property, receiver) {
       switch (property) {
@@ -130,25 +150,9 @@ export function plannedFacade(
         case '_runningAutoPipelines':
           return runningAutoPipelines;
         case 'pipeline':
-          return (commands?: unknown[][]) => {
-            const pipeline = plannedPipeline((client.pipeline as AnyFunction).call(receiver) as PipelineLike);
-            if (Array.isArray(commands)) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(commands);
-            return pipeline;
-          };
+          return pipelineMethod;
         case 'multi':
-          return (commands?: unknown, options?: unknown) => {
-            const [batch, settingsArg] = Array.isArray(commands) ? [commands, options] : [undefined, commands];
-            if ((settingsArg as { pipeline?: boolean } | undefined)?.pipeline === false) {
-              // MULTI sent on its own: refused by the plan (shared connection state).
-              return (client.multi as AnyFunction).call(receiver, { pipeline: false });
-            }
-            const pipeline = (client.multi as AnyFunction).call(receiver, settingsArg ?? {}) as PipelineLike;
-            // multi() queued its MULTI before the pipeline could be wrapped.
-            for (const command of pipeline._queue) planInPlace(command, settings, { inPipeline: true });
-            plannedPipeline(pipeline);
-            if (batch) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(batch);
-            return pipeline;
-          };
+          return multiMethod;
         default:
           return Reflect.get(client, property, receiver);
       }
@@ -168,11 +172,12 @@ function isPipelineWrite(stream: unknown): boolean {
  * write, before its first command is sent.
  */
 function checkPipelineOnce(command: PendingCommand, stream: unknown, tenant: Tenant): Error | undefined {
-  let verdict = pipelineWriteVerdicts.get(stream as object);
+  const write = stream as Record<symbol, Error | null | undefined>;
+  let verdict = write[VERDICT];
   if (verdict === undefined) {
     // Every command of a refused write is refused: none of it reaches the connection.
-    verdict = checkPipeline(pipelineOfCommand.get(command), tenant) ?? null;
-    pipelineWriteVerdicts.set(stream as object, verdict);
+    verdict = checkPipeline((command as unknown as Record<symbol, PipelineLike | undefined>)[PIPELINE], tenant) ?? null;
+    write[VERDICT] = verdict;
   }
   return verdict ?? undefined;
 }

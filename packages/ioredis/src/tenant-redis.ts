@@ -344,6 +344,8 @@ function laneFor(wrapper: Wrapper, tenant: Tenant): Lane | Error {
   return lane;
 }
 
+const syncedCounts = new WeakMap<Lane, [scripts: number, builtins: number]>();
+
 interface Definitions {
   scriptsSet: Record<string, { lua: string; numberOfKeys: number | null; readOnly: boolean }>;
   addedBuiltinSet: Set<string>;
@@ -358,6 +360,11 @@ function syncDefinitions(wrapper: Wrapper, lane: Lane): void {
   if (!lane.own) return;
   const from = wrapper.target as unknown as Definitions;
   const to = lane.connection as unknown as Definitions;
+  // Nothing added since the last sync (the usual case, checked on every pipeline).
+  const seen = syncedCounts.get(lane);
+  const scripts = Object.keys(from.scriptsSet).length;
+  if (seen && seen[0] === scripts && seen[1] === from.addedBuiltinSet.size && scripts === 0) return;
+  syncedCounts.set(lane, [scripts, from.addedBuiltinSet.size]);
   for (const [name, script] of Object.entries(from.scriptsSet)) {
     if (to.scriptsSet[name]?.lua === script.lua) continue;
     lane.connection.defineCommand(name, {
