@@ -14,12 +14,17 @@ interface PendingCommand {
   bufferMode?: boolean;
   promise: Promise<unknown>;
   reject: (error: unknown) => void;
+  /** Set by a pipeline when it queues the command. */
+  pipelineIndex?: number;
   transformReply: (reply: unknown) => unknown;
 }
 
 interface PipelineLike {
   _queue: PendingCommand[];
+  _transactions?: number;
+  replyPending?: number;
   sendCommand: (command: PendingCommand) => unknown;
+  exec: (...args: unknown[]) => unknown;
 }
 
 /** Whether the first isolated use may go ahead: the isolated user checked (or no check, for client-only). */
@@ -44,22 +49,6 @@ interface Sites {
   readonly pipelineSite: { readonly inPipeline: true; readonly sharedConnection: boolean };
 }
 
-// A command is planned once: when queued in a pipeline, or when sent alone.
-// Retries (NOSCRIPT, cluster redirections, reconnects) pass the same object
-// again and must not be renamed twice. (A property, not a WeakSet: cheaper on
-// every command.)
-const PLANNED = Symbol('dye.planned');
-const planned = {
-  has: (command: object) => (command as Record<symbol, boolean>)[PLANNED] === true,
-  add: (command: object) => {
-    (command as Record<symbol, boolean>)[PLANNED] = true;
-  },
-};
-// The pipeline a command was queued in, and a pipeline write's verdict:
-// properties of the objects themselves, not WeakMaps (cheaper on every command).
-const PIPELINE = Symbol('dye.pipeline');
-const VERDICT = Symbol('dye.pipelineVerdict');
-
 /**
  * A view of an ioredis client through which every command an isolated tenant
  * sends is planned: ioredis builds every command (methods, `call`, scripts of
@@ -67,6 +56,11 @@ const VERDICT = Symbol('dye.pipelineVerdict');
  * `multi`, `addBatch`) and then hands it to `this.sendCommand`. Running the
  * client's own methods with `this` = the facade puts Dye at that one choke
  * point; reads and writes of the client's state pass through to the client.
+ *
+ * A command is planned once: a command sent alone when it reaches the facade,
+ * a pipeline's when it is queued (its `pipelineIndex` says it was: a cluster
+ * retry queues it again, renamed already). Nothing is added to ioredis's
+ * command objects, so they keep the one shape ioredis's own code sees.
  */
 export function plannedFacade(
   target: Client,
@@ -81,15 +75,9 @@ export function plannedFacade(
     (target.sendCommand as AnyFunction).call(target, command, stream, node);
 
   const send = (command: PendingCommand, stream?: unknown, node?: unknown): unknown => {
-    if (!planned.has(command)) {
-      const refusal = planInPlace(command, settings, { inPipeline: isPipelineWrite(stream) });
-      if (refusal) {
-        command.reject(refusal);
-        return command.promise;
-      }
-    }
-    if (isPipelineWrite(stream)) {
-      const refusal = checkPipelineOnce(command, stream, settings.tenant);
+    // A pipeline's commands arrive here when it is written, planned when queued.
+    if (!isPipelineWrite(stream)) {
+      const refusal = planInPlace(command, settings, false);
       if (refusal) {
         command.reject(refusal);
         return command.promise;
@@ -103,16 +91,49 @@ export function plannedFacade(
     return command.promise;
   };
 
-  const plannedPipeline = (pipeline: PipelineLike): PipelineLike => {
+  const plannedPipeline = (pipeline: PipelineLike, openTransactions: number): PipelineLike => {
+    // MULTI/EXEC/DISCARD are allowed in a pipeline because it is written in
+    // one piece; but it must not leave the shared connection inside a
+    // transaction. Tracked as commands are queued, checked before writing.
+    let open = openTransactions;
+    let misplaced: string | undefined;
     const queue = pipeline.sendCommand.bind(pipeline);
     pipeline.sendCommand = (command: PendingCommand) => {
-      if (!planned.has(command)) {
-        const refusal = planInPlace(command, settings, { inPipeline: true });
+      if (command.pipelineIndex === undefined) {
+        const refusal = planInPlace(command, settings, true);
         // A refusal throws where the command is queued: nothing of the pipeline is sent.
         if (refusal) throw refusal;
+        const name = command.name.toLowerCase();
+        if (name === 'multi') {
+          if (open > 0) misplaced ??= 'MULTI inside MULTI';
+          open++;
+        } else if (name === 'exec' || name === 'discard') {
+          if (open === 0) misplaced ??= `${name.toUpperCase()} without MULTI`;
+          else open--;
+        }
       }
-      (command as unknown as Record<symbol, PipelineLike>)[PIPELINE] = pipeline;
       return queue(command);
+    };
+    const exec = pipeline.exec;
+    pipeline.exec = function checkedExec(this: PipelineLike, ...args: unknown[]) {
+      // multi() adds its own EXEC as it writes: one per transaction it opened.
+      const reason =
+        misplaced ??
+        (open - (this._transactions ?? 0) > 0
+          ? 'a MULTI with no EXEC or DISCARD would leave the shared connection inside a transaction'
+          : undefined);
+      if (!reason) return exec.apply(this, args);
+      const refusal = isolationRefusal('redis', { tenant: settings.tenant.name, refused: 'Redis pipeline', reason });
+      // Settle every queued command, send none.
+      this.replyPending = this._queue.length;
+      for (const command of this._queue) command.reject(refusal);
+      const callback = args[0];
+      const rejection = Promise.reject(refusal);
+      if (typeof callback === 'function') {
+        rejection.catch(() => {});
+        process.nextTick(callback as AnyFunction, refusal);
+      }
+      return rejection;
     };
     return pipeline;
   };
@@ -123,7 +144,7 @@ export function plannedFacade(
   const runningAutoPipelines = new Set<string>();
 
   const pipelineMethod = (commands?: unknown[][]) => {
-    const pipeline = plannedPipeline((target.pipeline as AnyFunction).call(facade) as PipelineLike);
+    const pipeline = plannedPipeline((target.pipeline as AnyFunction).call(facade) as PipelineLike, 0);
     if (Array.isArray(commands)) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(commands);
     return pipeline;
   };
@@ -135,8 +156,8 @@ export function plannedFacade(
     }
     const pipeline = (target.multi as AnyFunction).call(facade, settingsArg ?? {}) as PipelineLike;
     // multi() queued its MULTI before the pipeline could be wrapped.
-    for (const command of pipeline._queue) planInPlace(command, settings, { inPipeline: true });
-    plannedPipeline(pipeline);
+    for (const command of pipeline._queue) planInPlace(command, settings, true);
+    plannedPipeline(pipeline, pipeline._queue.length);
     if (batch) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(batch);
     return pipeline;
   };
@@ -165,59 +186,19 @@ function isPipelineWrite(stream: unknown): boolean {
   return typeof stream === 'object' && stream !== null && (stream as { isPipeline?: boolean }).isPipeline === true;
 }
 
-/**
- * MULTI/EXEC/DISCARD are allowed in a pipeline because it is written in one
- * piece; but a pipeline must not leave the shared connection inside a
- * transaction (a MULTI with no EXEC or DISCARD after it). Checked once per
- * write, before its first command is sent.
- */
-function checkPipelineOnce(command: PendingCommand, stream: unknown, tenant: Tenant): Error | undefined {
-  const write = stream as Record<symbol, Error | null | undefined>;
-  let verdict = write[VERDICT];
-  if (verdict === undefined) {
-    // Every command of a refused write is refused: none of it reaches the connection.
-    verdict = checkPipeline((command as unknown as Record<symbol, PipelineLike | undefined>)[PIPELINE], tenant) ?? null;
-    write[VERDICT] = verdict;
-  }
-  return verdict ?? undefined;
-}
-
-function checkPipeline(pipeline: PipelineLike | undefined, tenant: Tenant): Error | undefined {
-  if (!pipeline) return undefined;
-  let open = false;
-  for (const queued of pipeline._queue) {
-    const name = queued.name.toLowerCase();
-    if (name === 'multi') {
-      if (open) return pipelineRefusal(tenant, 'MULTI inside MULTI');
-      open = true;
-    } else if (name === 'exec' || name === 'discard') {
-      if (!open) return pipelineRefusal(tenant, `${name.toUpperCase()} without MULTI`);
-      open = false;
-    }
-  }
-  return open
-    ? pipelineRefusal(tenant, 'a MULTI with no EXEC or DISCARD would leave the shared connection inside a transaction')
-    : undefined;
-}
-
-function pipelineRefusal(tenant: Tenant, reason: string): Error {
-  return isolationRefusal('redis', { tenant: tenant.name, refused: 'Redis pipeline', reason });
-}
-
 /** Rewrites a built command for its tenant, or returns the refusal (nothing changed). */
-function planInPlace(command: PendingCommand, settings: FacadeSettings & Sites, site: { inPipeline: boolean }): Error | undefined {
+function planInPlace(command: PendingCommand, settings: FacadeSettings & Sites, inPipeline: boolean): Error | undefined {
   const plan = planCommandInPlace(
     command.name,
     command.args,
     settings.prefix,
     settings.options,
-    site.inPipeline ? settings.pipelineSite : settings.site,
+    inPipeline ? settings.pipelineSite : settings.site,
   );
   if (plan.kind === 'refuse') {
     return isolationRefusal('redis', { tenant: settings.tenant.name, refused: `Redis ${command.name.toUpperCase()}`, reason: plan.reason });
   }
   apply(command, plan);
-  planned.add(command);
   return undefined;
 }
 

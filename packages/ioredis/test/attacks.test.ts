@@ -243,13 +243,28 @@ describe('connection state is never shared', () => {
     await expectRefusedAndNothingSent(run);
   });
 
-  it('a pipeline leaving a MULTI open: every command refused, none written', async () => {
-    const results = await shadow(() => redis.pipeline().call('MULTI').set('user:1', 'x').exec());
-    expect(results).toHaveLength(2);
-    for (const [error] of results ?? []) expect(error).toBeInstanceOf(IsolationError);
+  it.each([
+    ['a MULTI left open', () => redis.pipeline().call('MULTI').set('user:1', 'x')],
+    ['EXEC without MULTI', () => redis.pipeline().set('user:1', 'x').call('EXEC')],
+    ['MULTI inside multi()', () => redis.multi().call('MULTI').set('user:1', 'x')],
+  ])('a pipeline with %s: refused at exec, every command settled, none written', async (_name, build) => {
+    const pipeline = shadow(build);
+    const error = await pipeline.exec().catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(IsolationError);
     await recorder.settle();
     expect(recorder.received).toEqual([]);
     expect(await productionSnapshot(admin)).toEqual(production);
+  });
+
+  it('balanced transactions in a pipeline run', async () => {
+    // In a pipeline, exec() with a transaction open queues its EXEC; the next exec() sends.
+    const queued = shadow(() => {
+      const pipeline = (redis.pipeline() as unknown as Loose).multi?.() as Loose;
+      return ((pipeline.set?.('user:1', 'in-tx') as Loose).exec?.() as Loose).get?.('user:1') as Loose;
+    });
+    const results = (await queued.exec?.()) as Array<[Error | null, unknown]>;
+    expect(results.map(([, value]) => value)).toEqual(['OK', 'QUEUED', ['OK'], 'in-tx']);
+    expect(await admin.get('shadow:user:1')).toBe('in-tx');
   });
 
   it('a shadow transaction cannot swallow a concurrent baseline SET', async () => {
