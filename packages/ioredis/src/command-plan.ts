@@ -401,8 +401,16 @@ function refuse(reason: string): CommandPlan {
   return { kind: 'refuse', reason };
 }
 
+/** The plan of a command renamed in place with nothing else to change: one object for all of them. */
+export const RENAMED_IN_PLACE: CommandPlan = Object.freeze({ kind: 'send', name: '', args: [] });
+
 function sendWithKeys(name: string, args: readonly unknown[], positions: readonly number[], prefix: string, inPlace = false): CommandPlan {
-  const rewritten = inPlace ? (args as unknown[]) : args.slice();
+  if (inPlace) {
+    const target = args as unknown[];
+    for (const index of positions) target[index] = prefixKey(prefix, target[index]);
+    return RENAMED_IN_PLACE;
+  }
+  const rewritten = args.slice();
   for (const index of positions) rewritten[index] = prefixKey(prefix, rewritten[index]);
   return { kind: 'send', name, args: rewritten };
 }
@@ -430,9 +438,14 @@ function keyedPlanner(name: string, finder: KeyFinder, entry: TableEntry | undef
     if (typeof positions === 'string') return refuse(`its keys cannot be found: ${positions}`);
     if (scripts && positions.length === 0 && _site.sharedConnection)
       return refuse('a script given no keys may name any key, and on the shared connection nothing but Dye would stop it');
-    const plan = sendWithKeys(name, args, positions, prefix, inPlace) as Extract<CommandPlan, { kind: 'send' }>;
+    const plan = sendWithKeys(name, args, positions, prefix, inPlace);
     if (!replies) return plan;
-    return { ...plan, reply: replyFor(name, prefix) };
+    return {
+      kind: 'send',
+      name,
+      args: plan === RENAMED_IN_PLACE ? (args as unknown[]) : (plan as { args: unknown[] }).args,
+      reply: replyFor(name, prefix),
+    };
   };
 }
 
@@ -591,6 +604,7 @@ export function planCommand(
  * anything in place, are that same array).
  */
 export function planCommandInPlace(rawName: string, args: unknown[], prefix: string, options: PlanOptions, site: PlanSite): CommandPlan {
+  // (RENAMED_IN_PLACE: the keys in `args` are renamed and nothing else changes.)
   let planner = planners.get(rawName);
   if (!planner) {
     const name = rawName.toLowerCase();

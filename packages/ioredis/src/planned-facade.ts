@@ -1,6 +1,6 @@
 import { isolationRefusal, type Tenant } from '@dye/core';
 import type { Cluster, Redis } from 'ioredis';
-import { type CommandPlan, type PlanOptions, planCommandInPlace } from './command-plan.js';
+import { type CommandPlan, type PlanOptions, planCommandInPlace, RENAMED_IN_PLACE } from './command-plan.js';
 
 type Client = Redis | Cluster;
 type AnyFunction = (...args: unknown[]) => unknown;
@@ -103,7 +103,7 @@ export function plannedFacade(
         const refusal = planInPlace(command, settings, true);
         // A refusal throws where the command is queued: nothing of the pipeline is sent.
         if (refusal) throw refusal;
-        const name = command.name.toLowerCase();
+        const name = TRANSACTION_WORD.test(command.name) ? command.name.toLowerCase() : '';
         if (name === 'multi') {
           if (open > 0) misplaced ??= 'MULTI inside MULTI';
           open++;
@@ -182,6 +182,8 @@ export function plannedFacade(
   return { facade, send };
 }
 
+const TRANSACTION_WORD = /^(multi|exec|discard)$/i;
+
 function isPipelineWrite(stream: unknown): boolean {
   return typeof stream === 'object' && stream !== null && (stream as { isPipeline?: boolean }).isPipeline === true;
 }
@@ -203,6 +205,7 @@ function planInPlace(command: PendingCommand, settings: FacadeSettings & Sites, 
 }
 
 function apply(command: PendingCommand, plan: Extract<CommandPlan, { kind: 'send' }>): void {
+  if (plan === RENAMED_IN_PLACE) return;
   if (plan.name !== command.name) command.name = plan.name;
   // ioredis has already turned the arguments into strings and Buffers; what the plan adds must be too.
   const args = plan.args;
