@@ -84,10 +84,15 @@ export function plannedFacade(
       }
     }
     if (settings.gate.passed) return forward(command, stream, node);
-    settings.gate.ensure().then(
-      () => forward(command, stream, node),
-      (error: unknown) => command.reject(error),
-    );
+    // Waits for the isolated user's check. The caller holds command.promise;
+    // whatever else sending returns (a traced wrapper) must not go unhandled.
+    settings.gate
+      .ensure()
+      .then(() => {
+        const sent = forward(command, stream, node);
+        if (sent !== command.promise) Promise.resolve(sent).catch(() => {});
+      })
+      .catch((error: unknown) => command.reject(error));
     return command.promise;
   };
 

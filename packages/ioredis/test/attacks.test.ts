@@ -353,6 +353,27 @@ describe('the isolated user is checked before its first command', () => {
     expect(await productionSnapshot(admin)).toEqual(production);
   });
 
+  it('commands issued while the check runs are sent after it; a server error among them is the caller’s rejection, never an unhandled one', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const fresh = tenantRedis(new Redis(server.url), { isolated });
+    try {
+      const [bad, good] = await shadow(() =>
+        Promise.allSettled([fresh.call('XRANGE', 'stream', 'not-an-id', '+'), fresh.set('checked', '1')]),
+      );
+      expect(bad.status).toBe('rejected');
+      expect(String((bad as PromiseRejectedResult).reason)).toMatch(/Invalid stream ID/);
+      expect(good.status).toBe('fulfilled');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+      expect(await admin.get('shadow:checked')).toBe('1');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      fresh.disconnect();
+    }
+  });
+
   it('a wrong password never runs as the default user', async () => {
     const wrong = tenantRedis(raw, { isolated: { username: isolated.username, password: 'wrong' } });
     const error = await shadow(() => wrong.set('user:1', 'x')).catch((failure: Error) => failure);

@@ -41,5 +41,10 @@ describe('Redis Cluster under shadow', () => {
     // Production, in the same slots, untouched.
     expect(await admin.mget('{user:1}name', '{user:1}plan')).toEqual(['alice', 'pro']);
     expect([await admin.exists('single'), await admin.exists('{user:1}visits')]).toEqual([0, 0]);
+    // Every node has the isolated user (each keeps its own), and refuses it production keys.
+    for (const node of admin.nodes('master')) {
+      expect(await node.call('ACL', 'GETUSER', 'dye_shadow')).not.toBeNull();
+      expect(String(await node.call('ACL', 'DRYRUN', 'dye_shadow', 'GET', '{user:1}name'))).toMatch(/no permissions/);
+    }
   });
 });
