@@ -573,6 +573,18 @@ const planScan: Planner = (args, prefix) => {
   };
 };
 
+function plannerFor(rawName: string): Planner {
+  let planner = planners.get(rawName);
+  if (!planner) {
+    const name = rawName.toLowerCase();
+    planner = planners.get(name) ?? buildPlanner(name);
+    // Names arrive in the case the caller wrote (`call('SET')`): remember the
+    // spellings seen, up to a bound, so a stream of made-up names cannot grow it.
+    if (planners.size < 2048) planners.set(name, planner).set(rawName, planner);
+  }
+  return planner;
+}
+
 /**
  * Plans a command for an isolated tenant whose key prefix is `prefix`. `args`
  * are the command's final, flat arguments (as ioredis sends them). Every key
@@ -587,15 +599,7 @@ export function planCommand(
   options: PlanOptions = {},
   site: PlanSite = {},
 ): CommandPlan {
-  let planner = planners.get(rawName);
-  if (!planner) {
-    const name = rawName.toLowerCase();
-    planner = planners.get(name) ?? buildPlanner(name);
-    // Names arrive in the case the caller wrote (`call('SET')`): remember the
-    // spellings seen, up to a bound, so a stream of made-up names cannot grow it.
-    if (planners.size < 2048) planners.set(name, planner).set(rawName, planner);
-  }
-  return planner(args, prefix, site, options, false);
+  return plannerFor(rawName)(args, prefix, site, options, false);
 }
 
 /**
@@ -605,11 +609,5 @@ export function planCommand(
  */
 export function planCommandInPlace(rawName: string, args: unknown[], prefix: string, options: PlanOptions, site: PlanSite): CommandPlan {
   // (RENAMED_IN_PLACE: the keys in `args` are renamed and nothing else changes.)
-  let planner = planners.get(rawName);
-  if (!planner) {
-    const name = rawName.toLowerCase();
-    planner = planners.get(name) ?? buildPlanner(name);
-    if (planners.size < 2048) planners.set(name, planner).set(rawName, planner);
-  }
-  return planner(args, prefix, site, options, true);
+  return plannerFor(rawName)(args, prefix, site, options, true);
 }
