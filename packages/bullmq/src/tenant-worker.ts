@@ -1,4 +1,4 @@
-import { isolationRefusal, logWarning, type Tenant, withTenant } from '@dye/core';
+import { currentTenant, isolationRefusal, logWarning, type Tenant, withTenant } from '@dye/core';
 import { type Job, type Processor, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { type BullConnection, type IsolationSettings, productionConnection } from './isolated-connection.js';
 import { hasTenantTag, isIsolatedForRedis, isolatedQueuePrefix, tenantOfJob } from './job-tenant.js';
@@ -47,6 +47,8 @@ export function tenantWorker<T extends Worker = Worker>(name: string, processor:
       });
       throw new UnrecoverableError(refusal.message);
     }
+    // A baseline job in a baseline loop needs no context of its own.
+    if (tenant.kind === 'baseline' && currentTenant().kind === 'baseline') return processor(job, token, signal);
     return withTenant(tenant, () => processor(job, token, signal));
   };
 

@@ -148,8 +148,17 @@ export function plannedFacade(
   const autoPipelines = new Map<string, unknown>();
   const runningAutoPipelines = new Set<string>();
 
+  // What a standalone client's pipeline calls on its client as it is written
+  // (sendCommand, the socket): the client itself but for sendCommand, without
+  // a proxy in the way of every command. A cluster's pipeline also changes
+  // its client's state (redirections), so it keeps the facade.
+  const isCluster = Boolean((target as { isCluster?: boolean }).isCluster);
+  const pipelineClient = isCluster
+    ? undefined
+    : Object.create(target, { sendCommand: { value: (...args: unknown[]) => (send as AnyFunction)(...args) } });
   const pipelineMethod = (commands?: unknown[][]) => {
     const pipeline = plannedPipeline((target.pipeline as AnyFunction).call(facade) as PipelineLike, 0);
+    if (pipelineClient) (pipeline as unknown as { redis: unknown }).redis = pipelineClient;
     if (Array.isArray(commands)) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(commands);
     return pipeline;
   };
