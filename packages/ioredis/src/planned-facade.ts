@@ -1,5 +1,5 @@
 import { isolationRefusal, type Tenant } from '@dye/core';
-import type { Cluster, Redis } from 'ioredis';
+import { type Cluster, Pipeline, type Redis } from 'ioredis';
 import { type CommandPlan, type PlanOptions, planCommandInPlace, RENAMED_IN_PLACE } from './command-plan.js';
 
 type Client = Redis | Cluster;
@@ -96,49 +96,18 @@ export function plannedFacade(
     return command.promise;
   };
 
+  // multi() pipelines are built by ioredis itself: wrapped after the fact.
   const plannedPipeline = (pipeline: PipelineLike, openTransactions: number): PipelineLike => {
-    // MULTI/EXEC/DISCARD are allowed in a pipeline because it is written in
-    // one piece; but it must not leave the shared connection inside a
-    // transaction. Tracked as commands are queued, checked before writing.
-    let open = openTransactions;
-    let misplaced: string | undefined;
+    const tracker = new TransactionTracker(openTransactions);
     const queue = pipeline.sendCommand.bind(pipeline);
     pipeline.sendCommand = (command: PendingCommand) => {
-      if (command.pipelineIndex === undefined) {
-        const refusal = planInPlace(command, settings, true);
-        // A refusal throws where the command is queued: nothing of the pipeline is sent.
-        if (refusal) throw refusal;
-        const name = TRANSACTION_WORD.test(command.name) ? command.name.toLowerCase() : '';
-        if (name === 'multi') {
-          if (open > 0) misplaced ??= 'MULTI inside MULTI';
-          open++;
-        } else if (name === 'exec' || name === 'discard') {
-          if (open === 0) misplaced ??= `${name.toUpperCase()} without MULTI`;
-          else open--;
-        }
-      }
+      if (command.pipelineIndex === undefined) queueCheck(command, settings, tracker);
       return queue(command);
     };
     const exec = pipeline.exec;
     pipeline.exec = function checkedExec(this: PipelineLike, ...args: unknown[]) {
-      // multi() adds its own EXEC as it writes: one per transaction it opened.
-      const reason =
-        misplaced ??
-        (open - (this._transactions ?? 0) > 0
-          ? 'a MULTI with no EXEC or DISCARD would leave the shared connection inside a transaction'
-          : undefined);
-      if (!reason) return exec.apply(this, args);
-      const refusal = isolationRefusal('redis', { tenant: settings.tenant.name, refused: 'Redis pipeline', reason });
-      // Settle every queued command, send none.
-      this.replyPending = this._queue.length;
-      for (const command of this._queue) command.reject(refusal);
-      const callback = args[0];
-      const rejection = Promise.reject(refusal);
-      if (typeof callback === 'function') {
-        rejection.catch(() => {});
-        process.nextTick(callback as AnyFunction, refusal);
-      }
-      return rejection;
+      const refusal = tracker.refusal(this, settings.tenant);
+      return refusal ? refuseWrite(this, refusal, args) : exec.apply(this, args);
     };
     return pipeline;
   };
@@ -148,17 +117,23 @@ export function plannedFacade(
   const autoPipelines = new Map<string, unknown>();
   const runningAutoPipelines = new Set<string>();
 
-  // What a standalone client's pipeline calls on its client as it is written
-  // (sendCommand, the socket): the client itself but for sendCommand, without
-  // a proxy in the way of every command. A cluster's pipeline also changes
-  // its client's state (redirections), so it keeps the facade.
+  // A standalone client's pipelines are PlannedPipelines: their client is the
+  // client itself but for sendCommand (no proxy in the way of every command),
+  // and the isolated user's check is waited for once per write. A cluster's
+  // pipeline also changes its client's state (redirections): it keeps the facade.
   const isCluster = Boolean((target as { isCluster?: boolean }).isCluster);
   const pipelineClient = isCluster
     ? undefined
-    : Object.create(target, { sendCommand: { value: (...args: unknown[]) => (send as AnyFunction)(...args) } });
+    : Object.create(target, {
+        sendCommand: {
+          value: (command: PendingCommand, stream?: unknown, node?: unknown) =>
+            isPipelineWrite(stream) ? forward(command, stream, node) : send(command, stream, node),
+        },
+      });
   const pipelineMethod = (commands?: unknown[][]) => {
-    const pipeline = plannedPipeline((target.pipeline as AnyFunction).call(facade) as PipelineLike, 0);
-    if (pipelineClient) (pipeline as unknown as { redis: unknown }).redis = pipelineClient;
+    const pipeline = pipelineClient
+      ? (new PlannedPipeline(pipelineClient, settings) as unknown as PipelineLike)
+      : plannedPipeline((target.pipeline as AnyFunction).call(facade) as PipelineLike, 0);
     if (Array.isArray(commands)) (pipeline as unknown as { addBatch: AnyFunction }).addBatch(commands);
     return pipeline;
   };
@@ -197,6 +172,95 @@ export function plannedFacade(
 }
 
 const TRANSACTION_WORD = /^(multi|exec|discard)$/i;
+
+/**
+ * MULTI/EXEC/DISCARD are allowed in a pipeline because it is written in one
+ * piece; but it must not leave the shared connection inside a transaction.
+ * Tracked as commands are queued, checked before the pipeline is written.
+ */
+class TransactionTracker {
+  #misplaced: string | undefined;
+  constructor(private open: number) {}
+
+  queued(name: string): void {
+    if (!TRANSACTION_WORD.test(name)) return;
+    const word = name.toLowerCase();
+    if (word === 'multi') {
+      if (this.open > 0) this.#misplaced ??= 'MULTI inside MULTI';
+      this.open++;
+    } else if (this.open === 0) this.#misplaced ??= `${word.toUpperCase()} without MULTI`;
+    else this.open--;
+  }
+
+  refusal(pipeline: PipelineLike, tenant: Tenant): Error | undefined {
+    // multi() adds its own EXEC as it writes: one per transaction it opened.
+    const reason =
+      this.#misplaced ??
+      (this.open - (pipeline._transactions ?? 0) > 0
+        ? 'a MULTI with no EXEC or DISCARD would leave the shared connection inside a transaction'
+        : undefined);
+    return reason ? isolationRefusal('redis', { tenant: tenant.name, refused: 'Redis pipeline', reason }) : undefined;
+  }
+}
+
+/** Plans a command as it is queued in a pipeline; a refusal throws there, so nothing of the pipeline is sent. */
+function queueCheck(command: PendingCommand, settings: FacadeSettings & Sites, tracker: TransactionTracker): void {
+  const refusal = planInPlace(command, settings, true);
+  if (refusal) throw refusal;
+  tracker.queued(command.name);
+}
+
+/** Settles every queued command with the refusal and sends none. */
+function refuseWrite(pipeline: PipelineLike, refusal: unknown, args: unknown[]): Promise<never> {
+  pipeline.replyPending = pipeline._queue.length;
+  for (const command of pipeline._queue) command.reject(refusal);
+  const callback = args[0];
+  const rejection = Promise.reject(refusal);
+  if (typeof callback === 'function') {
+    rejection.catch(() => {});
+    process.nextTick(callback as AnyFunction, refusal);
+  }
+  return rejection;
+}
+
+interface PipelineMethods {
+  _queue: PendingCommand[];
+  _transactions?: number;
+  replyPending?: number;
+  sendCommand(command: PendingCommand): unknown;
+  exec(...args: unknown[]): unknown;
+}
+const PipelineBase = Pipeline as unknown as (new (redis: unknown) => PipelineMethods) & { prototype: PipelineMethods };
+
+/**
+ * A standalone client's pipeline for an isolated tenant: each command planned
+ * as it is queued, the write checked (transactions closed, the isolated user
+ * confirmed) once, before anything is sent. A subclass rather than
+ * per-instance overrides: these pipelines share one shape.
+ */
+class PlannedPipeline extends PipelineBase {
+  readonly #settings: FacadeSettings & Sites;
+  readonly #tracker = new TransactionTracker(0);
+
+  constructor(client: unknown, settings: FacadeSettings & Sites) {
+    super(client);
+    this.#settings = settings;
+  }
+
+  override sendCommand(command: PendingCommand): unknown {
+    if (command.pipelineIndex === undefined) queueCheck(command, this.#settings, this.#tracker);
+    return PipelineBase.prototype.sendCommand.call(this, command);
+  }
+
+  override exec(...args: unknown[]): unknown {
+    const refusal = this.#tracker.refusal(this as PipelineLike, this.#settings.tenant);
+    if (refusal) return refuseWrite(this as PipelineLike, refusal, args);
+    const write = () => PipelineBase.prototype.exec.apply(this, args);
+    const gate = this.#settings.gate;
+    if (gate.passed) return write();
+    return gate.ensure().then(write, (error: unknown) => refuseWrite(this as PipelineLike, error, args));
+  }
+}
 
 function isPipelineWrite(stream: unknown): boolean {
   return typeof stream === 'object' && stream !== null && (stream as { isPipeline?: boolean }).isPipeline === true;
