@@ -55,12 +55,17 @@ export function percentDecode(text: string): string {
   }
 }
 
-/** Whether a raw baggage key names the tenant, in any spelling a parser might accept. */
+/**
+ * Whether a raw baggage key names the tenant, in any spelling a parser might
+ * accept: trimmed as OpenTelemetry's W3C propagator trims
+ * (`String.prototype.trim`, so every Unicode space and line terminator, not
+ * just the spaces and tabs W3C allows), percent-decoded, case-folded.
+ */
 export function isTenantBaggageKey(rawKey: string): boolean {
-  const key = trimOws(rawKey);
+  const key = rawKey.trim();
   // Fast exit for the common case: a plain key that is not six letters long.
   if (key.length !== TENANT_BAGGAGE_KEY.length && !key.includes('%')) return false;
-  return trimOws(percentDecode(key)).toLowerCase() === TENANT_BAGGAGE_KEY;
+  return percentDecode(key).trim().toLowerCase() === TENANT_BAGGAGE_KEY;
 }
 
 /**
