@@ -2,13 +2,26 @@ import { parseBaggage, serializeBaggage } from './baggage.js';
 import { BAGGAGE_HEADER, TENANT_HEADER } from './codec.js';
 
 /**
- * Header names that carry a tenant, stripped at the edge in every case:
- * `x_tenant` too, because proxies and CGI-style frameworks turn `_` into `-`.
+ * Headers that carry a tenant: Dye's own, and the tenant member of other
+ * propagation formats a downstream library may honour (Jaeger's `uberctx-`,
+ * OpenTracing's `ot-baggage-`, grpc-gateway's `grpc-metadata-` prefix, which
+ * becomes gRPC metadata). Compared with `_` read as `-`: some proxies and
+ * CGI-style frameworks turn one into the other.
  */
-const TENANT_HEADER_NAMES = new Set([TENANT_HEADER, 'x_tenant']);
+const TENANT_HEADER_NAMES = new Set([
+  TENANT_HEADER,
+  'uberctx-tenant',
+  'ot-baggage-tenant',
+  'grpc-metadata-x-tenant',
+  'grpc-metadata-tenant',
+]);
+
+function isTenantHeaderName(lower: string): boolean {
+  return TENANT_HEADER_NAMES.has(lower.includes('_') ? lower.replaceAll('_', '-') : lower);
+}
 
 export interface StripReport {
-  /** Tenant header values removed (`x-tenant`, `x_tenant`, any case). */
+  /** Tenant header values removed (`x-tenant`, `uberctx-tenant`, `ot-baggage-tenant`, `grpc-metadata-x-tenant`, with `_` for `-`, any case). */
   headers: number;
   /** Baggage members removed because their key decodes to `tenant`. */
   baggageMembers: number;
@@ -17,7 +30,7 @@ export interface StripReport {
 }
 
 function isTenantCarrierName(lower: string): boolean {
-  return TENANT_HEADER_NAMES.has(lower) || lower === BAGGAGE_HEADER;
+  return isTenantHeaderName(lower) || lower === BAGGAGE_HEADER;
 }
 
 function emptyReport(): StripReport {
@@ -35,7 +48,7 @@ export function stripTenantInput(headers: Record<string, unknown>, rawHeaders?: 
   const report = emptyReport();
   for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
-    if (TENANT_HEADER_NAMES.has(lower)) {
+    if (isTenantHeaderName(lower)) {
       const value = headers[name];
       report.headers += Array.isArray(value) ? value.length : 1;
       delete headers[name];
@@ -51,7 +64,7 @@ export function stripTenantInput(headers: Record<string, unknown>, rawHeaders?: 
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
       const name = rawHeaders[i] as string;
       const lower = name.toLowerCase();
-      if (TENANT_HEADER_NAMES.has(lower)) continue;
+      if (isTenantHeaderName(lower)) continue;
       if (lower === BAGGAGE_HEADER) {
         const cleaned = cleanBaggage(rawHeaders[i + 1], scratch);
         if (cleaned !== undefined) kept.push(name, cleaned);

@@ -41,6 +41,32 @@ describe('edge guard, edge mode', () => {
     expect(headers).toEqual({ host: 'shop', baggage: 'a=1' });
   });
 
+  it.each([
+    'uberctx-tenant',
+    'Uberctx-Tenant',
+    'uberctx_tenant',
+    'ot-baggage-tenant',
+    'OT-Baggage-Tenant',
+    'ot_baggage_tenant',
+    'grpc-metadata-x-tenant',
+    'Grpc-Metadata-X-Tenant',
+    'grpc_metadata_x_tenant',
+    'grpc-metadata-tenant',
+  ])('strips %s, the tenant of another propagation format a downstream library would honour', (name) => {
+    const rawHeaders = ['Host', 'shop', name, 'shadow', 'x-other', 'kept'];
+    const headers: Record<string, unknown> = { host: 'shop', [name]: 'shadow', 'x-other': 'kept' };
+    const decision = guard.decide(request(headers, PUBLIC_PEER, rawHeaders));
+    expect(decision).toMatchObject({ ok: true, tenant: BASELINE });
+    expect(headers).toEqual({ host: 'shop', 'x-other': 'kept' });
+    expect(rawHeaders).toEqual(['Host', 'shop', 'x-other', 'kept']);
+  });
+
+  it('keeps headers that only look alike', () => {
+    const headers: Record<string, unknown> = { 'uberctx-tenantx': 'a', 'ot-baggage-user': 'b', 'grpc-metadata-x-tenant-token': 'c' };
+    guard.decide(request(headers));
+    expect(headers).toEqual({ 'uberctx-tenantx': 'a', 'ot-baggage-user': 'b', 'grpc-metadata-x-tenant-token': 'c' });
+  });
+
   it('honours the header of a trusted peer', () => {
     const headers: Record<string, unknown> = { 'x-tenant': 'red' };
     expect(guard.decide(request(headers, PROXY))).toEqual({
