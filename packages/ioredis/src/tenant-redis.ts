@@ -213,22 +213,26 @@ function dispatcher(wrapper: Wrapper, property: string, original: AnyFunction): 
       return lane.send(command as unknown as PendingCommand);
     };
   }
+  // What baseline does differently is fixed per method name: worked out once, not per call.
+  const baselineKind = entryPointOf(target, property);
   return function tenantDispatch(...args: unknown[]) {
     const tenant = isolatedTenant(wrapper);
     // Baseline and shared-data tenants: one context lookup, then the client itself.
     if (!tenant) {
-      const kind = entryPointOf(target, property);
-      if (kind === 'listen') {
-        wrapper.listeners.add(target, property, args, currentTenant());
-        return wrapper.proxy;
+      switch (baselineKind) {
+        case 'listen':
+          wrapper.listeners.add(target, property, args, currentTenant());
+          return wrapper.proxy;
+        case 'unlisten':
+          wrapper.listeners.remove(property, args, undefined, [target]);
+          return wrapper.proxy;
+        case 'duplicate':
+          return tenantRedis(original.apply(target, args) as Client, wrapper.options);
+        case 'define':
+          return define(wrapper, property as 'defineCommand' | 'addBuiltinCommand', args);
+        default:
+          return original.apply(target, args);
       }
-      if (kind === 'unlisten') {
-        wrapper.listeners.remove(property, args, undefined, [target]);
-        return wrapper.proxy;
-      }
-      if (property === 'duplicate') return tenantRedis(original.apply(target, args) as Client, wrapper.options);
-      if (property === 'defineCommand' || property === 'addBuiltinCommand') return define(wrapper, property, args);
-      return original.apply(target, args);
     }
     return isolatedCall(wrapper, tenant, property, original, args);
   };

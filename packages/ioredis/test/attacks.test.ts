@@ -1,5 +1,12 @@
 import { currentTenant, IsolationError, setLogger, withTenant } from '@dye/core';
-import { FORBIDDEN_PROBES, grantShadowAccess, type IsolatedRedisUser, tenantRedis, unwrapTenantRedis } from '@dye/ioredis';
+import {
+  FORBIDDEN_PROBES,
+  grantShadowAccess,
+  type IsolatedRedisUser,
+  MAX_ISOLATED_TENANTS,
+  tenantRedis,
+  unwrapTenantRedis,
+} from '@dye/ioredis';
 import { Command, type Pipeline, Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
@@ -371,6 +378,23 @@ describe('the isolated user is checked before its first command', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
       fresh.disconnect();
+    }
+  });
+
+  it(`a client serves at most ${MAX_ISOLATED_TENANTS} isolated tenants; the next is refused and sends nothing`, async () => {
+    const tenants = Array.from({ length: MAX_ISOLATED_TENANTS + 1 }, (_, index) => `shadow-t${index}`);
+    await grantShadowAccess(admin, { user: 'dye_many', password: 'many-password', tenants, apply: true });
+    const client = tenantRedis(new Redis(server.url), { isolated: { username: 'dye_many', password: 'many-password' } });
+    try {
+      for (const tenant of tenants.slice(0, -1)) await withTenant(tenant, () => client.set('k', tenant));
+      const last = tenants.at(-1) as string;
+      const error = await withTenant(last, () => client.set('k', last)).catch((failure: unknown) => failure);
+      expect(error).toBeInstanceOf(IsolationError);
+      expect(await admin.get(`${last}:k`)).toBeNull();
+      expect(await admin.get('shadow-t0:k')).toBe('shadow-t0');
+      expect(await productionSnapshot(admin)).toEqual(production);
+    } finally {
+      client.disconnect();
     }
   });
 
