@@ -1,7 +1,8 @@
 import { type CanaryRule, type CompiledCanaryRule, compileCanaryRule } from './canary.js';
-import { objectHeaders } from './carriers.js';
+import { type CarrierValue, objectHeaders } from './carriers.js';
 import { BAGGAGE_HEADER, injectTenant, readTenantInput, TENANT_HEADER } from './codec.js';
 import { logWarning } from './log.js';
+import { distrustOtelBaggage, guardOtelExtraction } from './otel-bridge.js';
 import { getDefaultPolicy, type TenantPolicy } from './policy.js';
 import { stripTenantInput, syncRawHeaders } from './strip.js';
 import { BASELINE, type Tenant } from './tenant.js';
@@ -40,7 +41,10 @@ export interface EdgeGuardOptions<Req = unknown> {
   onInvalidToken?: 'baseline' | 'reject';
   /** Canary rules, tried in order after tokens; the first that matches chooses the tenant. */
   rules?: readonly CanaryRule<Req>[];
-  /** Policy resolving names. Default: the default policy. */
+  /**
+   * Policy resolving names. Default: the default policy as it is when each
+   * request is decided, so a later `setDefaultPolicy` holds at the edge too.
+   */
   policy?: TenantPolicy;
 }
 
@@ -48,7 +52,11 @@ export interface EdgeGuardOptions<Req = unknown> {
 export interface EdgeRequest<Req = unknown> {
   /** The socket peer address (`req.socket.remoteAddress`). */
   remoteAddress: string | undefined;
-  /** Parsed headers (Node's `req.headers`, any key case); cleaned in place. */
+  /**
+   * Parsed headers (Node's `req.headers`, or any object keeping the sender's
+   * case, as API-gateway events do); values a string, string[] or Buffer.
+   * Cleaned in place.
+   */
   headers: Record<string, unknown>;
   /** Node's `req.rawHeaders`, kept in step with `headers` when given. */
   rawHeaders?: string[];
@@ -101,24 +109,38 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
   const mode = options.mode;
   if (mode !== 'edge' && mode !== 'internal')
     throw new TypeError(`edge guard: mode must be 'edge' or 'internal', got ${JSON.stringify(mode)}`);
-  const policy = options.policy ?? getDefaultPolicy();
+  // Read per decision: a policy installed after the guard was built holds here
+  // as it does everywhere else in the process.
+  const policyNow = (): TenantPolicy => options.policy ?? getDefaultPolicy();
   const trusted = compileTrustedProxies(options.trustedProxies ?? []);
   const keys = options.secrets && options.secrets.length > 0 ? checkSecrets(options.secrets) : undefined;
   const tokenHeader = (options.tokens?.header ?? TENANT_TOKEN_HEADER).toLowerCase();
   const maxTtl = parseDuration(options.tokens?.maxTtl ?? DEFAULT_MAX_TOKEN_TTL_SECONDS);
-  const allow = options.tokens?.allow ? new Set(options.tokens.allow.map((name) => policy.tenant(name).name)) : undefined;
+  const allowNames = options.tokens?.allow;
+  let allowFor: { policy: TenantPolicy; names: ReadonlySet<string> } | undefined;
+  const allowed = (policy: TenantPolicy): ReadonlySet<string> | undefined => {
+    if (allowNames === undefined) return undefined;
+    if (allowFor?.policy !== policy) allowFor = { policy, names: new Set(allowNames.map((name) => policy.tenant(name).name)) };
+    return allowFor.names;
+  };
+  allowed(policyNow());
   const onInvalidToken = options.onInvalidToken ?? 'baseline';
   if (onInvalidToken !== 'baseline' && onInvalidToken !== 'reject')
     throw new TypeError("edge guard: onInvalidToken must be 'baseline' or 'reject'");
   const rules: CompiledCanaryRule<Req>[] = (options.rules ?? []).map((rule) => {
     const compiled = compileCanaryRule(rule);
-    if (policy.tenant(compiled.tenant).kind === 'isolated') {
+    if (policyNow().tenant(compiled.tenant).kind === 'isolated') {
       throw new TypeError(`canary rule: "${compiled.tenant}" is isolated by the policy; real users' writes would land in shadow resources`);
     }
     return compiled;
   });
+  if (mode === 'edge') {
+    // At an edge, OTel baggage is client input like any header: OTel's HTTP
+    // instrumentation extracts it before any middleware runs.
+    distrustOtelBaggage();
+  }
 
-  function fromHeaders(input: EdgeRequest<Req>, isTrusted: boolean): EdgeDecision {
+  function fromHeaders(input: EdgeRequest<Req>, isTrusted: boolean, policy: TenantPolicy): EdgeDecision {
     const read = readTenantInput(input.headers, objectHeaders);
     switch (read.kind) {
       case 'none':
@@ -141,22 +163,23 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
     }
   }
 
-  function fromToken(input: EdgeRequest<Req>): EdgeDecision | undefined {
-    const raw = input.headers[tokenHeader] ?? findHeader(input.headers, tokenHeader);
+  function fromToken(input: EdgeRequest<Req>, policy: TenantPolicy): EdgeDecision | undefined {
+    const raw = objectHeaders.get(input.headers, tokenHeader);
     removeHeader(input, tokenHeader);
     if (raw === undefined || keys === undefined) return undefined;
-    const token = Array.isArray(raw) ? (raw.length === 1 ? raw[0] : undefined) : raw;
+    const token = headerText(raw, 'one');
     const refuse = (message: string): EdgeDecision | undefined => {
       logWarning('dye.edge.invalid-token', `refused tenant token: ${message}`);
       if (onInvalidToken === 'reject')
         return { ok: false, status: 401, code: 'DYE_INVALID_TOKEN', message: `invalid tenant token: ${message}` };
       return undefined;
     };
-    if (typeof token !== 'string') return refuse('more than one token header');
+    if (token === undefined) return refuse('more than one token header');
     const verified = verifyWithKeys(token, keys, { maxTtl });
     if (!verified.ok) return refuse(`${verified.reason}: ${verified.message}`);
     const resolved = policy.resolve(verified.tenant);
     if (!resolved.ok || resolved.tenant === BASELINE) return refuse(`tenant "${verified.tenant}" is not known to the policy`);
+    const allow = allowed(policy);
     if (allow && !allow.has(resolved.tenant.name)) return refuse(`tenant "${resolved.tenant.name}" is not allowed for tokens at this edge`);
     return {
       ok: true,
@@ -167,7 +190,7 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
     };
   }
 
-  function fromRules(input: EdgeRequest<Req>): EdgeDecision | undefined {
+  function fromRules(input: EdgeRequest<Req>, policy: TenantPolicy): EdgeDecision | undefined {
     for (const rule of rules) {
       let matched = false;
       try {
@@ -175,7 +198,18 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
       } catch (error) {
         logWarning('dye.edge.rule-failed', `canary rule for "${rule.tenant}" threw; skipped: ${(error as Error).message}`);
       }
-      if (matched) return { ok: true, tenant: policy.tenant(rule.tenant), source: 'rule', trusted: false };
+      if (!matched) continue;
+      const tenant = policy.tenant(rule.tenant);
+      if (tenant.kind === 'isolated') {
+        // The policy changed after the rule was accepted: real users must not
+        // land in shadow resources. Loud, and the rule no longer chooses.
+        logWarning(
+          'dye.edge.rule-isolated',
+          `canary rule for "${rule.tenant}" skipped: the policy now isolates that tenant; real users' writes would land in shadow resources`,
+        );
+        continue;
+      }
+      return { ok: true, tenant, source: 'rule', trusted: false };
     }
     return undefined;
   }
@@ -191,11 +225,16 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
   return {
     mode,
     decide(input) {
-      if (mode === 'internal') return fromHeaders(input, true);
-      const forwardedFor = headerText(input.headers['x-forwarded-for']);
-      if (trusted.isTrusted(input.remoteAddress, forwardedFor)) {
+      const policy = policyNow();
+      if (mode === 'internal') return fromHeaders(input, true, policy);
+      guardOtelExtraction();
+      const forwardedRaw = objectHeaders.get(input.headers, 'x-forwarded-for');
+      const forwardedFor = headerText(forwardedRaw, 'joined');
+      // A forwarded-for that is not text cannot be checked hop by hop: untrusted.
+      const checkable = forwardedRaw === undefined || forwardedFor !== undefined;
+      if (checkable && trusted.isTrusted(input.remoteAddress, forwardedFor)) {
         removeHeader(input, tokenHeader);
-        return settle(input, fromHeaders(input, true));
+        return settle(input, fromHeaders(input, true, policy));
       }
       const stripped = stripTenantInput(input.headers, input.rawHeaders);
       if (stripped.headers + stripped.baggageMembers + stripped.baggageDropped > 0) {
@@ -206,21 +245,30 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
           baggageDropped: stripped.baggageDropped,
         });
       }
-      const decision = fromToken(input) ?? fromRules(input) ?? { ok: true, tenant: BASELINE, source: 'none', trusted: false };
+      const decision = fromToken(input, policy) ??
+        fromRules(input, policy) ?? { ok: true, tenant: BASELINE, source: 'none', trusted: false };
       return settle(input, decision);
     },
   };
 }
 
-function headerText(value: unknown): string | undefined {
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value.join(', ');
-  return undefined;
-}
-
-function findHeader(headers: Record<string, unknown>, lowerName: string): unknown {
-  for (const name of Object.keys(headers)) if (name.toLowerCase() === lowerName) return headers[name];
-  return undefined;
+/**
+ * A header's text from any value Node or a gateway gives (string, Buffer, or a
+ * list of them): `joined` reads repeated values as one comma-separated list
+ * (X-Forwarded-For), `one` accepts exactly one value. Undefined when absent or
+ * not text.
+ */
+function headerText(value: CarrierValue, how: 'joined' | 'one'): string | undefined {
+  if (value === undefined) return undefined;
+  const list = typeof value === 'string' || value instanceof Uint8Array ? [value] : value;
+  if (how === 'one' && list.length !== 1) return undefined;
+  const texts: string[] = [];
+  for (const item of list) {
+    if (typeof item === 'string') texts.push(item);
+    else if (item instanceof Uint8Array) texts.push(Buffer.from(item.buffer, item.byteOffset, item.byteLength).toString('latin1'));
+    else return undefined;
+  }
+  return texts.join(', ');
 }
 
 function removeHeader(input: EdgeRequest<unknown>, lowerName: string): void {

@@ -16,7 +16,14 @@ const TENANT_HEADER_NAMES = new Set([
   'grpc-metadata-tenant',
 ]);
 
-function isTenantHeaderName(lower: string): boolean {
+/**
+ * Whether a header name carries a tenant in any propagation format the edge
+ * strips (`x-tenant`, `uberctx-tenant`, `ot-baggage-tenant`,
+ * `grpc-metadata-x-tenant`, `grpc-metadata-tenant`; `_` read as `-`), in any
+ * case. `baggage` is not one: its tenant is a member, not the whole header.
+ */
+export function isTenantHeaderName(name: string): boolean {
+  const lower = name.toLowerCase();
   return TENANT_HEADER_NAMES.has(lower.includes('_') ? lower.replaceAll('_', '-') : lower);
 }
 

@@ -1,5 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BASELINE, createEdgeGuard, createPolicy, type DyeLogEvent, type EdgeRequest, setLogger, signTenantToken } from '../src/index.js';
+import {
+  BASELINE,
+  createEdgeGuard,
+  createPolicy,
+  type DyeLogEvent,
+  type EdgeRequest,
+  setDefaultPolicy,
+  setLogger,
+  signTenantToken,
+} from '../src/index.js';
 
 const secret = 's'.repeat(32);
 const PUBLIC_PEER = '203.0.113.7';
@@ -178,5 +187,68 @@ describe('edge guard configuration', () => {
     expect(() => createEdgeGuard({ mode: 'edge', onInvalidToken: 'ignore' as 'reject' })).toThrow(/onInvalidToken/);
     const policy = createPolicy({ tenants: { perf: { kind: 'isolated' } } });
     expect(() => createEdgeGuard({ mode: 'edge', policy, rules: [{ tenant: 'perf', percent: 1, key: () => 'k' }] })).toThrow(/isolated/);
+  });
+});
+
+describe('edge guard: headers as gateways and Node hand them over', () => {
+  const guard = createEdgeGuard({ mode: 'edge', trustedProxies: ['10.0.0.0/8'], secrets: [secret] });
+  const forwardedForms: Array<[string, Record<string, unknown>]> = [
+    ['a capitalized key (API-gateway events keep the sender case)', { 'X-Forwarded-For': '203.0.113.9', 'X-Tenant': 'shadow' }],
+    ['an upper-case key', { 'X-FORWARDED-FOR': '203.0.113.9', 'x-tenant': 'shadow' }],
+    ['a list of values', { 'x-forwarded-for': ['203.0.113.9', '10.0.0.2'], 'x-tenant': 'shadow' }],
+    ['a Buffer', { 'x-forwarded-for': Buffer.from('203.0.113.9'), 'x-tenant': 'shadow' }],
+    ['a list of Buffers', { 'x-forwarded-for': [Buffer.from('203.0.113.9')], 'x-tenant': 'shadow' }],
+    ['two spellings of the key', { 'x-forwarded-for': '10.0.0.2', 'X-Forwarded-For': '203.0.113.9', 'x-tenant': 'shadow' }],
+    ['a value that is not text', { 'x-forwarded-for': [{}], 'x-tenant': 'shadow' }],
+  ];
+
+  it.each(forwardedForms)('a public client behind the trusted proxy, X-Forwarded-For as %s, chooses nothing', (_name, headers) => {
+    const decision = guard.decide(request(headers, PROXY));
+    expect(decision).toMatchObject({ ok: true, tenant: BASELINE, trusted: false });
+    expect(Object.keys(headers).filter((name) => name.toLowerCase() === 'x-tenant')).toEqual([]);
+  });
+
+  it('an internal client behind the trusted proxy is still trusted, whatever the key case', () => {
+    const decision = guard.decide(request({ 'X-Forwarded-For': Buffer.from('10.0.0.7'), 'X-Tenant': 'red' }, PROXY));
+    expect(decision).toMatchObject({ ok: true, trusted: true });
+    expect(decision.ok && decision.tenant.name).toBe('red');
+  });
+
+  it('reads a token sent as a Buffer or under any key case', () => {
+    const token = signTenantToken({ tenant: 'red', ttl: 60 }, secret);
+    for (const headers of [{ 'X-Tenant-Token': token }, { 'x-tenant-token': Buffer.from(token) }, { 'X-TENANT-TOKEN': [token] }]) {
+      const decision = guard.decide(request(headers));
+      expect(decision.ok && decision.tenant.name).toBe('red');
+      expect(Object.keys(headers).filter((name) => name.toLowerCase() === 'x-tenant-token')).toEqual([]);
+    }
+  });
+});
+
+describe('edge guard: the policy is read when a request is decided', () => {
+  afterEach(() => setDefaultPolicy(createPolicy()));
+
+  it('a token for a tenant the policy made baseline-only afterwards chooses nothing', () => {
+    const guard = createEdgeGuard({ mode: 'edge', secrets: [secret] });
+    const token = signTenantToken({ tenant: 'purple', ttl: 60 }, secret);
+    expect(guard.decide(request({ 'x-tenant-token': token }))).toMatchObject({ ok: true, source: 'token' });
+    setDefaultPolicy(createPolicy({ unknown: 'baseline' }));
+    expect(guard.decide(request({ 'x-tenant-token': token }))).toMatchObject({ ok: true, tenant: BASELINE, source: 'none' });
+  });
+
+  it('a canary rule whose tenant the policy isolates afterwards stops choosing, loudly', () => {
+    const guard = createEdgeGuard<{ user?: string }>({ mode: 'edge', rules: [{ tenant: 'canary', percent: 100, key: () => 'u' }] });
+    expect(guard.decide(request({})).ok && (guard.decide(request({})) as { tenant: { name: string } }).tenant.name).toBe('canary');
+    setDefaultPolicy(createPolicy({ tenants: { canary: { kind: 'isolated' } } }));
+    logged = [];
+    const decision = guard.decide(request({}));
+    expect(decision).toMatchObject({ ok: true, tenant: BASELINE, source: 'none' });
+    expect(logged.map((event) => event.code)).toContain('dye.edge.rule-isolated');
+  });
+
+  it('an isolated tenant the policy defines afterwards resolves as isolated at the edge', () => {
+    const guard = createEdgeGuard({ mode: 'edge', trustedProxies: ['10.0.0.0/8'] });
+    setDefaultPolicy(createPolicy({ tenants: { loadtest: { kind: 'isolated' } } }));
+    const decision = guard.decide(request({ 'x-tenant': 'loadtest' }, PROXY));
+    expect(decision.ok && decision.tenant.kind).toBe('isolated');
   });
 });

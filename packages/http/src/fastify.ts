@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { annotateActiveSpan, BASELINE, createEdgeGuard, TENANT_HEADER, type Tenant, withTenant } from '@dye/core';
+import { annotateActiveSpan, BASELINE, TENANT_HEADER, type Tenant, withTenant } from '@dye/core';
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { TenantMiddlewareOptions } from './middleware.js';
+import { nodeRequestGuard } from './node-request.js';
+import { guardUpgrades } from './upgrade.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,21 +14,25 @@ declare module 'fastify' {
 }
 
 const plugin: FastifyPluginCallback<TenantMiddlewareOptions<FastifyRequest>> = (fastify, options, done) => {
-  const guard = createEdgeGuard<FastifyRequest>(options);
-  const respond = options.responseHeader ?? guard.mode === 'edge';
+  const requests = nodeRequestGuard<FastifyRequest>(options);
+  const respond = options.responseHeader ?? requests.guard.mode === 'edge';
+  // WebSocket and other upgrades (@fastify/websocket) reach the server's
+  // 'upgrade' event, not onRequest: they pass the same guard there.
+  guardUpgrades(fastify.server, options as TenantMiddlewareOptions<unknown>);
   // Fastify refuses object defaults for request decorators (they would be
   // shared by all requests); onRequest sets the real value before any handler.
   fastify.decorateRequest('dyeTenant', null as unknown as Tenant);
 
   fastify.addHook('onRequest', (request, reply, next) => {
     const raw: IncomingMessage = request.raw;
-    const decision = guard.decide({ remoteAddress: raw.socket?.remoteAddress, headers: raw.headers, rawHeaders: raw.rawHeaders, request });
+    const decision = requests.decide(raw, request);
     if (!decision.ok) {
       reply.code(decision.status).send({ error: decision.code, message: decision.message });
       return;
     }
     request.dyeTenant = decision.tenant;
     if (respond) reply.header(TENANT_HEADER, decision.tenant.name);
+    requests.hold(decision, raw, reply.raw);
     withTenant(decision.tenant, () => {
       annotateActiveSpan(decision.tenant);
       next();

@@ -1,0 +1,128 @@
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  createEdgeGuard,
+  type EdgeDecision,
+  type EdgeGuard,
+  type EdgeGuardOptions,
+  stripTenantInput,
+  type Tenant,
+  withTenant,
+} from '@dye/core';
+
+/**
+ * The edge guard applied to a Node request (node:http, HTTP/2 compatibility
+ * API, and every framework built on them), with what Node needs besides the
+ * decision: header views kept consistent after stripping, and the decided
+ * tenant held by every event of the request, its response and (for upgrades)
+ * its socket.
+ */
+export interface NodeRequestGuard<Req> {
+  readonly guard: EdgeGuard<Req>;
+  /** Decides and cleans `req`'s headers; `request` is what canary rules see (default `req`). */
+  decide(req: IncomingMessage, request?: Req): EdgeDecision;
+  /** Makes every later event of `req` and of `others` (response, socket) run in the decided tenant. */
+  hold(decision: Extract<EdgeDecision, { ok: true }>, req: IncomingMessage, ...others: EventEmitter[]): void;
+}
+
+export function nodeRequestGuard<Req = IncomingMessage>(options: EdgeGuardOptions<Req>): NodeRequestGuard<Req> {
+  const guard = createEdgeGuard<Req>(options);
+  const edge = guard.mode === 'edge';
+  return {
+    guard,
+    decide(req, request) {
+      const rawHeaders = req.rawHeaders;
+      const rawLength = rawHeaders.length;
+      const decision = guard.decide({
+        remoteAddress: req.socket?.remoteAddress,
+        headers: req.headers as Record<string, unknown>,
+        rawHeaders,
+        request: (request ?? req) as Req,
+      });
+      if (rawHeaders.length !== rawLength) keepDistinctView(req, 'headersDistinct', 'rawHeaders');
+      return decision;
+    },
+    hold(decision, req, ...others) {
+      // Trailers arrive with the end of the body, long after the decision; an
+      // untrusted peer's tenant in them is removed before 'end' is seen.
+      holdTenant(req, decision.tenant, edge && !decision.trusted ? stripTrailers : undefined);
+      for (const other of others) holdTenant(other, decision.tenant);
+    },
+  };
+}
+
+const HELD = Symbol('dye.held-tenant');
+
+interface Held {
+  tenant: Tenant;
+}
+
+/**
+ * Runs every event `emitter` emits from now on inside `tenant`. Node emits a
+ * request's `data`, `end`, `close` and the response's `finish` from the
+ * socket's parser, whose async context is the connection's, not the request's:
+ * without this, `req.on('end', …)`, `req.pipe(…)`, `stream.finished(…)` and
+ * body parsers' callbacks would run as whoever opened the connection.
+ * Holding an emitter again (a keep-alive socket's next upgrade) re-aims it.
+ */
+export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (emitter: EventEmitter) => void): void {
+  const target = emitter as EventEmitter & { [HELD]?: Held };
+  const held = target[HELD];
+  if (held) {
+    held.tenant = tenant;
+    return;
+  }
+  const state: Held = { tenant };
+  Object.defineProperty(target, HELD, { value: state });
+  const emit = target.emit;
+  target.emit = function dyeHeldEmit(this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
+    if (beforeEnd !== undefined && event === 'end') beforeEnd(this);
+    return withTenant(state.tenant, () => emit.call(this, event, ...args));
+  };
+}
+
+function stripTrailers(emitter: EventEmitter): void {
+  const req = emitter as IncomingMessage;
+  const rawTrailers = req.rawTrailers;
+  if (rawTrailers === undefined || rawTrailers.length === 0) return;
+  const rawLength = rawTrailers.length;
+  // Reading `trailers` first makes Node build its parsed view from the raw list.
+  stripTenantInput(req.trailers as Record<string, unknown>, rawTrailers);
+  if (rawTrailers.length !== rawLength) keepDistinctView(req, 'trailersDistinct', 'rawTrailers');
+}
+
+/**
+ * Node builds `headersDistinct`/`trailersDistinct` lazily from the raw list and
+ * the header count it parsed; after stripping shortened the raw list, its getter
+ * would read past the end and throw. The view is rebuilt from the cleaned list.
+ */
+function keepDistinctView(req: IncomingMessage, view: 'headersDistinct' | 'trailersDistinct', raw: 'rawHeaders' | 'rawTrailers'): void {
+  let built: Record<string, string[]> | undefined;
+  Object.defineProperty(req, view, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      if (built) return built;
+      built = {};
+      const list = req[raw];
+      for (let i = 0; i + 1 < list.length; i += 2) {
+        const name = (list[i] as string).toLowerCase();
+        (built[name] ??= []).push(list[i + 1] as string);
+      }
+      return built;
+    },
+    set(value: Record<string, string[]>) {
+      built = value;
+    },
+  });
+}
+
+/** Answers a refused upgrade on the raw socket (no response object exists) and closes it. */
+export function refuseSocket(socket: Duplex, decision: Extract<EdgeDecision, { ok: false }>): void {
+  const body = JSON.stringify({ error: decision.code, message: decision.message });
+  const reason = decision.status === 400 ? 'Bad Request' : 'Unauthorized';
+  socket.end(
+    `HTTP/1.1 ${decision.status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,3 @@
+import { defineEdgeSuite } from './adversarial/suite.js';
+
+defineEdgeSuite('without OpenTelemetry');
