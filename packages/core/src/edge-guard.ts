@@ -216,6 +216,9 @@ export function createEdgeGuard<Req = unknown>(options: EdgeGuardOptions<Req>): 
 
   function settle(input: EdgeRequest<Req>, decision: EdgeDecision): EdgeDecision {
     if (!decision.ok) return decision;
+    // A trusted proxy's other tenant carriers (uberctx-tenant, x_tenant…) are
+    // not what Dye decided from; a downstream propagator must not read them.
+    if (decision.trusted) stripTenantInput(input.headers, input.rawHeaders);
     // Downstream code reading req.headers sees the decision and nothing else.
     injectTenant(input.headers, objectHeaders, decision.tenant);
     if (input.rawHeaders) syncRawHeaders(input.rawHeaders, input.headers, [TENANT_HEADER, BAGGAGE_HEADER]);
