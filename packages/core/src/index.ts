@@ -42,7 +42,7 @@ export {
 } from './metrics.js';
 export type { IsolatedResource } from './naming.js';
 export { isolatedKeyPrefix, isolatedName, isolatedSuffix } from './naming.js';
-export { annotateActiveSpan, TENANT_SPAN_ATTRIBUTE } from './otel-bridge.js';
+export { annotateActiveSpan, TENANT_SPAN_ATTRIBUTE, withOtelBaggageFor } from './otel-bridge.js';
 export type { IsolatedStore, PolicyOptions, RoutingFallback, TenantPolicy, TenantResolution, TenantRule } from './policy.js';
 export { createPolicy, getDefaultPolicy, ISOLATED_STORES, setDefaultPolicy } from './policy.js';
 export { TenantSpanProcessor } from './span-processor.js';

@@ -62,6 +62,17 @@ export function withOtelTenant<R>(tenant: Tenant, fn: () => R): R {
   return context.with(propagation.setBaggage(active, next), fn);
 }
 
+/**
+ * Runs `fn` (an outbound send) with the OTel baggage saying `tenant` and
+ * nothing else about tenants, so an OTel instrumentation that injects baggage
+ * while `fn` runs (undici's, node:http's) writes what Dye decided for this
+ * destination: the tenant for an internal host, none for an outside one.
+ * Free when no OTel context manager is registered.
+ */
+export function withOtelBaggageFor<R>(tenant: Tenant, fn: () => R): R {
+  return otelContextActive() ? withOtelTenant(tenant, fn) : fn();
+}
+
 // Whether OTel baggage may name the tenant when Dye's own context has none.
 // Behind an edge it is what a trusted upstream said; in an edge process it is
 // whatever a public client sent, so an edge guard turns it off.

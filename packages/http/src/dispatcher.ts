@@ -1,9 +1,10 @@
 import { createRequire } from 'node:module';
-import { BASELINE, currentTenant, injectTenant, objectHeaders, type Tenant, type TenantPolicy } from '@dye/core';
+import { BASELINE, currentTenant, injectTenant, objectHeaders, type Tenant, type TenantPolicy, withOtelBaggageFor } from '@dye/core';
 import type { Registry } from '@dye/discovery';
 import type { Agent, Dispatcher } from 'undici';
 import { AppRouter } from './app-routing.js';
 import { createEgressPolicy, type EgressOptions, type EgressPolicy } from './egress.js';
+import { guardUndiciHops } from './undici-hops.js';
 
 export interface TenantDispatcherOptions extends EgressOptions {
   /** An egress policy built once and shared; otherwise one is built from `internal` and `mocks`. */
@@ -35,19 +36,21 @@ type DispatchHeaders = Dispatcher.DispatchOptions['headers'];
 export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispatcher.DispatcherComposeInterceptor {
   const egress = options.egress ?? createEgressPolicy(options);
   const apps = options.registry ? new AppRouter(options.registry, options.policy) : undefined;
+  guardUndiciHops(egress);
   return (dispatch) => {
     // Writes the tenant for `origin` (and re-aims it) and hands the request on.
     const send = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant, routedOrigin?: string) => {
       const origin = routedOrigin ?? String(opts.origin ?? '');
       const route = routedOrigin ? { origin: routedOrigin, internal: true } : egress.route(origin, tenant);
+      const effective = route.internal ? tenant : BASELINE;
       const headers = toHeaderObject(opts.headers);
-      injectTenant(headers, objectHeaders, route.internal ? tenant : BASELINE);
+      injectTenant(headers, objectHeaders, effective);
       const rewritten: Dispatcher.DispatchOptions = { ...opts, headers: headers as Record<string, string> };
       if (route.origin !== new URL(String(opts.origin ?? '')).origin) rewritten.origin = route.origin;
-      return dispatch(rewritten, handler);
+      // OTel's undici instrumentation injects baggage while this runs: it must say the same.
+      return withOtelBaggageFor(effective, () => dispatch(rewritten, handler));
     };
-    return function dyeTenantDispatch(opts, handler) {
-      const tenant = currentTenant();
+    const route = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant): boolean => {
       if (apps && opts.origin !== undefined) {
         const url = new URL(String(opts.origin));
         if (AppRouter.candidate(url)) {
@@ -73,10 +76,57 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
           }
         }
       }
-      if (tenant.kind === 'baseline' && !hasTenantHeader(opts.headers)) return dispatch(opts, handler);
+      if (tenant.kind === 'baseline' && !hasTenantHeader(opts.headers)) return withOtelBaggageFor(BASELINE, () => dispatch(opts, handler));
       return send(opts, handler, tenant);
     };
+    return function dyeTenantDispatch(opts, handler) {
+      // A redirect or retry interceptor composed outside this one dispatches
+      // again with the same handler, from whatever async context delivered the
+      // response: the hop keeps the tenant of the request that started it.
+      const earlier = tenantOfRequest(handler);
+      if (earlier === undefined) {
+        const tenant = currentTenant();
+        rememberTenant(handler, tenant);
+        return route(opts, handler, tenant);
+      }
+      try {
+        return route(opts, handler, earlier);
+      } catch (error) {
+        // Thrown inside undici's response callbacks it would go nowhere; the request fails instead.
+        failRequest(handler, error as Error);
+        return true;
+      }
+    };
   };
+}
+
+/** The tenant each request started in, by the handlers that follow it through redirects and retries. */
+const tenantOfHandler = new WeakMap<object, Tenant>();
+
+// undici's redirect and retry handlers keep the handler they wrap in
+// `.handler`; an interceptor between them and Dye's wraps anew on every
+// dispatch, so the request is recognised by any handler down the chain.
+const MAX_WRAPPERS = 8;
+
+function rememberTenant(handler: object, tenant: Tenant): void {
+  let current: unknown = handler;
+  for (let depth = 0; depth < MAX_WRAPPERS && typeof current === 'object' && current !== null; depth++) {
+    tenantOfHandler.set(current, tenant);
+    current = (current as { handler?: unknown }).handler;
+  }
+}
+
+function tenantOfRequest(handler: object): Tenant | undefined {
+  let current: unknown = handler;
+  for (let depth = 0; depth < MAX_WRAPPERS && typeof current === 'object' && current !== null; depth++) {
+    const tenant = tenantOfHandler.get(current);
+    if (tenant !== undefined) {
+      if (current !== handler) tenantOfHandler.set(handler, tenant);
+      return tenant;
+    }
+    current = (current as { handler?: unknown }).handler;
+  }
+  return undefined;
 }
 
 /** Fails a request whose dispatch was deferred, through whichever handler API it speaks. */

@@ -13,7 +13,8 @@ export interface EgressOptions {
   /**
    * For isolated tenants: stand-ins for hosts outside the system, by hostname
    * (`{ 'api.payments.example': 'http://127.0.0.1:9090' }`). Without one, an
-   * isolated tenant's request to an outside host is refused.
+   * isolated tenant's request to an outside host is refused. A mock receives
+   * tenant headers only when its own host is internal.
    */
   mocks?: Readonly<Record<string, string>>;
 }
@@ -56,7 +57,7 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
     else throw new TypeError(`egress: ${JSON.stringify(raw)} is not a hostname, suffix, IP address or CIDR`);
   }
   const inRanges = compileAddressMatcher(cidrs, 'egress.internal');
-  const mocks = new Map<string, string>();
+  const mocks = new Map<string, { origin: string; internal: boolean }>();
   for (const [host, target] of Object.entries(options.mocks ?? {})) {
     let parsed: URL;
     try {
@@ -64,7 +65,7 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
     } catch {
       throw new TypeError(`egress: mock for ${host} is not a URL: ${JSON.stringify(target)}`);
     }
-    mocks.set(host.toLowerCase(), parsed.origin);
+    mocks.set(host.toLowerCase(), { origin: parsed.origin, internal: false });
   }
 
   function isInternal(hostname: string): boolean {
@@ -78,6 +79,8 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
     return suffixes.some((suffix) => host.endsWith(suffix));
   }
 
+  for (const mock of mocks.values()) mock.internal = isInternal(new URL(mock.origin).hostname);
+
   return {
     isInternal,
     route(origin, tenant) {
@@ -85,7 +88,8 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
       if (isInternal(url.hostname)) return { origin: url.origin, internal: true };
       if (tenant.kind !== 'isolated') return { origin: url.origin, internal: false };
       const mock = mocks.get(url.hostname.toLowerCase());
-      if (mock !== undefined) return { origin: mock, internal: true };
+      // A mock is told the tenant only when it is itself inside the system.
+      if (mock !== undefined) return { origin: mock.origin, internal: mock.internal };
       throw isolationRefusal('http', {
         tenant: tenant.name,
         refused: `a request to ${url.origin}`,

@@ -11,5 +11,7 @@ export type { KoaTenantContext } from './koa.js';
 export { koaTenant } from './koa.js';
 export type { TenantMiddlewareOptions } from './middleware.js';
 export { refuse, tenantMiddleware } from './middleware.js';
+export type { NodeHttpOptions } from './node-http.js';
+export { enableNodeHttp, TenantHttpAgent, TenantHttpsAgent } from './node-http.js';
 export { holdTenant } from './node-request.js';
 export { guardUpgrades } from './upgrade.js';

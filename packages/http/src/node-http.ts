@@ -1,0 +1,213 @@
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { BASELINE, currentTenant, injectTenant, objectHeaders, type Tenant, type TenantSetter } from '@dye/core';
+import { AppRouter } from './app-routing.js';
+import type { TenantDispatcherOptions } from './dispatcher.js';
+import { createEgressPolicy, type EgressPolicy } from './egress.js';
+import { holdTenant } from './node-request.js';
+
+/** Options of {@link enableNodeHttp} and the tenant agents: those of `tenantDispatcher`, for node:http. */
+export type NodeHttpOptions = Omit<TenantDispatcherOptions, 'dispatcher' | 'agent'> & {
+  /** Options of the agents made (keep-alive and so on). Default: those of the global agents being replaced. */
+  agentOptions?: https.AgentOptions;
+};
+
+type AddRequest = (this: http.Agent, req: ClientRequest, options: AgentRequestOptions) => void;
+
+/** What Node hands an agent's `addRequest`: the request options, host and port filled in. */
+interface AgentRequestOptions extends https.RequestOptions {
+  host?: string;
+  port?: number | string;
+  servername?: string;
+}
+
+const agentAddRequest = (http.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
+const secureAddRequest = (https.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
+
+/**
+ * The check every request through a tenant agent passes, as the agent takes it
+ * and before it has a socket (so before a byte is written). Headers an
+ * OpenTelemetry instrumentation injected before are in the request by then and
+ * are rewritten with the rest: tenant headers for
+ * internal hosts, none for outside ones, isolated tenants refused outside (or
+ * re-aimed to their mock), app routing for `http://<app>/`. The request and its
+ * response then run their events in the tenant that sent it, so a client that
+ * follows a redirect or retries from a response callback (follow-redirects in
+ * axios, got) sends the next hop in the same tenant.
+ */
+class TenantGate {
+  readonly #egress: EgressPolicy;
+  readonly #apps: AppRouter | undefined;
+  readonly #protocol: 'http:' | 'https:';
+
+  constructor(options: NodeHttpOptions, protocol: 'http:' | 'https:') {
+    this.#egress = options.egress ?? createEgressPolicy(options);
+    this.#apps = options.registry && protocol === 'http:' ? new AppRouter(options.registry, options.policy) : undefined;
+    this.#protocol = protocol;
+  }
+
+  admit(agent: http.Agent, req: ClientRequest, options: AgentRequestOptions, addRequest: AddRequest): void {
+    const tenant = currentTenant();
+    holdTenant(req, tenant);
+    req.prependOnceListener('response', (response: IncomingMessage) => holdTenant(response, tenant));
+    const host = String(options.host ?? options.hostname ?? 'localhost');
+    const port = Number(options.port ?? (this.#protocol === 'https:' ? 443 : 80));
+    const url = new URL(`${this.#protocol}//${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
+    if (this.#apps && AppRouter.candidate(url)) {
+      const now = this.#apps.routeNow(url, tenant);
+      if (now === undefined) {
+        // First request to this host: the request waits (buffering its writes) for the lookup.
+        this.#apps.route(url, tenant).then(
+          (route) => this.#routeApp(agent, req, options, addRequest, tenant, url, route),
+          (error: Error) => failRequest(req, error),
+        );
+        return;
+      }
+      this.#routeApp(agent, req, options, addRequest, tenant, url, now);
+      return;
+    }
+    this.#send(agent, req, options, addRequest, tenant, url);
+  }
+
+  #routeApp(
+    agent: http.Agent,
+    req: ClientRequest,
+    options: AgentRequestOptions,
+    addRequest: AddRequest,
+    tenant: Tenant,
+    url: URL,
+    route: ReturnType<AppRouter['routeNow']>,
+  ): void {
+    if (route === undefined || route === 'not-an-app') return this.#send(agent, req, options, addRequest, tenant, url);
+    if (!route.ok) return failRequest(req, route.error);
+    const instance = new URL(route.origin);
+    writeTenant(req, tenant);
+    addRequest.call(agent, req, { ...options, host: instance.hostname, hostname: instance.hostname, port: Number(instance.port) });
+  }
+
+  #send(agent: http.Agent, req: ClientRequest, options: AgentRequestOptions, addRequest: AddRequest, tenant: Tenant, url: URL): void {
+    let route: ReturnType<EgressPolicy['route']>;
+    try {
+      route = this.#egress.route(url, tenant);
+    } catch (refusal) {
+      // No socket was asked for: nothing reaches the host. This is how Node's
+      // own Agent fails a request whose socket could not be made.
+      failRequest(req, refusal as Error);
+      return;
+    }
+    const effective = route.internal ? tenant : BASELINE;
+    writeTenant(req, effective);
+    let target = options;
+    if (route.origin !== url.origin) {
+      const mock = new URL(route.origin);
+      if (mock.protocol !== this.#protocol) {
+        failRequest(
+          req,
+          new Error(
+            `dye: ${url.origin} is mocked for ${tenant.name} by ${route.origin}, which speaks ${mock.protocol} where the request speaks ${this.#protocol}`,
+          ),
+        );
+        return;
+      }
+      const port = Number(mock.port || (mock.protocol === 'https:' ? 443 : 80));
+      target = { ...options, host: mock.hostname, hostname: mock.hostname, port, servername: mock.hostname };
+    }
+    addRequest.call(agent, req, target);
+  }
+}
+
+/** Fails a request that has no socket: it emits 'error' and 'close' as for a failed connect. */
+function failRequest(req: ClientRequest, error: Error): void {
+  (req as ClientRequest & { onSocket(socket: undefined, error: Error): void }).onSocket(undefined, error);
+}
+
+/** Reads and writes a ClientRequest's headers before they are sent. */
+const clientRequestHeaders: TenantSetter<ClientRequest> = {
+  get: (req, key) => {
+    const value = req.getHeader(key);
+    return value === undefined ? undefined : Array.isArray(value) ? value : String(value);
+  },
+  set: (req, key, value) => req.setHeader(key, value),
+  remove: (req, key) => req.removeHeader(key),
+};
+
+/**
+ * Writes the tenant onto a request not yet sent. Node has already serialized
+ * the head when the caller passed headers as an array (or an `Expect` header):
+ * then the serialized head is rewritten, which is possible until the first
+ * write flushes it.
+ */
+function writeTenant(req: ClientRequest, tenant: Tenant): void {
+  const internal = req as ClientRequest & { _header?: string | null; _headerSent?: boolean };
+  if (!internal._header) {
+    injectTenant(req, clientRequestHeaders, tenant);
+    return;
+  }
+  if (internal._headerSent) throw new Error('dye: the request head was sent before the agent received it');
+  const lines = internal._header.split('\r\n');
+  const first = lines[0] as string;
+  const kept: string[] = [];
+  const carried: Record<string, unknown> = {};
+  for (const line of lines.slice(1)) {
+    if (line === '') continue;
+    const name = line.slice(0, line.indexOf(':')).trim().toLowerCase();
+    const value = line.slice(line.indexOf(':') + 1).trim();
+    if (name === 'x-tenant' || name === 'baggage') carried[name] = ([] as string[]).concat((carried[name] as string[]) ?? [], value);
+    else kept.push(line);
+  }
+  injectTenant(carried, objectHeaders, tenant);
+  for (const [name, value] of Object.entries(carried)) kept.push(`${name}: ${String(value)}`);
+  internal._header = `${first}\r\n${kept.map((line) => `${line}\r\n`).join('')}\r\n`;
+}
+
+/** An `http.Agent` whose requests carry the tenant and obey egress; for clients given their own agent. */
+export class TenantHttpAgent extends http.Agent {
+  readonly #gate: TenantGate;
+  constructor(options: NodeHttpOptions = {}) {
+    super(options.agentOptions);
+    this.#gate = new TenantGate(options, 'http:');
+  }
+  addRequest(req: ClientRequest, options: AgentRequestOptions): void {
+    this.#gate.admit(this, req, options, agentAddRequest);
+  }
+}
+
+/** An `https.Agent` whose requests carry the tenant and obey egress; for clients given their own agent. */
+export class TenantHttpsAgent extends https.Agent {
+  readonly #gate: TenantGate;
+  constructor(options: NodeHttpOptions = {}) {
+    super(options.agentOptions);
+    this.#gate = new TenantGate(options, 'https:');
+  }
+  addRequest(req: ClientRequest, options: AgentRequestOptions): void {
+    this.#gate.admit(this, req, options, secureAddRequest);
+  }
+}
+
+/**
+ * One setup call for node:http clients: replaces `http.globalAgent` and
+ * `https.globalAgent` with tenant agents, so every `http.request`,
+ * `https.request` and `get` that uses the global agent (axios, got,
+ * node-fetch 2, superagent and kin by default) writes the tenant for internal
+ * hosts, strips it for outside hosts, refuses isolated tenants outside (or
+ * re-aims them to their mock) and routes `http://<app>/` with `registry`. A
+ * client given its own agent needs a `TenantHttpAgent`/`TenantHttpsAgent`
+ * instead; a request with `agent: false` passes no agent and is not covered.
+ * Returns a function that puts the previous global agents back.
+ */
+export function enableNodeHttp(options: NodeHttpOptions = {}): () => void {
+  const previous = { http: http.globalAgent, https: https.globalAgent };
+  const egress = options.egress ?? createEgressPolicy(options);
+  // Node's global agents keep their construction options (keep-alive since Node 19) on `options`.
+  const optionsOf = (agent: http.Agent) => (agent as http.Agent & { options?: https.AgentOptions }).options;
+  const httpAgent = new TenantHttpAgent({ ...options, egress, agentOptions: options.agentOptions ?? optionsOf(previous.http) });
+  const httpsAgent = new TenantHttpsAgent({ ...options, egress, agentOptions: options.agentOptions ?? optionsOf(previous.https) });
+  http.globalAgent = httpAgent;
+  https.globalAgent = httpsAgent;
+  return () => {
+    http.globalAgent = previous.http;
+    https.globalAgent = previous.https;
+    httpAgent.destroy();
+    httpsAgent.destroy();
+  };
+}
