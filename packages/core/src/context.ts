@@ -61,6 +61,18 @@ function runInTenant<R>(tenant: Tenant, fn: () => R): R {
   return isLazyThenable(result) ? tenantBound(result, tenant) : result;
 }
 
+/**
+ * Calls `fn` with `thisArg` and `args` inside `tenant` (a Tenant already
+ * checked), for hot paths that run per event: no closure is made, and when the
+ * tenant is already current (and no OTel context manager needs its baggage
+ * aligned) the call is direct. The result is returned as it is.
+ */
+export function callInTenant<R>(tenant: Tenant, fn: (...args: never[]) => R, thisArg: unknown, args: readonly unknown[]): R {
+  if (otelContextActive()) return storage.run(tenant, withOtelTenant, tenant, () => Reflect.apply(fn, thisArg, args) as R);
+  if (storage.getStore() === tenant) return Reflect.apply(fn, thisArg, args) as R;
+  return storage.run(tenant, Reflect.apply, fn, thisArg, args) as R;
+}
+
 function runRaw<R>(tenant: Tenant, fn: () => R): R {
   return otelContextActive() ? storage.run(tenant, withOtelTenant, tenant, fn) : storage.run(tenant, fn);
 }

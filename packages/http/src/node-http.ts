@@ -1,6 +1,16 @@
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
-import { BASELINE, currentTenant, injectTenant, objectHeaders, type Tenant, type TenantSetter } from '@dye/core';
+import {
+  BAGGAGE_HEADER,
+  BASELINE,
+  callInTenant,
+  currentTenant,
+  injectTenant,
+  objectHeaders,
+  TENANT_HEADER,
+  type Tenant,
+  type TenantSetter,
+} from '@dye/core';
 import { AppRouter } from './app-routing.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
@@ -48,9 +58,19 @@ class TenantGate {
 
   admit(agent: http.Agent, req: ClientRequest, options: AgentRequestOptions, addRequest: AddRequest): void {
     const tenant = currentTenant();
+    // The request's own events ('response', 'error' of a reused socket…) run in
+    // the sender's tenant. The response's events come from the parser, whose
+    // async context is where the request got its socket: here, or in `emit`
+    // below for a request that waited for one.
     holdTenant(req, tenant);
-    req.prependOnceListener('response', (response: IncomingMessage) => holdTenant(response, tenant));
+    tenantOfQueued.set(req, tenant);
     const host = String(options.host ?? options.hostname ?? 'localhost');
+    if (this.#apps === undefined && this.#egress.isInternal(host)) {
+      // The common case, an internal host: no URL to build, nothing to re-aim.
+      if (tenant.kind !== 'baseline' || req.hasHeader(TENANT_HEADER) || req.hasHeader(BAGGAGE_HEADER)) writeTenant(req, tenant);
+      addRequest.call(agent, req, options);
+      return;
+    }
     const port = Number(options.port ?? (this.#protocol === 'https:' ? 443 : 80));
     const url = new URL(`${this.#protocol}//${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
     if (this.#apps && AppRouter.candidate(url)) {
@@ -116,6 +136,22 @@ class TenantGate {
   }
 }
 
+/** The tenant of each request an agent admitted, for when it waited for a free socket. */
+const tenantOfQueued = new WeakMap<ClientRequest, Tenant>();
+
+/**
+ * An agent hands a freed socket to the next waiting request inside its 'free'
+ * event, which runs in the async context of the request that freed it. The
+ * waiting request's response would then be parsed in that other request's
+ * tenant: the hand-over runs in the waiting request's own tenant instead.
+ */
+function emitFree(agent: http.Agent, args: unknown[], emit: () => boolean): boolean {
+  const options = args[1] as http.ClientRequestArgs | undefined;
+  const waiting = options ? agent.requests[agent.getName(options)]?.[0] : undefined;
+  const tenant = waiting ? tenantOfQueued.get(waiting as ClientRequest) : undefined;
+  return tenant === undefined ? emit() : callInTenant(tenant, emit, undefined, []);
+}
+
 /** Fails a request that has no socket: it emits 'error' and 'close' as for a failed connect. */
 function failRequest(req: ClientRequest, error: Error): void {
   (req as ClientRequest & { onSocket(socket: undefined, error: Error): void }).onSocket(undefined, error);
@@ -170,6 +206,9 @@ export class TenantHttpAgent extends http.Agent {
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
     this.#gate.admit(this, req, options, agentAddRequest);
   }
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    return event === 'free' ? emitFree(this, args, () => super.emit(event, ...args)) : super.emit(event, ...args);
+  }
 }
 
 /** An `https.Agent` whose requests carry the tenant and obey egress; for clients given their own agent. */
@@ -181,6 +220,9 @@ export class TenantHttpsAgent extends https.Agent {
   }
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
     this.#gate.admit(this, req, options, secureAddRequest);
+  }
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    return event === 'free' ? emitFree(this, args, () => super.emit(event, ...args)) : super.emit(event, ...args);
   }
 }
 

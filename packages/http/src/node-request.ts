@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  callInTenant,
   createEdgeGuard,
   type EdgeDecision,
   type EdgeGuard,
@@ -52,10 +53,22 @@ export function nodeRequestGuard<Req = IncomingMessage>(options: EdgeGuardOption
   };
 }
 
-const HELD = Symbol('dye.held-tenant');
-
 interface Held {
   tenant: Tenant;
+  readonly emit: EventEmitter['emit'];
+  readonly beforeEnd: ((emitter: EventEmitter) => void) | undefined;
+  readonly holdResponse: boolean;
+}
+
+// Held state lives beside the emitter, not on it, and one shared emit reads
+// it: no closure and no new property shape per request.
+const heldEmitters = new WeakMap<EventEmitter, Held>();
+
+function heldEmit(this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
+  const state = heldEmitters.get(this) as Held;
+  if (state.beforeEnd !== undefined && event === 'end') state.beforeEnd(this);
+  else if (state.holdResponse && event === 'response') holdTenant(args[0] as EventEmitter, state.tenant);
+  return callInTenant(state.tenant, state.emit, this, [event, ...args]);
 }
 
 /**
@@ -65,21 +78,17 @@ interface Held {
  * without this, `req.on('end', …)`, `req.pipe(…)`, `stream.finished(…)` and
  * body parsers' callbacks would run as whoever opened the connection.
  * Holding an emitter again (a keep-alive socket's next upgrade) re-aims it.
+ * With `holdResponse`, the IncomingMessage of a client request's `response`
+ * event is held in the same tenant before any listener sees it.
  */
-export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (emitter: EventEmitter) => void): void {
-  const target = emitter as EventEmitter & { [HELD]?: Held };
-  const held = target[HELD];
+export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (emitter: EventEmitter) => void, holdResponse = false): void {
+  const held = heldEmitters.get(emitter);
   if (held) {
     held.tenant = tenant;
     return;
   }
-  const state: Held = { tenant };
-  Object.defineProperty(target, HELD, { value: state });
-  const emit = target.emit;
-  target.emit = function dyeHeldEmit(this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
-    if (beforeEnd !== undefined && event === 'end') beforeEnd(this);
-    return withTenant(state.tenant, () => emit.call(this, event, ...args));
-  };
+  heldEmitters.set(emitter, { tenant, emit: emitter.emit, beforeEnd, holdResponse });
+  emitter.emit = heldEmit;
 }
 
 function stripTrailers(emitter: EventEmitter): void {

@@ -4,8 +4,9 @@
  * internal hosts.
  */
 import { randomUUID } from 'node:crypto';
-import { IsolationError, readTenantInput, setLogger, withTenant } from '@dye/core';
-import { tenantDispatcher } from '@dye/http';
+import { request as httpRequest } from 'node:http';
+import { currentTenant, IsolationError, readTenantInput, setLogger, withTenant } from '@dye/core';
+import { TenantHttpAgent, tenantDispatcher } from '@dye/http';
 import { Agent, interceptors, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen } from './support.js';
@@ -94,5 +95,45 @@ describe('mocks', () => {
     expect(seen.filter((hit) => hit.path.includes(id))).toEqual([
       { server: 'internal', path: `/pay/${id}`, tenant: 'shadow', baggage: 'tenant=shadow' },
     ]);
+  });
+});
+
+describe('node:http: a request that waited for a free socket', () => {
+  // One socket: the second request waits, and gets the socket inside the first
+  // request's 'free' event. Its response, and a follow-up call made from the
+  // response callback, belong to the second request's tenant.
+  const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'], agentOptions: { keepAlive: true, maxSockets: 1 } });
+  afterAll(() => agent.destroy());
+
+  const get = (path: string) =>
+    new Promise<{ inCallback: string; atEnd: string; followUp: Promise<void> }>((resolve, reject) => {
+      httpRequest(`${internal.url}${path}`, { agent }, (response) => {
+        response.resume();
+        const inCallback = currentTenant().name;
+        const followUp = new Promise<void>((done, fail) => {
+          httpRequest(`${internal.url}${path}/follow-up`, { agent }, (next) => next.resume().on('end', () => done()))
+            .on('error', fail)
+            .end();
+        });
+        response.on('end', () => resolve({ inCallback, atEnd: currentTenant().name, followUp }));
+      })
+        .on('error', reject)
+        .end();
+    });
+
+  it.each([
+    ['shadow', 'baseline'],
+    ['baseline', 'red'],
+    ['red', 'shadow'],
+  ] as const)('first %s, then %s waiting', async (first, second) => {
+    const id = randomUUID();
+    const run = (tenant: string, path: string) => (tenant === 'baseline' ? get(path) : withTenant(tenant, () => get(path)));
+    const [a, b] = await Promise.all([run(first, `/a/${id}`), run(second, `/b/${id}`)]);
+    await Promise.all([a.followUp, b.followUp]);
+    expect([a.inCallback, b.inCallback, a.atEnd, b.atEnd]).toEqual([first, second, first, second]);
+    const tenantAt = (path: string) => seen.find((hit) => hit.path === path)?.tenant;
+    const wire = (tenant: string) => (tenant === 'baseline' ? 'none' : tenant);
+    expect(tenantAt(`/a/${id}/follow-up`)).toBe(wire(first));
+    expect(tenantAt(`/b/${id}/follow-up`)).toBe(wire(second));
   });
 });

@@ -1,0 +1,59 @@
+/**
+ * One node:http client hop (http.request through a keep-alive agent), bare vs
+ * Dye's tenant agent (what `enableNodeHttp` installs), in baseline and in
+ * `red`, to the same bare server in one process.
+ *
+ *   npm run bench -- node-http
+ */
+
+import { once } from 'node:events';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setLogger, withTenant } from '@dye/core';
+import { TenantHttpAgent } from '@dye/http';
+import { compareThroughput, printThroughput, type ThroughputResult } from './harness.js';
+
+setLogger({ warn: () => {} });
+
+export async function run(): Promise<ThroughputResult[]> {
+  const server = createServer({ keepAlive: true }, (_req, res) => {
+    res.setHeader('content-type', 'text/plain');
+    res.end('ok');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+
+  const agentOptions = { keepAlive: true, maxSockets: 32 };
+  const bareAgent = new Agent(agentOptions);
+  const dyeAgent = new TenantHttpAgent({ internal: ['loopback'], agentOptions });
+
+  const call = (agent: Agent) =>
+    new Promise<void>((resolve, reject) => {
+      const outgoing = request({ host: '127.0.0.1', port, path: '/', agent, headers: { accept: 'text/plain' } }, (response) => {
+        response.on('end', resolve);
+        response.resume();
+      });
+      outgoing.on('error', reject);
+      outgoing.end();
+    });
+
+  const results = await compareThroughput('node-http', [
+    { name: 'bare: http.request + keep-alive Agent', run: () => call(bareAgent) },
+    { name: 'dye baseline: http.request + TenantHttpAgent', run: () => call(dyeAgent) },
+    { name: 'dye red: http.request + TenantHttpAgent', run: () => withTenant('red', () => call(dyeAgent)) },
+    { name: 'bare: http.request + keep-alive Agent again (noise control)', run: () => call(bareAgent) },
+  ]);
+  printThroughput('One node:http client hop: requests/s with 16 in flight (higher is better)', results);
+
+  bareAgent.destroy();
+  dyeAgent.destroy();
+  server.closeAllConnections();
+  server.close();
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+  await run();
+}
