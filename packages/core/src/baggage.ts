@@ -55,17 +55,25 @@ export function percentDecode(text: string): string {
   }
 }
 
+// Besides what String.prototype.trim removes: what Python's str.strip removes
+// too (U+001C–U+001F, U+0085), and `+`, which form-style decoders
+// (`unquote_plus`) read as a space.
+const EXTRA_EDGE = /^[\s\x1c-\x1f\x85+]+|[\s\x1c-\x1f\x85+]+$/g;
+const NEEDS_NORMALIZING = /[%+\x1c-\x1f\x85]/;
+
 /**
  * Whether a raw baggage key names the tenant, in any spelling a parser might
  * accept: trimmed as OpenTelemetry's W3C propagator trims
  * (`String.prototype.trim`, so every Unicode space and line terminator, not
- * just the spaces and tabs W3C allows), percent-decoded, case-folded.
+ * just the spaces and tabs W3C allows) and as other languages' propagators do
+ * (Python's `unquote_plus(key).strip()`: `+` as a space, U+001C–U+001F and
+ * U+0085 as spaces), percent-decoded, case-folded.
  */
 export function isTenantBaggageKey(rawKey: string): boolean {
   const key = rawKey.trim();
   // Fast exit for the common case: a plain key that is not six letters long.
-  if (key.length !== TENANT_BAGGAGE_KEY.length && !key.includes('%')) return false;
-  return percentDecode(key).trim().toLowerCase() === TENANT_BAGGAGE_KEY;
+  if (key.length !== TENANT_BAGGAGE_KEY.length && !NEEDS_NORMALIZING.test(key)) return false;
+  return percentDecode(key).replace(EXTRA_EDGE, '').trim().toLowerCase() === TENANT_BAGGAGE_KEY;
 }
 
 /**

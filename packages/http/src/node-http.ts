@@ -67,7 +67,7 @@ class TenantGate {
     const host = String(options.host ?? options.hostname ?? 'localhost');
     if (this.#apps === undefined && this.#egress.isInternal(host)) {
       // The common case, an internal host: no URL to build, nothing to re-aim.
-      if (tenant.kind !== 'baseline' || req.hasHeader(TENANT_HEADER) || req.hasHeader(BAGGAGE_HEADER)) writeTenant(req, tenant);
+      if (!keepTenantHeaders(req, tenant)) return;
       addRequest.call(agent, req, options);
       return;
     }
@@ -76,7 +76,10 @@ class TenantGate {
     if (this.#apps && AppRouter.candidate(url)) {
       const now = this.#apps.routeNow(url, tenant);
       if (now === undefined) {
-        // First request to this host: the request waits (buffering its writes) for the lookup.
+        // First request to this host: the request waits (buffering its writes)
+        // for the lookup. Its head may be built meanwhile, so the tenant is
+        // written now, as for the app instance it most likely goes to.
+        if (!keepTenantHeaders(req, tenant)) return;
         this.#apps.route(url, tenant).then(
           (route) => this.#routeApp(agent, req, options, addRequest, tenant, url, route),
           (error: Error) => failRequest(req, error),
@@ -101,7 +104,7 @@ class TenantGate {
     if (route === undefined || route === 'not-an-app') return this.#send(agent, req, options, addRequest, tenant, url);
     if (!route.ok) return failRequest(req, route.error);
     const instance = new URL(route.origin);
-    writeTenant(req, tenant);
+    if (!keepTenantHeaders(req, tenant)) return;
     addRequest.call(agent, req, { ...options, host: instance.hostname, hostname: instance.hostname, port: Number(instance.port) });
   }
 
@@ -116,7 +119,7 @@ class TenantGate {
       return;
     }
     const effective = route.internal ? tenant : BASELINE;
-    writeTenant(req, effective);
+    if (!keepTenantHeaders(req, effective)) return;
     let target = options;
     if (route.origin !== url.origin) {
       const mock = new URL(route.origin);
@@ -157,29 +160,90 @@ function failRequest(req: ClientRequest, error: Error): void {
   (req as ClientRequest & { onSocket(socket: undefined, error: Error): void }).onSocket(undefined, error);
 }
 
-/** Reads and writes a ClientRequest's headers before they are sent. */
+const outgoing = http.OutgoingMessage.prototype;
+const setHeaderOf = outgoing.setHeader;
+const appendHeaderOf = outgoing.appendHeader;
+const removeHeaderOf = outgoing.removeHeader;
+
+/** Reads and writes a ClientRequest's headers before they are sent (Node's own methods, not the guarded ones). */
 const clientRequestHeaders: TenantSetter<ClientRequest> = {
   get: (req, key) => {
     const value = req.getHeader(key);
     return value === undefined ? undefined : Array.isArray(value) ? value : String(value);
   },
-  set: (req, key, value) => req.setHeader(key, value),
-  remove: (req, key) => req.removeHeader(key),
+  set: (req, key, value) => void setHeaderOf.call(req, key, value),
+  remove: (req, key) => removeHeaderOf.call(req, key),
 };
+
+/** The tenant each admitted request's headers must say (baseline: none), held until the head is sent. */
+const headerTenant = new WeakMap<ClientRequest, Tenant>();
+
+const isTenantCarrier = (name: string) => {
+  const lower = name.toLowerCase();
+  return lower === TENANT_HEADER || lower === BAGGAGE_HEADER;
+};
+
+// Headers set after `http.request()` returned (hand-written proxies copying
+// inbound headers, `setHeaders`, `appendHeader`) come after the agent's check:
+// each change to a tenant carrier is followed by the tenant rule again.
+function guardedSetHeader(this: ClientRequest, name: string, value: number | string | readonly string[]): ClientRequest {
+  setHeaderOf.call(this, name, value);
+  if (isTenantCarrier(name)) rewriteTenant(this);
+  return this;
+}
+function guardedAppendHeader(this: ClientRequest, name: string, value: string | readonly string[]): ClientRequest {
+  appendHeaderOf.call(this, name, value);
+  if (isTenantCarrier(name)) rewriteTenant(this);
+  return this;
+}
+function guardedRemoveHeader(this: ClientRequest, name: string): void {
+  removeHeaderOf.call(this, name);
+  if (isTenantCarrier(name)) rewriteTenant(this);
+}
+
+function rewriteTenant(req: ClientRequest): void {
+  const tenant = headerTenant.get(req);
+  if (tenant !== undefined) injectTenant(req, clientRequestHeaders, tenant);
+}
+
+/**
+ * Makes the request say `tenant` (none for baseline) and keep saying it
+ * whatever the caller sets later. False when that cannot hold (the head was
+ * already queued saying something else): the request is failed, nothing sent.
+ */
+function keepTenantHeaders(req: ClientRequest, tenant: Tenant): boolean {
+  try {
+    writeTenant(req, tenant);
+  } catch (error) {
+    failRequest(req, error as Error);
+    return false;
+  }
+  headerTenant.set(req, tenant);
+  const guarded = req as ClientRequest & { setHeader: unknown; appendHeader: unknown; removeHeader: unknown };
+  guarded.setHeader = guardedSetHeader;
+  guarded.appendHeader = guardedAppendHeader;
+  guarded.removeHeader = guardedRemoveHeader;
+  return true;
+}
 
 /**
  * Writes the tenant onto a request not yet sent. Node has already serialized
  * the head when the caller passed headers as an array (or an `Expect` header):
- * then the serialized head is rewritten, which is possible until the first
- * write flushes it.
+ * then the serialized head is rewritten, which is possible until it is queued
+ * for the socket.
  */
 function writeTenant(req: ClientRequest, tenant: Tenant): void {
   const internal = req as ClientRequest & { _header?: string | null; _headerSent?: boolean };
   if (!internal._header) {
-    injectTenant(req, clientRequestHeaders, tenant);
+    if (tenant.kind !== 'baseline' || req.hasHeader(TENANT_HEADER) || req.hasHeader(BAGGAGE_HEADER)) {
+      injectTenant(req, clientRequestHeaders, tenant);
+    }
     return;
   }
-  if (internal._headerSent) throw new Error('dye: the request head was sent before the agent received it');
+  if (internal._headerSent) {
+    if (headerTenant.get(req) === tenant) return;
+    throw new Error(`dye: the request head was queued before its tenant (${tenant.name}) could be written; nothing was sent`);
+  }
   const lines = internal._header.split('\r\n');
   const first = lines[0] as string;
   const kept: string[] = [];
@@ -188,7 +252,8 @@ function writeTenant(req: ClientRequest, tenant: Tenant): void {
     if (line === '') continue;
     const name = line.slice(0, line.indexOf(':')).trim().toLowerCase();
     const value = line.slice(line.indexOf(':') + 1).trim();
-    if (name === 'x-tenant' || name === 'baggage') carried[name] = ([] as string[]).concat((carried[name] as string[]) ?? [], value);
+    if (name === TENANT_HEADER || name === BAGGAGE_HEADER)
+      carried[name] = ([] as string[]).concat((carried[name] as string[]) ?? [], value);
     else kept.push(line);
   }
   injectTenant(carried, objectHeaders, tenant);

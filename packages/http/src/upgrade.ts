@@ -8,7 +8,8 @@ import { nodeRequestGuard, refuseSocket } from './node-request.js';
 const GUARDED = Symbol('dye.upgrades-guarded');
 
 /**
- * Puts a server's `upgrade` requests (WebSocket, h2c) through the edge guard
+ * Puts a server's `upgrade` requests (WebSocket, h2c) and `connect` requests
+ * (CONNECT, as a forward proxy receives them) through the edge guard
  * before any `upgrade` listener sees them, `ws`'s `new WebSocketServer({ server })`
  * included: refused requests get a 400/401 on the socket and reach no
  * listener; accepted ones run in the decided tenant, and so does every later
@@ -23,7 +24,8 @@ export function guardUpgrades<Req = IncomingMessage>(server: Server | HttpsServe
   const requests = nodeRequestGuard<Req>(options);
   const emit = target.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
   target.emit = function dyeGuardedEmit(this: Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'upgrade') return emit.call(this, event, ...args);
+    // CONNECT requests arrive the same way (req, socket, head) and skip request middleware too.
+    if (event !== 'upgrade' && event !== 'connect') return emit.call(this, event, ...args);
     const [req, socket, head] = args as [IncomingMessage, Duplex, Buffer];
     const decision = requests.decide(req);
     if (!decision.ok) {

@@ -1,6 +1,7 @@
+import { get as httpGet } from 'node:http';
 import { createPolicy, currentTenant, setLogger, withTenant } from '@dye/core';
 import { RedisRegistry } from '@dye/discovery';
-import { tenantDispatcher, tenantMiddleware } from '@dye/http';
+import { TenantHttpAgent, tenantDispatcher, tenantMiddleware } from '@dye/http';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisKeys, REDIS_URL, uniqueName } from '../../../test/support/services.js';
@@ -85,5 +86,41 @@ describe('tenantDispatcher routes http://<app>/ through the registry', () => {
       fetch(plain.url, { dispatcher: forGlobalFetch(dispatcher) }).then((response) => response.text()),
     );
     expect(text).toBe('plain');
+  });
+});
+
+describe('node:http agents route http://<app>/ through the registry', () => {
+  const fetchJson = (agent: TenantHttpAgent, headers: Record<string, string> = {}) =>
+    new Promise<{ instance: string; lane: string; tenant: string }>((resolve, reject) => {
+      // The head is built (end() is implicit in get) before the first lookup finishes.
+      httpGet('http://shop.pricing/price', { agent, headers }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        response.on('end', () => resolve(JSON.parse(body)));
+      }).on('error', reject);
+    });
+
+  it('the very first request to an app, sent before the app is known, reaches its lane', async () => {
+    for (const tenant of ['red', 'baseline', 'shadow']) {
+      const agent = new TenantHttpAgent({ registry, policy });
+      const got = await withTenant(tenant, () => fetchJson(agent, { 'x-tenant': 'canary' }));
+      expect(got).toMatchObject({ lane: tenant === 'red' ? 'red' : 'baseline', tenant });
+      agent.destroy();
+    }
+  });
+
+  it('later requests route without waiting, in each tenant', async () => {
+    const agent = new TenantHttpAgent({ registry, policy });
+    const tenants = ['baseline', 'red', 'shadow'];
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        withTenant(tenants[i % 3] as string, async () => ({ sent: tenants[i % 3], got: await fetchJson(agent) })),
+      ),
+    );
+    expect(results.filter(({ sent, got }) => got.tenant !== sent || (sent === 'red') !== (got.lane === 'red'))).toEqual([]);
+    agent.destroy();
   });
 });

@@ -137,3 +137,86 @@ describe('node:http: a request that waited for a free socket', () => {
     expect(tenantAt(`/b/${id}/follow-up`)).toBe(wire(second));
   });
 });
+
+describe('node:http: headers changed after http.request() returned', () => {
+  // A hand-written proxy copies inbound headers onto the outbound request after
+  // creating it; the agent's rule holds for every change, whenever it is made.
+  const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'], agentOptions: { keepAlive: true } });
+  afterAll(() => agent.destroy());
+
+  type Mutation = (req: import('node:http').ClientRequest) => void;
+  const send = (url: string, mutate: Mutation, options: { headers?: string[]; delayed?: boolean } = {}) =>
+    new Promise<void>((resolve, reject) => {
+      const req = httpRequest(url, { agent, method: 'POST', ...(options.headers ? { headers: options.headers } : {}) }, (response) =>
+        response.resume().on('end', () => resolve()),
+      );
+      req.on('error', reject);
+      const finish = () => {
+        mutate(req);
+        req.end('body');
+      };
+      if (options.delayed) setTimeout(finish, 10);
+      else finish();
+    });
+
+  const mutations: Array<[string, Mutation]> = [
+    ['setHeader x-tenant and baggage', (req) => req.setHeader('x-tenant', 'shadow').setHeader('baggage', 'tenant=shadow,user=42')],
+    ['setHeader with other case', (req) => req.setHeader('X-Tenant', 'shadow').setHeader('Baggage', 'user=42, TENANT=shadow')],
+    ['appendHeader baggage', (req) => req.setHeader('baggage', 'user=42').appendHeader('baggage', 'tenant=shadow')],
+    ['setHeaders (Headers)', (req) => req.setHeaders(new Headers({ 'x-tenant': 'shadow', baggage: 'user=42,tenant=shadow' }))],
+    ['setHeaders (Map)', (req) => req.setHeaders(new Map([['x-tenant', 'shadow']]))],
+    [
+      'removeHeader x-tenant and baggage',
+      (req) => {
+        req.removeHeader('x-tenant');
+        req.removeHeader('baggage');
+      },
+    ],
+    [
+      'a copy loop of inbound headers',
+      (req) => {
+        for (const [name, value] of Object.entries({ 'x-tenant': 'shadow', baggage: 'tenant=shadow,user=42', accept: '*/*' }))
+          req.setHeader(name, value);
+      },
+    ],
+  ];
+
+  const cases = mutations.flatMap(([name, mutate]) =>
+    (['baseline', 'red', 'shadow'] as const).flatMap((tenant) =>
+      (['internal', 'outside'] as const).flatMap((where) =>
+        [false, true].map((delayed) => [name, tenant, where, delayed, mutate] as const),
+      ),
+    ),
+  );
+
+  it.each(cases)('%s, as %s, to the %s host, delayed %s', async (_name, tenant, where, delayed, mutate) => {
+    const id = randomUUID();
+    const url = `${where === 'internal' ? internal.url : outside.url}/mutated/${id}`;
+    const run = () => send(url, mutate, { delayed });
+    const outcome = await (tenant === 'baseline' ? run() : withTenant(tenant, run)).then(
+      () => 'sent',
+      (error: Error) => error,
+    );
+    const hits = seen.filter((hit) => hit.path.includes(id));
+    if (tenant === 'shadow' && where === 'outside') {
+      expect(outcome).toBeInstanceOf(IsolationError);
+      expect(hits).toEqual([]);
+      return;
+    }
+    expect(outcome).toBe('sent');
+    const expected = where === 'internal' && tenant !== 'baseline' ? tenant : 'none';
+    expect(hits.map((hit) => hit.tenant)).toEqual([expected]);
+    const foreign = where === 'outside' || tenant === 'baseline' ? /tenant/i : new RegExp(`tenant=(?!${tenant}(,|$))`, 'i');
+    expect(hits[0]?.baggage ?? '').not.toMatch(foreign);
+  });
+
+  it('headers passed as an array (serialized by Node at once) in baseline reach an internal host without a tenant', async () => {
+    const id = randomUUID();
+    await send(`${internal.url}/array/${id}`, () => {}, {
+      headers: ['Host', '127.0.0.1', 'X-Tenant', 'shadow', 'BAGGAGE', 'tenant=shadow,user=42'],
+    });
+    expect(seen.filter((hit) => hit.path.includes(id))).toEqual([
+      { server: 'internal', path: `/array/${id}`, tenant: 'none', baggage: 'user=42' },
+    ]);
+  });
+});

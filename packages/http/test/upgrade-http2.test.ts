@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import { createServer as createHttp2Server, constants as h2, connect as http2Connect } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { currentTenant, readTenantInput, setLogger, signTenantToken } from '@dye/core';
 import { fastifyTenant, guardUpgrades, tenantMiddleware } from '@dye/http';
 import Fastify from 'fastify';
@@ -84,6 +84,55 @@ describe('WebSocket upgrades pass the edge guard (guardUpgrades, ws attached to 
   it('a refused token answers 401 on the socket and reaches no upgrade listener', async () => {
     const result = await talk(url, { 'x-tenant-token': 'dye1.forged.token' });
     expect(result).toEqual({ refusedWith: 401 });
+    expect(seen).toEqual([]);
+  });
+});
+
+describe('CONNECT requests pass the edge guard too (guardUpgrades)', () => {
+  const seen: Array<{ tenant: string; headers: Record<string, unknown> }> = [];
+  const server = createServer();
+  let port: number;
+  beforeAll(async () => {
+    guardUpgrades(server, edgeOptions);
+    server.on('connect', (req: IncomingMessage, socket) => {
+      seen.push({ tenant: currentTenant().name, headers: { ...req.headers } });
+      socket.end('HTTP/1.1 200 Connection Established\r\n\r\n');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const connectWith = (lines: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = netConnect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += String(chunk);
+      });
+      socket.on('end', () => resolve(text.split('\r\n')[0] ?? ''));
+      socket.on('error', reject);
+      socket.write(
+        `CONNECT partner.example:443 HTTP/1.1\r\nHost: partner.example:443\r\n${lines.map((line) => `${line}\r\n`).join('')}\r\n`,
+      );
+    });
+
+  it('a spoofed tenant is stripped before the connect listener reads the headers', async () => {
+    seen.length = 0;
+    expect(await connectWith(['x-tenant: shadow', 'baggage: tenant=shadow', 'uberctx-tenant: shadow'])).toContain('200');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.tenant).toBe('baseline');
+    expect(readTenantInput(seen[0]?.headers as Record<string, unknown>)).toEqual({ kind: 'none' });
+    expect(seen[0]?.headers['uberctx-tenant']).toBeUndefined();
+  });
+
+  it('a refused token answers 401 and reaches no connect listener', async () => {
+    seen.length = 0;
+    expect(await connectWith(['x-tenant-token: forged'])).toContain('401');
     expect(seen).toEqual([]);
   });
 });

@@ -85,6 +85,12 @@ function baggageForms(): Form[] {
     'tenant=%73hadow',
     'tenant={t},tenant={t}',
     'user=u1;p=1, TeNaNt={t}',
+    // Read as `tenant` by form-style decoders (Python's unquote_plus(key).strip()).
+    'tenant+={t}',
+    '+tenant={t}',
+    '\u0085tenant={t}',
+    'tenant%C2%85={t}',
+    'tenant%2B={t}',
     `tenant={t},pad=${'x'.repeat(9000)}`,
     `${Array.from({ length: 200 }, (_, i) => `m${i}=1`).join(',')},tenant={t}`,
   ];
@@ -170,6 +176,25 @@ function otelTenants(headers: Record<string, unknown>): string[] {
   return (baggage?.getAllEntries() ?? []).filter(([key]) => key.trim().toLowerCase() === 'tenant').map(([, entry]) => entry.value);
 }
 
+/** A third reader: form-style decoding as other languages' propagators do (`+` as space, Python's strip). */
+function formStyleTenants(headers: Record<string, unknown>): string[] {
+  const found: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'baggage') continue;
+    for (const member of ([] as unknown[]).concat(value).map(String).join(',').split(',')) {
+      const pair = member.split(';')[0] ?? '';
+      const equals = pair.indexOf('=');
+      if (equals < 0) continue;
+      let key = pair.slice(0, equals).replaceAll('+', ' ');
+      try {
+        key = decodeURIComponent(key);
+      } catch {}
+      if (key.replace(/^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/g, '').toLowerCase() === 'tenant') found.push(pair.slice(equals + 1).trim());
+    }
+  }
+  return found;
+}
+
 function asLists(raw: string[]): Record<string, string[]> {
   const headers: Record<string, string[]> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) (headers[(raw[i] as string).toLowerCase()] ??= []).push(raw[i + 1] as string);
@@ -201,6 +226,7 @@ export function leftovers(req: IncomingMessage, decided: string): string[] {
       for (const value of values) if (value !== decided) found.push(`${view}: ${name}=${value}`);
     }
     for (const value of otelTenants(headers)) if (value !== decided) found.push(`${view}: OpenTelemetry reads tenant=${value}`);
+    for (const value of formStyleTenants(headers)) if (value !== decided) found.push(`${view}: a form-style reader reads tenant=${value}`);
   }
   return found;
 }
