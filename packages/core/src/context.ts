@@ -67,7 +67,7 @@ function runInTenant<R>(tenant: Tenant, fn: () => R): R {
  * tenant is already current (and no OTel context manager needs its baggage
  * aligned) the call is direct. The result is returned as it is.
  */
-export function callInTenant<R>(tenant: Tenant, fn: (...args: never[]) => R, thisArg: unknown, args: readonly unknown[]): R {
+export function callInTenant<R>(tenant: Tenant, fn: (...args: never[]) => R, thisArg: unknown, args: ArrayLike<unknown>): R {
   if (otelContextActive()) return storage.run(tenant, withOtelTenant, tenant, () => Reflect.apply(fn, thisArg, args) as R);
   if (storage.getStore() === tenant) return Reflect.apply(fn, thisArg, args) as R;
   return storage.run(tenant, Reflect.apply, fn, thisArg, args) as R;

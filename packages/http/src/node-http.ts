@@ -14,7 +14,7 @@ import {
 import { AppRouter } from './app-routing.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
-import { holdTenant } from './node-request.js';
+import { heldTenantOf, holdTenant } from './node-request.js';
 
 /** Options of {@link enableNodeHttp} and the tenant agents: those of `tenantDispatcher`, for node:http. */
 export type NodeHttpOptions = Omit<TenantDispatcherOptions, 'dispatcher' | 'agent'> & {
@@ -63,7 +63,6 @@ class TenantGate {
     // async context is where the request got its socket: here, or in `emit`
     // below for a request that waited for one.
     holdTenant(req, tenant);
-    tenantOfQueued.set(req, tenant);
     const host = String(options.host ?? options.hostname ?? 'localhost');
     if (this.#apps === undefined && this.#egress.isInternal(host)) {
       // The common case, an internal host: no URL to build, nothing to re-aim.
@@ -139,9 +138,6 @@ class TenantGate {
   }
 }
 
-/** The tenant of each request an agent admitted, for when it waited for a free socket. */
-const tenantOfQueued = new WeakMap<ClientRequest, Tenant>();
-
 /**
  * An agent hands a freed socket to the next waiting request inside its 'free'
  * event, which runs in the async context of the request that freed it. The
@@ -149,9 +145,16 @@ const tenantOfQueued = new WeakMap<ClientRequest, Tenant>();
  * tenant: the hand-over runs in the waiting request's own tenant instead.
  */
 function emitFree(agent: http.Agent, args: unknown[], emit: () => boolean): boolean {
+  // Nearly always nobody waits: skip building the pool name then.
+  let anyWaiting = false;
+  for (const _ in agent.requests) {
+    anyWaiting = true;
+    break;
+  }
+  if (!anyWaiting) return emit();
   const options = args[1] as http.ClientRequestArgs | undefined;
   const waiting = options ? agent.requests[agent.getName(options)]?.[0] : undefined;
-  const tenant = waiting ? tenantOfQueued.get(waiting as ClientRequest) : undefined;
+  const tenant = waiting ? heldTenantOf(waiting) : undefined;
   return tenant === undefined ? emit() : callInTenant(tenant, emit, undefined, []);
 }
 

@@ -64,11 +64,17 @@ interface Held {
 // it: no closure and no new property shape per request.
 const heldEmitters = new WeakMap<EventEmitter, Held>();
 
-function heldEmit(this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
+function heldEmit(this: EventEmitter, event: string | symbol, first?: unknown): boolean {
   const state = heldEmitters.get(this) as Held;
   if (state.beforeEnd !== undefined && event === 'end') state.beforeEnd(this);
-  else if (state.holdResponse && event === 'response') holdTenant(args[0] as EventEmitter, state.tenant);
-  return callInTenant(state.tenant, state.emit, this, [event, ...args]);
+  else if (state.holdResponse && event === 'response') holdTenant(first as EventEmitter, state.tenant);
+  // `arguments` as it came: no array built per event.
+  return callInTenant(state.tenant, state.emit, this, arguments);
+}
+
+/** The tenant an emitter's events are held in, if any. */
+export function heldTenantOf(emitter: EventEmitter): Tenant | undefined {
+  return heldEmitters.get(emitter)?.tenant;
 }
 
 /**
