@@ -69,7 +69,9 @@ function runInTenant<R>(tenant: Tenant, fn: () => R): R {
  */
 export function callInTenant<R>(tenant: Tenant, fn: (...args: never[]) => R, thisArg: unknown, args: ArrayLike<unknown>): R {
   if (otelContextActive()) return storage.run(tenant, withOtelTenant, tenant, () => Reflect.apply(fn, thisArg, args) as R);
-  if (storage.getStore() === tenant) return Reflect.apply(fn, thisArg, args) as R;
+  const current = storage.getStore();
+  // No store at all is baseline too (currentTenant answers so without OTel).
+  if (current === tenant || (current === undefined && tenant.kind === 'baseline')) return Reflect.apply(fn, thisArg, args) as R;
   return storage.run(tenant, Reflect.apply, fn, thisArg, args) as R;
 }
 

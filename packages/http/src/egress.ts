@@ -68,7 +68,21 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
     mocks.set(host.toLowerCase(), { origin: parsed.origin, internal: false });
   }
 
+  // Hosts repeat: a service talks to a handful. Parsing an address against the
+  // CIDRs costs more than the rest of a request's checks, so answers are kept
+  // (bounded, so a stream of distinct hosts cannot grow memory).
+  const answers = new Map<string, boolean>();
   function isInternal(hostname: string): boolean {
+    let answer = answers.get(hostname);
+    if (answer === undefined) {
+      answer = decideInternal(hostname);
+      if (answers.size >= 1024) answers.clear();
+      answers.set(hostname, answer);
+    }
+    return answer;
+  }
+
+  function decideInternal(hostname: string): boolean {
     const host = hostname
       .toLowerCase()
       .replace(/^\[|\]$/g, '')

@@ -14,7 +14,7 @@ import {
 import { AppRouter } from './app-routing.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
-import { heldTenantOf, holdTenant } from './node-request.js';
+import { heldTenantOf, holdTenant, outboundTenantOf, setOutboundTenant } from './node-request.js';
 
 /** Options of {@link enableNodeHttp} and the tenant agents: those of `tenantDispatcher`, for node:http. */
 export type NodeHttpOptions = Omit<TenantDispatcherOptions, 'dispatcher' | 'agent'> & {
@@ -178,9 +178,6 @@ const clientRequestHeaders: TenantSetter<ClientRequest> = {
   remove: (req, key) => removeHeaderOf.call(req, key),
 };
 
-/** The tenant each admitted request's headers must say (baseline: none), held until the head is sent. */
-const headerTenant = new WeakMap<ClientRequest, Tenant>();
-
 const isTenantCarrier = (name: string) => {
   const lower = name.toLowerCase();
   return lower === TENANT_HEADER || lower === BAGGAGE_HEADER;
@@ -205,7 +202,7 @@ function guardedRemoveHeader(this: ClientRequest, name: string): void {
 }
 
 function rewriteTenant(req: ClientRequest): void {
-  const tenant = headerTenant.get(req);
+  const tenant = outboundTenantOf(req);
   if (tenant !== undefined) injectTenant(req, clientRequestHeaders, tenant);
 }
 
@@ -221,7 +218,7 @@ function keepTenantHeaders(req: ClientRequest, tenant: Tenant): boolean {
     failRequest(req, error as Error);
     return false;
   }
-  headerTenant.set(req, tenant);
+  setOutboundTenant(req, tenant);
   const guarded = req as ClientRequest & { setHeader: unknown; appendHeader: unknown; removeHeader: unknown };
   guarded.setHeader = guardedSetHeader;
   guarded.appendHeader = guardedAppendHeader;
@@ -244,7 +241,7 @@ function writeTenant(req: ClientRequest, tenant: Tenant): void {
     return;
   }
   if (internal._headerSent) {
-    if (headerTenant.get(req) === tenant) return;
+    if (outboundTenantOf(req) === tenant) return;
     throw new Error(`dye: the request head was queued before its tenant (${tenant.name}) could be written; nothing was sent`);
   }
   const lines = internal._header.split('\r\n');

@@ -55,6 +55,8 @@ export function nodeRequestGuard<Req = IncomingMessage>(options: EdgeGuardOption
 
 interface Held {
   tenant: Tenant;
+  /** For outbound requests: the tenant their headers must keep saying (baseline: none). */
+  outbound?: Tenant;
   readonly emit: EventEmitter['emit'];
   readonly beforeEnd: ((emitter: EventEmitter) => void) | undefined;
   readonly holdResponse: boolean;
@@ -75,6 +77,17 @@ function heldEmit(this: EventEmitter, event: string | symbol, first?: unknown): 
 /** The tenant an emitter's events are held in, if any. */
 export function heldTenantOf(emitter: EventEmitter): Tenant | undefined {
   return heldEmitters.get(emitter)?.tenant;
+}
+
+/** The tenant an outbound request's headers must say, recorded beside its held events. */
+export function outboundTenantOf(emitter: EventEmitter): Tenant | undefined {
+  return heldEmitters.get(emitter)?.outbound;
+}
+
+/** Records the tenant an outbound request's headers must say; the request must be held already. */
+export function setOutboundTenant(emitter: EventEmitter, tenant: Tenant): void {
+  const held = heldEmitters.get(emitter);
+  if (held) held.outbound = tenant;
 }
 
 /**
