@@ -70,6 +70,8 @@ function heldEmit(this: EventEmitter, event: string | symbol, first?: unknown): 
   const state = heldEmitters.get(this) as Held;
   if (state.beforeEnd !== undefined && event === 'end') state.beforeEnd(this);
   else if (state.holdResponse && event === 'response') holdTenant(first as EventEmitter, state.tenant);
+  // An event nobody listens to runs no code that could read the tenant.
+  if (this.listenerCount(event) === 0) return state.emit.apply(this, arguments as unknown as Parameters<EventEmitter['emit']>);
   // `arguments` as it came: no array built per event.
   return callInTenant(state.tenant, state.emit, this, arguments);
 }
