@@ -38,15 +38,33 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
   const apps = options.registry ? new AppRouter(options.registry, options.policy) : undefined;
   guardUndiciHops(egress);
   return (dispatch) => {
+    // Origins repeat: each is parsed and checked against the egress list once
+    // (bounded, so a stream of distinct origins cannot grow memory).
+    const origins = new Map<string, { origin: string; internal: boolean }>();
+    const originOf = (raw: string) => {
+      let known = origins.get(raw);
+      if (known === undefined) {
+        const url = new URL(raw);
+        known = { origin: url.origin, internal: egress.isInternal(url.hostname) };
+        if (origins.size >= 1024) origins.clear();
+        origins.set(raw, known);
+      }
+      return known;
+    };
     // Writes the tenant for `origin` (and re-aims it) and hands the request on.
     const send = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant, routedOrigin?: string) => {
-      const origin = routedOrigin ?? String(opts.origin ?? '');
-      const route = routedOrigin ? { origin: routedOrigin, internal: true } : egress.route(origin, tenant);
+      const target = originOf(String(opts.origin ?? ''));
+      // Only an isolated tenant's request outside depends on more than the host (mock or refusal).
+      const route = routedOrigin
+        ? { origin: routedOrigin, internal: true }
+        : target.internal
+          ? target
+          : egress.route(target.origin, tenant);
       const effective = route.internal ? tenant : BASELINE;
       const headers = toHeaderObject(opts.headers);
       injectTenant(headers, objectHeaders, effective);
       const rewritten: Dispatcher.DispatchOptions = { ...opts, headers: headers as Record<string, string> };
-      if (route.origin !== new URL(String(opts.origin ?? '')).origin) rewritten.origin = route.origin;
+      if (route.origin !== target.origin) rewritten.origin = route.origin;
       // OTel's undici instrumentation injects baggage while this runs: it must say the same.
       return withOtelBaggageFor(effective, () => dispatch(rewritten, handler));
     };
