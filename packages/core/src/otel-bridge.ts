@@ -69,8 +69,9 @@ export function withOtelTenant<R>(tenant: Tenant, fn: () => R): R {
  * destination: the tenant for an internal host, none for an outside one.
  * Free when no OTel context manager is registered.
  */
-export function withOtelBaggageFor<R>(tenant: Tenant, fn: () => R): R {
-  return otelContextActive() ? withOtelTenant(tenant, fn) : fn();
+export function withOtelBaggageFor<A extends unknown[], R>(tenant: Tenant, fn: (...args: A) => R, ...args: A): R {
+  // Without OTel this is a plain call: no closure on the send path.
+  return otelContextActive() ? withOtelTenant(tenant, () => fn(...args)) : fn(...args);
 }
 
 // Whether OTel baggage may name the tenant when Dye's own context has none.

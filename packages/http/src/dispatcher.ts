@@ -66,7 +66,7 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
       const rewritten: Dispatcher.DispatchOptions = { ...opts, headers: headers as Record<string, string> };
       if (route.origin !== target.origin) rewritten.origin = route.origin;
       // OTel's undici instrumentation injects baggage while this runs: it must say the same.
-      return withOtelBaggageFor(effective, () => dispatch(rewritten, handler));
+      return withOtelBaggageFor(effective, dispatch, rewritten, handler);
     };
     const route = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant): boolean => {
       if (apps && opts.origin !== undefined) {
@@ -94,7 +94,7 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
           }
         }
       }
-      if (tenant.kind === 'baseline' && !hasTenantHeader(opts.headers)) return withOtelBaggageFor(BASELINE, () => dispatch(opts, handler));
+      if (tenant.kind === 'baseline' && !hasTenantHeader(opts.headers)) return withOtelBaggageFor(BASELINE, dispatch, opts, handler);
       return send(opts, handler, tenant);
     };
     return function dyeTenantDispatch(opts, handler) {

@@ -33,17 +33,15 @@ interface UndiciRequest {
 function checkHop(request: UndiciRequest): void {
   const headers = request.headers;
   if (!Array.isArray(headers)) return;
+  // Names first: most requests carry neither header and end here.
   let named: string | undefined;
-  let tenantInBaggage = false;
+  let baggage = false;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = String(headers[i]).toLowerCase();
     if (name === TENANT_HEADER) named = String(headers[i + 1]);
-    else if (name === BAGGAGE_HEADER) {
-      const parsed = parseBaggage([String(headers[i + 1])]);
-      if (!parsed.ok || parsed.members.some((member) => member.isTenant)) tenantInBaggage = true;
-    }
+    else if (name === BAGGAGE_HEADER) baggage = true;
   }
-  if (named === undefined && !tenantInBaggage) return;
+  if (named === undefined && !baggage) return;
   let host: string;
   try {
     host = new URL(String(request.origin)).hostname;
@@ -51,6 +49,7 @@ function checkHop(request: UndiciRequest): void {
     return;
   }
   for (const policy of policies) if (policy.isInternal(host)) return;
+  if (named === undefined && !baggageNamesTenant(headers)) return;
   const resolved = named === undefined ? undefined : getDefaultPolicy().resolve(named);
   if (resolved?.ok && resolved.tenant.kind === 'isolated') {
     request.error = isolationRefusal('http', {
@@ -74,4 +73,14 @@ function checkHop(request: UndiciRequest): void {
   }
   headers.length = 0;
   headers.push(...kept);
+}
+
+/** Whether a baggage header names a tenant (or cannot be parsed, so might). */
+function baggageNamesTenant(headers: unknown[]): boolean {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (String(headers[i]).toLowerCase() !== BAGGAGE_HEADER) continue;
+    const parsed = parseBaggage([String(headers[i + 1])]);
+    if (!parsed.ok || parsed.members.some((member) => member.isTenant)) return true;
+  }
+  return false;
 }
