@@ -5,8 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { currentTenant, IsolationError, readTenantInput, setLogger, withTenant } from '@dye/core';
-import { TenantHttpAgent, tenantDispatcher } from '@dye/http';
+import { TenantHttpAgent, TenantHttpsAgent, tenantDispatcher } from '@dye/http';
 import { Agent, interceptors, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen } from './support.js';
@@ -218,5 +219,33 @@ describe('node:http: headers changed after http.request() returned', () => {
     expect(seen.filter((hit) => hit.path.includes(id))).toEqual([
       { server: 'internal', path: `/array/${id}`, tenant: 'none', baggage: 'user=42' },
     ]);
+  });
+});
+
+describe('node:http: a mock that speaks another protocol than the request', () => {
+  it('an isolated https request mocked by an http server is refused, and the mock receives nothing', async () => {
+    const id = randomUUID();
+    // A TLS hello sent to an http server is no request: count connections, not requests.
+    let connections = 0;
+    const count = () => {
+      connections++;
+    };
+    internal.server.on('connection', count);
+    const agent = new TenantHttpsAgent({ internal: ['127.0.0.1/32'], mocks: { 'payments.example': internal.url } });
+    const outcome = await withTenant(
+      'shadow',
+      () =>
+        new Promise<string | Error>((resolve) => {
+          httpsRequest(`https://payments.example/pay/${id}`, { agent }, (response) => resolve(`answered ${response.statusCode}`))
+            .on('error', resolve)
+            .end();
+        }),
+    );
+    agent.destroy();
+    internal.server.off('connection', count);
+    expect(connections).toBe(0);
+    expect(outcome).toBeInstanceOf(Error);
+    expect(String((outcome as Error).message)).toContain('speaks http:');
+    expect(seen.filter((hit) => hit.path.includes(id))).toEqual([]);
   });
 });
