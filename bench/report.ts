@@ -70,6 +70,34 @@ function verdict(path: RowPath, ratio: number, noise: number | undefined): strin
   return `**missed** (${target})`;
 }
 
+const VERDICT_ORDER = ['met', 'cannot tell', 'missed'];
+
+/**
+ * A CPU-time table: per Node version the CPU per operation and the ratio to
+ * the row's reference with its 95% interval; the verdict is the worse of the
+ * versions' (each judged from its interval).
+ */
+function cpuTable(table: RecordedTable, others: Array<RecordedTable | undefined>, versions: string[]): string[] {
+  const major = (version: string) => version.split('.')[0];
+  const lines = [
+    `| variant | ${versions.map((v) => `CPU µs/op (Node ${major(v)})`).join(' | ')} | ${versions.map((v) => `ratio [95% interval] (Node ${major(v)})`).join(' | ')} | target | verdict |`,
+    `| --- | ${versions.map(() => '---:').join(' | ')} | ${versions.map(() => '---:').join(' | ')} | --- | --- |`,
+  ];
+  for (const row of table.rows) {
+    const matched = others.map((other) => other?.rows.find((r) => r.name === row.name));
+    const reference = row.against && row.against !== table.rows[0]?.name ? ` (vs ${row.against})` : '';
+    const ratios = matched.map((r) =>
+      r === undefined || r.against === r.name ? '—' : `${r.ratio.toFixed(3)}× [${fixed(r.low, 3)}, ${fixed(r.high, 3)}]`,
+    );
+    const verdicts = matched.map((r) => r?.verdict).filter((v): v is string => v !== undefined);
+    const worst = verdicts.sort((a, b) => VERDICT_ORDER.indexOf(b) - VERDICT_ORDER.indexOf(a))[0];
+    lines.push(
+      `| ${row.name}${row.target === undefined ? '' : reference} | ${matched.map((r) => fixed(r?.cpuNsPerOp === undefined ? undefined : r.cpuNsPerOp / 1000, 2)).join(' | ')} | ${ratios.join(' | ')} | ${row.target === undefined ? '' : `≥ ${row.target.toFixed(2)}×`} | ${worst === undefined ? '' : worst === 'met' ? 'met' : `**${worst}**`} |`,
+    );
+  }
+  return lines;
+}
+
 /** docs/benchmarks.md */
 export function markdown(results: BenchResults): string {
   const versions = results.runs.map((run) => run.node);
@@ -77,6 +105,8 @@ export function markdown(results: BenchResults): string {
     '# Benchmarks',
     '',
     `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, ${results.machine.platform}), Node ${versions.join(' and ')}. Written by \`npm run bench\`; raw figures in [bench/results.json](../bench/results.json).`,
+    '',
+    'Where a table says "CPU time", the figure is what a person choosing whether to run Dye needs and what a shared machine disturbs least: the CPU time (user + system) the whole process tree spent per operation (the client process and the server children it talks to, each read with `process.cpuUsage()`), not how long the machine made it wait. The variants run in short rounds (20 ms) in a fresh random order each round, over many rounds (1,200); a ratio is the reference\'s mean CPU per operation over the variant\'s (1.00 = no cost; 0.95 = 5% more CPU per operation), and its 95% interval comes from a paired bootstrap over rounds (10,000 resamples). A verdict is **met** when the whole interval is at or above the target, **missed** when all of it is below, and **cannot tell** otherwise. A second measurement of the bare client (the noise control) sits within ±1% of 1.00 this way, where throughput ratios wander by ±5% or more on the same machine.',
     '',
     'Every suite runs in a process of its own and measures the bare client and Dye side by side in one run, on real services (Redis, MariaDB, Kafka, HTTP and gRPC servers on loopback), in alternating rounds so that drift cancels; figures are medians over the rounds. A ratio is Dye ÷ bare for throughput (1.00 = no cost, higher is better) and Dye ÷ bare for nanoseconds per operation (lower is better). Rows marked "noise control" measure the bare client a second time in the same run: their distance from 1.00 is the noise floor of that table, and a target missed by less than it is marked "within noise" (the figure cannot tell).',
     '',
@@ -91,12 +121,16 @@ export function markdown(results: BenchResults): string {
   ];
   const first = results.runs[0];
   if (!first) return `${lines.join('\n')}\nNo suite ran.\n`;
+  // A suite measured by CPU time is judged by it; its throughput table is there for scale.
+  const judgedByCpu = new Set(first.tables.filter((table) => table.kind === 'cpu').map((table) => table.suite));
   for (const [index, table] of first.tables.entries()) {
     const others = results.runs.map((run) =>
       run.tables.find((t, i) => t.title === table.title && (t.suite === table.suite || i === index)),
     );
     lines.push(`## ${table.suite}: ${table.title}`, '');
-    if (table.kind === 'throughput') {
+    if (table.kind === 'cpu') {
+      lines.push(...cpuTable(table, others, versions));
+    } else if (table.kind === 'throughput') {
       lines.push(
         `| variant | path | ${versions.map((v) => `ops/s (Node ${v.split('.')[0]})`).join(' | ')} | ${versions.map((v) => `ratio (Node ${v.split('.')[0]})`).join(' | ')} | target |`,
       );
@@ -111,7 +145,7 @@ export function markdown(results: BenchResults): string {
         );
         const worst = matched[worstIndex]?.ratio ?? Number.POSITIVE_INFINITY;
         lines.push(
-          `| ${row.name} | ${path} | ${matched.map((r) => fixed(r?.opsPerSecond, 0)).join(' | ')} | ${matched.map((r) => (r ? `${r.ratio.toFixed(2)}×` : '—')).join(' | ')} | ${verdict(path, worst, noiseFloor(others[worstIndex]))} |`,
+          `| ${row.name} | ${path} | ${matched.map((r) => fixed(r?.opsPerSecond, 0)).join(' | ')} | ${matched.map((r) => (r ? `${r.ratio.toFixed(2)}×` : '—')).join(' | ')} | ${judgedByCpu.has(table.suite) ? (TARGETS[path] === undefined ? '' : 'see the CPU-time table') : verdict(path, worst, noiseFloor(others[worstIndex]))} |`,
         );
       }
     } else {

@@ -3,7 +3,6 @@ import https from 'node:https';
 import {
   BAGGAGE_HEADER,
   BASELINE,
-  callInTenant,
   currentTenant,
   injectTenant,
   objectHeaders,
@@ -14,7 +13,6 @@ import {
 import { AppRouter } from './app-routing.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
-import { heldTenantOf, holdTenant, outboundTenantOf, setOutboundTenant } from './node-request.js';
 
 /** Options of {@link enableNodeHttp} and the tenant agents: those of `tenantDispatcher`, for node:http. */
 export type NodeHttpOptions = Omit<TenantDispatcherOptions, 'dispatcher' | 'agent'> & {
@@ -57,12 +55,14 @@ class TenantGate {
   }
 
   admit(agent: http.Agent, req: ClientRequest, options: AgentRequestOptions, addRequest: AddRequest): void {
+    // Nothing here holds the request's events in its tenant: Node does. The
+    // agent gives a request its socket here, in the sender's async context (or,
+    // for a request that waited, inside the async context Node saved when it
+    // queued it), and re-aims a reused socket's handle at that context; the
+    // response parser and the socket's events then run in the sender's tenant,
+    // so a client that follows a redirect or retries from a response callback
+    // (follow-redirects in axios, got) sends the next hop in the same tenant.
     const tenant = currentTenant();
-    // The request's own events ('response', 'error' of a reused socket…) run in
-    // the sender's tenant. The response's events come from the parser, whose
-    // async context is where the request got its socket: here, or in `emit`
-    // below for a request that waited for one.
-    holdTenant(req, tenant);
     const host = String(options.host ?? options.hostname ?? 'localhost');
     if (this.#apps === undefined && this.#egress.isInternal(host)) {
       // The common case, an internal host: no URL to build, nothing to re-aim.
@@ -138,34 +138,14 @@ class TenantGate {
   }
 }
 
-/**
- * An agent hands a freed socket to the next waiting request inside its 'free'
- * event, which runs in the async context of the request that freed it. The
- * waiting request's response would then be parsed in that other request's
- * tenant: the hand-over runs in the waiting request's own tenant instead.
- */
-function emitFree(agent: http.Agent, args: unknown[], emit: () => boolean): boolean {
-  // Nearly always nobody waits: skip building the pool name then.
-  let anyWaiting = false;
-  for (const _ in agent.requests) {
-    anyWaiting = true;
-    break;
-  }
-  if (!anyWaiting) return emit();
-  const options = args[1] as http.ClientRequestArgs | undefined;
-  const waiting = options ? agent.requests[agent.getName(options)]?.[0] : undefined;
-  const tenant = waiting ? heldTenantOf(waiting) : undefined;
-  return tenant === undefined ? emit() : callInTenant(tenant, emit, undefined, []);
-}
-
 /** Fails a request that has no socket: it emits 'error' and 'close' as for a failed connect. */
 function failRequest(req: ClientRequest, error: Error): void {
   (req as ClientRequest & { onSocket(socket: undefined, error: Error): void }).onSocket(undefined, error);
 }
 
+// Node's own header methods: the guarded ones below call them, and Dye's own writes skip the guard.
 const outgoing = http.OutgoingMessage.prototype;
 const setHeaderOf = outgoing.setHeader;
-const appendHeaderOf = outgoing.appendHeader;
 const removeHeaderOf = outgoing.removeHeader;
 
 /** Reads and writes a ClientRequest's headers before they are sent (Node's own methods, not the guarded ones). */
@@ -178,27 +158,64 @@ const clientRequestHeaders: TenantSetter<ClientRequest> = {
   remove: (req, key) => removeHeaderOf.call(req, key),
 };
 
-const isTenantCarrier = (name: string) => {
+const isTenantCarrier = (name: unknown) => {
+  // Most headers differ in length from both carriers: no lowercase copy for them.
+  if (typeof name !== 'string' || (name.length !== TENANT_HEADER.length && name.length !== BAGGAGE_HEADER.length)) return false;
   const lower = name.toLowerCase();
   return lower === TENANT_HEADER || lower === BAGGAGE_HEADER;
 };
 
+// The tenant a request admitted by a tenant agent must keep saying (baseline:
+// none), on the request itself under a process-wide key: any copy of this
+// package reads what another wrote.
+const OUTBOUND_TENANT = Symbol.for('dye.http.outboundTenant');
+type Admitted = ClientRequest & { [OUTBOUND_TENANT]?: Tenant };
+
+const outboundTenantOf = (req: ClientRequest) => (req as Admitted)[OUTBOUND_TENANT];
+
 // Headers set after `http.request()` returned (hand-written proxies copying
 // inbound headers, `setHeaders`, `appendHeader`) come after the agent's check:
-// each change to a tenant carrier is followed by the tenant rule again.
-function guardedSetHeader(this: ClientRequest, name: string, value: number | string | readonly string[]): ClientRequest {
-  setHeaderOf.call(this, name, value);
-  if (isTenantCarrier(name)) rewriteTenant(this);
-  return this;
-}
-function guardedAppendHeader(this: ClientRequest, name: string, value: string | readonly string[]): ClientRequest {
-  appendHeaderOf.call(this, name, value);
-  if (isTenantCarrier(name)) rewriteTenant(this);
-  return this;
-}
-function guardedRemoveHeader(this: ClientRequest, name: string): void {
-  removeHeaderOf.call(this, name);
-  if (isTenantCarrier(name)) rewriteTenant(this);
+// each change to a tenant carrier of an admitted request is followed by the
+// tenant rule again. The guard sits on ClientRequest's prototype, installed
+// once, so an admitted request costs one property and not a method each; on a
+// request no tenant agent admitted it only compares a header name's length.
+const GUARD_INSTALLED = Symbol.for('dye.http.headerGuard');
+
+function installHeaderGuard(): void {
+  const prototype = http.ClientRequest.prototype as ClientRequest & { [GUARD_INSTALLED]?: true };
+  if (prototype[GUARD_INSTALLED]) return;
+  const setHeader = prototype.setHeader;
+  const appendHeader = prototype.appendHeader;
+  const removeHeader = prototype.removeHeader;
+  Object.defineProperties(prototype, {
+    [GUARD_INSTALLED]: { value: true },
+    setHeader: {
+      configurable: true,
+      writable: true,
+      value: function guardedSetHeader(this: ClientRequest, name: string, value: number | string | readonly string[]) {
+        setHeader.call(this, name, value);
+        if (isTenantCarrier(name)) rewriteTenant(this);
+        return this;
+      },
+    },
+    appendHeader: {
+      configurable: true,
+      writable: true,
+      value: function guardedAppendHeader(this: ClientRequest, name: string, value: string | readonly string[]) {
+        appendHeader.call(this, name, value);
+        if (isTenantCarrier(name)) rewriteTenant(this);
+        return this;
+      },
+    },
+    removeHeader: {
+      configurable: true,
+      writable: true,
+      value: function guardedRemoveHeader(this: ClientRequest, name: string) {
+        removeHeader.call(this, name);
+        if (isTenantCarrier(name)) rewriteTenant(this);
+      },
+    },
+  });
 }
 
 function rewriteTenant(req: ClientRequest): void {
@@ -218,11 +235,7 @@ function keepTenantHeaders(req: ClientRequest, tenant: Tenant): boolean {
     failRequest(req, error as Error);
     return false;
   }
-  setOutboundTenant(req, tenant);
-  const guarded = req as ClientRequest & { setHeader: unknown; appendHeader: unknown; removeHeader: unknown };
-  guarded.setHeader = guardedSetHeader;
-  guarded.appendHeader = guardedAppendHeader;
-  guarded.removeHeader = guardedRemoveHeader;
+  (req as Admitted)[OUTBOUND_TENANT] = tenant;
   return true;
 }
 
@@ -266,13 +279,11 @@ export class TenantHttpAgent extends http.Agent {
   readonly #gate: TenantGate;
   constructor(options: NodeHttpOptions = {}) {
     super(options.agentOptions);
+    installHeaderGuard();
     this.#gate = new TenantGate(options, 'http:');
   }
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
     this.#gate.admit(this, req, options, agentAddRequest);
-  }
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    return event === 'free' ? emitFree(this, args, () => super.emit(event, ...args)) : super.emit(event, ...args);
   }
 }
 
@@ -281,13 +292,11 @@ export class TenantHttpsAgent extends https.Agent {
   readonly #gate: TenantGate;
   constructor(options: NodeHttpOptions = {}) {
     super(options.agentOptions);
+    installHeaderGuard();
     this.#gate = new TenantGate(options, 'https:');
   }
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
     this.#gate.admit(this, req, options, secureAddRequest);
-  }
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    return event === 'free' ? emitFree(this, args, () => super.emit(event, ...args)) : super.emit(event, ...args);
   }
 }
 

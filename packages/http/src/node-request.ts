@@ -55,41 +55,21 @@ export function nodeRequestGuard<Req = IncomingMessage>(options: EdgeGuardOption
 
 interface Held {
   tenant: Tenant;
-  /** For outbound requests: the tenant their headers must keep saying (baseline: none). */
-  outbound?: Tenant;
   readonly emit: EventEmitter['emit'];
   readonly beforeEnd: ((emitter: EventEmitter) => void) | undefined;
-  readonly holdResponse: boolean;
 }
 
 // Held state lives beside the emitter, not on it, and one shared emit reads
 // it: no closure and no new property shape per request.
 const heldEmitters = new WeakMap<EventEmitter, Held>();
 
-function heldEmit(this: EventEmitter, event: string | symbol, first?: unknown): boolean {
+function heldEmit(this: EventEmitter, event: string | symbol): boolean {
   const state = heldEmitters.get(this) as Held;
   if (state.beforeEnd !== undefined && event === 'end') state.beforeEnd(this);
-  else if (state.holdResponse && event === 'response') holdTenant(first as EventEmitter, state.tenant);
   // An event nobody listens to runs no code that could read the tenant.
   if (this.listenerCount(event) === 0) return state.emit.apply(this, arguments as unknown as Parameters<EventEmitter['emit']>);
   // `arguments` as it came: no array built per event.
   return callInTenant(state.tenant, state.emit, this, arguments);
-}
-
-/** The tenant an emitter's events are held in, if any. */
-export function heldTenantOf(emitter: EventEmitter): Tenant | undefined {
-  return heldEmitters.get(emitter)?.tenant;
-}
-
-/** The tenant an outbound request's headers must say, recorded beside its held events. */
-export function outboundTenantOf(emitter: EventEmitter): Tenant | undefined {
-  return heldEmitters.get(emitter)?.outbound;
-}
-
-/** Records the tenant an outbound request's headers must say; the request must be held already. */
-export function setOutboundTenant(emitter: EventEmitter, tenant: Tenant): void {
-  const held = heldEmitters.get(emitter);
-  if (held) held.outbound = tenant;
 }
 
 /**
@@ -99,16 +79,14 @@ export function setOutboundTenant(emitter: EventEmitter, tenant: Tenant): void {
  * without this, `req.on('end', …)`, `req.pipe(…)`, `stream.finished(…)` and
  * body parsers' callbacks would run as whoever opened the connection.
  * Holding an emitter again (a keep-alive socket's next upgrade) re-aims it.
- * With `holdResponse`, the IncomingMessage of a client request's `response`
- * event is held in the same tenant before any listener sees it.
  */
-export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (emitter: EventEmitter) => void, holdResponse = false): void {
+export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (emitter: EventEmitter) => void): void {
   const held = heldEmitters.get(emitter);
   if (held) {
     held.tenant = tenant;
     return;
   }
-  heldEmitters.set(emitter, { tenant, emit: emitter.emit, beforeEnd, holdResponse });
+  heldEmitters.set(emitter, { tenant, emit: emitter.emit, beforeEnd });
   emitter.emit = heldEmit;
 }
 

@@ -139,6 +139,88 @@ describe('node:http: a request that waited for a free socket', () => {
   });
 });
 
+describe("node:http: every event of a request on a reused keep-alive socket runs in that request's tenant", () => {
+  // The socket was opened by the first request; its handle's callbacks (data,
+  // end, close, errors, timeouts) would run in that request's tenant unless the
+  // agent re-aims them at the request now using it.
+  let server: Awaited<ReturnType<typeof listen>>;
+  beforeAll(async () => {
+    server = await listen((req, res) => {
+      if (req.url?.startsWith('/drop')) {
+        // A half-sent response, then the connection dies: the client sees 'aborted', 'error' and 'close'.
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('part');
+        setTimeout(() => req.socket.destroy(), 10);
+        return;
+      }
+      if (req.url?.startsWith('/slow')) return void setTimeout(() => res.end('late'), 300);
+      if (req.url?.startsWith('/reset')) return void req.socket.destroy();
+      res.end('ok');
+    });
+  });
+  afterAll(() => server.close());
+
+  type Seen = Record<string, string>;
+  const exchange = (agent: TenantHttpAgent, path: string) =>
+    new Promise<{ seen: Seen; reusedSocket: boolean }>((resolve) => {
+      const seen: Seen = {};
+      const note = (event: string) => {
+        seen[event] ??= currentTenant().name;
+      };
+      const outgoing = httpRequest(`${server.url}${path}`, { agent }, (response) => {
+        note('response callback');
+        response.on('data', () => note('response data'));
+        response.on('end', () => note('response end'));
+        response.on('aborted', () => note('response aborted'));
+        response.on('error', () => note('response error'));
+        response.on('close', () => note('response close'));
+        void Promise.resolve().then(() => note('continuation of the response callback'));
+      });
+      if (path.startsWith('/slow')) outgoing.setTimeout(50, () => (note('timeout'), outgoing.destroy()));
+      outgoing.on('socket', () => note('socket'));
+      outgoing.on('finish', () => note('finish'));
+      outgoing.on('error', () => note('error'));
+      outgoing.on('close', () => {
+        note('close');
+        // Events the response still emits after the request closed.
+        setTimeout(() => resolve({ seen, reusedSocket: outgoing.reusedSocket }), 20);
+      });
+      outgoing.end();
+    });
+  const inTenant = <T>(tenant: string, fn: () => Promise<T>) => (tenant === 'baseline' ? fn() : withTenant(tenant, fn));
+
+  const pairs = [
+    ['baseline', 'shadow'],
+    ['shadow', 'baseline'],
+    ['red', 'shadow'],
+    ['shadow', 'red'],
+  ] as const;
+  const endings = [
+    ['a whole response', '/ok', ['socket', 'finish', 'response callback', 'response data', 'response end', 'close']],
+    ['a response cut off mid-body', '/drop', ['socket', 'finish', 'response callback', 'response aborted', 'close']],
+    ['a connection reset before any response', '/reset', ['socket', 'finish', 'error', 'close']],
+    ['a timeout', '/slow', ['socket', 'finish', 'timeout', 'close']],
+  ] as const;
+
+  it.each(pairs.flatMap(([first, second]) => endings.map(([ending, path, events]) => [first, second, ending, path, events] as const)))(
+    'socket opened by %s, reused by %s: %s',
+    async (first, second, _ending, path, events) => {
+      const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'], agentOptions: { keepAlive: true, maxSockets: 1 } });
+      try {
+        const opened = await inTenant(first, () => exchange(agent, '/ok'));
+        expect(Object.values(opened.seen).every((tenant) => tenant === first)).toBe(true);
+        const { seen: reused, reusedSocket } = await inTenant(second, () => exchange(agent, path));
+        expect(reusedSocket).toBe(true);
+        // The events this ending must produce all fired, every one of them in the reusing request's tenant.
+        for (const event of events) expect.soft(reused[event], event).toBe(second);
+        expect(Object.entries(reused).filter(([, tenant]) => tenant !== second)).toEqual([]);
+      } finally {
+        agent.destroy();
+      }
+    },
+  );
+});
+
 describe('node:http: headers changed after http.request() returned', () => {
   // A hand-written proxy copies inbound headers onto the outbound request after
   // creating it; the agent's rule holds for every change, whenever it is made.
@@ -209,6 +291,36 @@ describe('node:http: headers changed after http.request() returned', () => {
     expect(hits.map((hit) => hit.tenant)).toEqual([expected]);
     const foreign = where === 'outside' || tenant === 'baseline' ? /tenant/i : new RegExp(`tenant=(?!${tenant}(,|$))`, 'i');
     expect(hits[0]?.baggage ?? '').not.toMatch(foreign);
+  });
+
+  it('a request no tenant agent admitted (its own bare Agent, or agent: false) keeps the headers its code sets', async () => {
+    // The guard sits on ClientRequest's prototype once a tenant agent exists; it
+    // acts only on requests a tenant agent admitted.
+    const { Agent: NodeAgent } = await import('node:http');
+    const bare = new NodeAgent();
+    try {
+      for (const own of [bare, false] as const) {
+        const id = randomUUID();
+        await withTenant(
+          'red',
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const req = httpRequest(`${internal.url}/unadmitted/${id}`, { agent: own }, (response) =>
+                response.resume().on('end', () => resolve()),
+              );
+              req.on('error', reject);
+              req.setHeader('x-tenant', 'canary');
+              req.appendHeader('baggage', 'tenant=canary');
+              req.end();
+            }),
+        );
+        expect(seen.filter((hit) => hit.path.includes(id))).toEqual([
+          { server: 'internal', path: `/unadmitted/${id}`, tenant: 'canary', baggage: 'tenant=canary' },
+        ]);
+      }
+    } finally {
+      bare.destroy();
+    }
   });
 
   it('headers passed as an array (serialized by Node at once) in baseline reach an internal host without a tenant', async () => {
