@@ -1,6 +1,12 @@
+export type { IsolatedTopicField, TenantConsumer } from './consumer.js';
+export { DEAD_LETTER_SUFFIX } from './consumer.js';
 export type { MessageTenant } from './message-headers.js';
 export { kafkaHeaders, messageTenant } from './message-headers.js';
+export type { OperationKind } from './operations.js';
+export { ADMIN_OPERATIONS, CONSUMER_OPERATIONS, PRODUCER_OPERATIONS, TRANSACTION_OPERATIONS } from './operations.js';
 export type { SyncShadowTopicsOptions, SyncShadowTopicsResult, TopicDrift } from './shadow-topics.js';
 export { syncShadowTopics } from './shadow-topics.js';
-export type { TenantConsumer, TenantKafka, TenantKafkaOptions } from './tenant-kafka.js';
-export { DEAD_LETTER_SUFFIX, laneApp, tenantKafka, withMessageTenant } from './tenant-kafka.js';
+export type { TenantKafka } from './tenant-kafka.js';
+export { tenantKafka, withMessageTenant } from './tenant-kafka.js';
+export { laneApp } from './tenants.js';
+export type { TenantKafkaOptions } from './types.js';

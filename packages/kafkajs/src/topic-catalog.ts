@@ -24,6 +24,12 @@ export class TopicCatalog {
     return this.#known.has(topic);
   }
 
+  /** Every topic the cluster has now (read fresh: a subscription resolves against it once). */
+  async list(): Promise<string[]> {
+    await this.#refresh();
+    return [...this.#known];
+  }
+
   async #refresh(): Promise<void> {
     this.#connected ??= this.#admin.connect();
     await this.#connected;

@@ -1,0 +1,144 @@
+import { currentTenant, injectTenant, isolatedName, isolationRefusal, type Tenant, type TenantPolicy } from '@dye/core';
+import type { IHeaders, Message, Offsets, Producer, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs';
+import { kafkaHeaders } from './message-headers.js';
+import { PRODUCER_OPERATIONS, TRANSACTION_OPERATIONS } from './operations.js';
+import { isolates } from './tenants.js';
+import type { TopicCatalog } from './topic-catalog.js';
+
+/** A copy of the message with the tenant's headers; the caller's objects are never changed. */
+function stamp(message: Message, tenant: Tenant): Message {
+  const headers: IHeaders = { ...(message.headers ?? {}) };
+  injectTenant(headers, kafkaHeaders, tenant);
+  return { ...message, headers };
+}
+
+function hasTenantHeaders(messages: readonly Message[]): boolean {
+  for (const message of messages) {
+    if (message.headers && kafkaHeaders.get(message.headers, 'x-tenant') !== undefined) return true;
+    if (message.headers && kafkaHeaders.get(message.headers, 'baggage') !== undefined) return true;
+  }
+  return false;
+}
+
+async function prepareRecord(record: ProducerRecord, tenant: Tenant, catalog: TopicCatalog, policy: TenantPolicy): Promise<ProducerRecord> {
+  let topic = record.topic;
+  if (isolates(policy, tenant)) {
+    topic = isolatedName('kafka-topic', record.topic, tenant);
+    // Checked through admin metadata, which never creates topics, whatever the
+    // producer's allowAutoTopicCreation says.
+    if (!(await catalog.exists(topic))) {
+      throw isolationRefusal('kafka', {
+        tenant: tenant.name,
+        refused: `producing to ${record.topic}`,
+        reason: `the isolated topic ${topic} does not exist (create it with syncShadowTopics)`,
+      });
+    }
+  }
+  return { ...record, topic, messages: record.messages.map((message) => stamp(message, tenant)) };
+}
+
+/** Refuses a method the tables in operations.ts do not name, in an isolated tenant. */
+function unknownOperation(object: string, operation: string, tenant: Tenant): never {
+  throw isolationRefusal('kafka', {
+    tenant: tenant.name,
+    refused: `${object}.${operation}()`,
+    reason: 'Dye does not know what this kafkajs method touches, so an isolated tenant may not call it',
+  });
+}
+
+export function tenantProducer(producer: Producer, catalog: TopicCatalog, policy: () => TenantPolicy): Producer {
+  const send = async (target: Pick<Producer, 'send' | 'sendBatch'>, record: ProducerRecord, tenant: Tenant) =>
+    target.send(await prepareRecord(record, tenant, catalog, policy()));
+  const sendBatch = async (target: Pick<Producer, 'send' | 'sendBatch'>, batch: ProducerBatch, tenant: Tenant) => {
+    // Every topic is checked before anything is sent: a refusal sends nothing.
+    const topicMessages = await Promise.all(
+      (batch.topicMessages ?? []).map((entry) =>
+        prepareRecord({ topic: entry.topic, messages: entry.messages }, tenant, catalog, policy()),
+      ),
+    );
+    return target.sendBatch({ ...batch, topicMessages });
+  };
+
+  /**
+   * A transaction belongs to the tenant that opened it. An isolated tenant may
+   * not write through another tenant's transaction (its messages and offsets
+   * would land in production); the other way, baseline code sending through a
+   * shadow transaction writes shadow topics only.
+   */
+  function tenantTransaction(transaction: Transaction, tenant: Tenant): Transaction {
+    const writer = () => {
+      const now = currentTenant();
+      if (now.name !== tenant.name && isolates(policy(), now)) {
+        throw isolationRefusal('kafka', {
+          tenant: now.name,
+          refused: `writing through a transaction opened by ${tenant.name}`,
+          reason: 'its messages and offsets would be committed as that tenant; open a transaction in this tenant',
+        });
+      }
+    };
+    const sendOffsets = (offsets: Offsets & { consumerGroupId: string }) => {
+      writer();
+      if (!isolates(policy(), tenant)) return transaction.sendOffsets(offsets);
+      // Offsets of the isolated group on the isolated topics: handlers name production ones.
+      return transaction.sendOffsets({
+        ...offsets,
+        consumerGroupId: isolatedName('kafka-group', offsets.consumerGroupId, tenant),
+        topics: offsets.topics.map((entry) => ({ ...entry, topic: isolatedName('kafka-topic', entry.topic, tenant) })),
+      });
+    };
+    return new Proxy(transaction, {
+      get(inner, name) {
+        if (typeof name !== 'string') return Reflect.get(inner, name, inner);
+        if (name === 'send')
+          return async (record: ProducerRecord) => {
+            writer();
+            return send(inner, record, tenant);
+          };
+        if (name === 'sendBatch')
+          return async (batch: ProducerBatch) => {
+            writer();
+            return sendBatch(inner, batch, tenant);
+          };
+        if (name === 'sendOffsets') return async (offsets: Offsets & { consumerGroupId: string }) => sendOffsets(offsets);
+        const value = Reflect.get(inner, name, inner);
+        if (typeof value !== 'function') return value;
+        if (Object.hasOwn(TRANSACTION_OPERATIONS, name)) return value.bind(inner);
+        return (...args: unknown[]) => {
+          const now = currentTenant();
+          if (isolates(policy(), now) || isolates(policy(), tenant))
+            unknownOperation('transaction', name, isolates(policy(), now) ? now : tenant);
+          return Reflect.apply(value, inner, args);
+        };
+      },
+    }) as Transaction;
+  }
+
+  return new Proxy(producer, {
+    get(target, property, receiver) {
+      if (typeof property !== 'string') return Reflect.get(target, property, receiver);
+      if (property === 'send') {
+        return (record: ProducerRecord) => {
+          const tenant = currentTenant();
+          // Baseline with no tenant headers to remove: kafkajs as it is.
+          if (tenant.kind === 'baseline' && !hasTenantHeaders(record.messages)) return target.send(record);
+          return send(target, record, tenant);
+        };
+      }
+      if (property === 'sendBatch') return (batch: ProducerBatch) => sendBatch(target, batch, currentTenant());
+      if (property === 'transaction') {
+        return async () => {
+          const tenant = currentTenant();
+          return tenantTransaction(await target.transaction(), tenant);
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      if (Object.hasOwn(PRODUCER_OPERATIONS, property)) return value.bind(target);
+      return (...args: unknown[]) => {
+        const now = currentTenant();
+        if (isolates(policy(), now)) unknownOperation('producer', property, now);
+        return Reflect.apply(value, target, args);
+      };
+    },
+  });
+}
