@@ -40,6 +40,21 @@ export const DEFAULT_INTERNAL_HOSTS: readonly string[] = Object.freeze(['localho
 
 const CIDR_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
+/**
+ * The address a resolver reads a numeric host as (`2130706434`, `0x7f000001`,
+ * `0177.1`, `127.1` are all IPv4 addresses to getaddrinfo), by the WHATWG URL
+ * host parser, which reads them the same way; undefined for a name.
+ */
+function numericIPv4(host: string): string | undefined {
+  if (!/^[0-9a-fx.]+$/.test(host) || !/^[0-9]|^0x|\.[0-9]/.test(host)) return undefined;
+  try {
+    const parsed = new URL(`http://${host}/`).hostname;
+    return isIP(parsed) === 4 ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Compiles the egress allowlist and mocks once; `route` runs per request. */
 export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
   const entries = options.internal ?? DEFAULT_INTERNAL_HOSTS;
@@ -83,13 +98,16 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
   }
 
   function decideInternal(hostname: string): boolean {
-    const host = hostname
+    // `foo.` names a top-level domain, not a service found through the search list.
+    const fullyQualified = hostname.endsWith('.');
+    let host = hostname
       .toLowerCase()
       .replace(/^\[|\]$/g, '')
       .replace(/\.$/, '');
+    if (isIP(host) === 0) host = numericIPv4(host) ?? host;
     if (isIP(host) !== 0) return inRanges(host);
     if (exact.has(host)) return true;
-    if (singleLabel && !host.includes('.')) return true;
+    if (singleLabel && !fullyQualified && !host.includes('.')) return true;
     return suffixes.some((suffix) => host.endsWith(suffix));
   }
 

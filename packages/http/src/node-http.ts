@@ -1,16 +1,8 @@
 import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
-import {
-  BAGGAGE_HEADER,
-  BASELINE,
-  currentTenant,
-  injectTenant,
-  objectHeaders,
-  TENANT_HEADER,
-  type Tenant,
-  type TenantSetter,
-} from '@dye/core';
+import { BASELINE, currentTenant, isolationRefusal, type Tenant } from '@dye/core';
 import { AppRouter } from './app-routing.js';
+import { admitSender, installClientRequestGuards, keepOutboundTenant, refuseUnadmittedIsolated } from './client-request-guard.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
 
@@ -55,15 +47,16 @@ class TenantGate {
   }
 
   admit(agent: http.Agent, req: ClientRequest, options: AgentRequestOptions, addRequest: AddRequest): void {
-    // Nothing here holds the request's events in its tenant: Node does. The
-    // agent gives a request its socket here, in the sender's async context (or,
-    // for a request that waited, inside the async context Node saved when it
-    // queued it), and re-aims a reused socket's handle at that context; the
-    // response parser and the socket's events then run in the sender's tenant,
-    // so a client that follows a redirect or retries from a response callback
-    // (follow-redirects in axios, got) sends the next hop in the same tenant.
+    // The request's events, and its socket's for as long as it serves it, run
+    // in the sender's tenant (client-request-guard.ts), so a client that
+    // follows a redirect or retries from a callback (follow-redirects in axios,
+    // got) sends the next hop in the same tenant.
     const tenant = currentTenant();
-    const host = String(options.host ?? options.hostname ?? 'localhost');
+    admitSender(req, tenant);
+    // A Unix socket is this machine: it counts as `localhost`.
+    const host = options.socketPath !== undefined ? 'localhost' : String(options.host ?? options.hostname ?? 'localhost');
+    // A forward proxy is asked for `http://target/…`: the target decides.
+    if (isAbsoluteForm(req.path)) return this.#sendThroughProxy(agent, req, options, addRequest, tenant, host);
     if (this.#apps === undefined && this.#egress.isInternal(host)) {
       // The common case, an internal host: no URL to build, nothing to re-aim.
       if (!keepTenantHeaders(req, tenant)) return;
@@ -107,6 +100,58 @@ class TenantGate {
     addRequest.call(agent, req, { ...options, host: instance.hostname, hostname: instance.hostname, port: Number(instance.port) });
   }
 
+  /**
+   * A request in absolute form (`GET http://payments.example/charge`) goes to
+   * a forward proxy (axios's `proxy`, HTTP_PROXY) and on to its target: the
+   * target is checked as a direct request would be, and tenant headers go only
+   * where both the proxy and the target are internal. A mocked target is
+   * reached directly, in origin form.
+   */
+  #sendThroughProxy(
+    agent: http.Agent,
+    req: ClientRequest,
+    options: AgentRequestOptions,
+    addRequest: AddRequest,
+    tenant: Tenant,
+    proxy: string,
+  ): void {
+    let target: URL;
+    let route: ReturnType<EgressPolicy['route']>;
+    try {
+      target = new URL(req.path);
+      route = this.#egress.route(target, tenant);
+    } catch (refusal) {
+      failRequest(req, refusal as Error);
+      return;
+    }
+    if (route.origin !== target.origin) {
+      if ((req as { _header?: string | null })._header) {
+        failRequest(
+          req,
+          new Error(`dye: ${target.origin} is mocked for ${tenant.name}, but the request head was built already; nothing was sent`),
+        );
+        return;
+      }
+      req.path = `${target.pathname}${target.search}`;
+      this.#send(agent, req, options, addRequest, tenant, target);
+      return;
+    }
+    const proxyInternal = this.#egress.isInternal(proxy);
+    if (!proxyInternal && tenant.kind === 'isolated') {
+      failRequest(
+        req,
+        isolationRefusal('http', {
+          tenant: tenant.name,
+          refused: `a request to ${target.origin} through the proxy ${proxy}`,
+          reason: 'the proxy is outside the system',
+        }),
+      );
+      return;
+    }
+    if (!keepTenantHeaders(req, route.internal && proxyInternal ? tenant : BASELINE)) return;
+    addRequest.call(agent, req, options);
+  }
+
   #send(agent: http.Agent, req: ClientRequest, options: AgentRequestOptions, addRequest: AddRequest, tenant: Tenant, url: URL): void {
     let route: ReturnType<EgressPolicy['route']>;
     try {
@@ -138,140 +183,31 @@ class TenantGate {
   }
 }
 
+const ABSOLUTE_FORM = /^https?:\/\//i;
+
+/** Whether a request path is a whole URL, as sent to a forward proxy. */
+function isAbsoluteForm(path: string): boolean {
+  return path.length > 7 && (path.charCodeAt(0) | 32) === 104 && ABSOLUTE_FORM.test(path);
+}
+
 /** Fails a request that has no socket: it emits 'error' and 'close' as for a failed connect. */
 function failRequest(req: ClientRequest, error: Error): void {
   (req as ClientRequest & { onSocket(socket: undefined, error: Error): void }).onSocket(undefined, error);
 }
 
-// Node's own header methods: the guarded ones below call them, and Dye's own writes skip the guard.
-const outgoing = http.OutgoingMessage.prototype;
-const setHeaderOf = outgoing.setHeader;
-const removeHeaderOf = outgoing.removeHeader;
-
-/** Reads and writes a ClientRequest's headers before they are sent (Node's own methods, not the guarded ones). */
-const clientRequestHeaders: TenantSetter<ClientRequest> = {
-  get: (req, key) => {
-    const value = req.getHeader(key);
-    return value === undefined ? undefined : Array.isArray(value) ? value : String(value);
-  },
-  set: (req, key, value) => void setHeaderOf.call(req, key, value),
-  remove: (req, key) => removeHeaderOf.call(req, key),
-};
-
-const isTenantCarrier = (name: unknown) => {
-  // Most headers differ in length from both carriers: no lowercase copy for them.
-  if (typeof name !== 'string' || (name.length !== TENANT_HEADER.length && name.length !== BAGGAGE_HEADER.length)) return false;
-  const lower = name.toLowerCase();
-  return lower === TENANT_HEADER || lower === BAGGAGE_HEADER;
-};
-
-// The tenant a request admitted by a tenant agent must keep saying (baseline:
-// none), on the request itself under a process-wide key: any copy of this
-// package reads what another wrote.
-const OUTBOUND_TENANT = Symbol.for('dye.http.outboundTenant');
-type Admitted = ClientRequest & { [OUTBOUND_TENANT]?: Tenant };
-
-const outboundTenantOf = (req: ClientRequest) => (req as Admitted)[OUTBOUND_TENANT];
-
-// Headers set after `http.request()` returned (hand-written proxies copying
-// inbound headers, `setHeaders`, `appendHeader`) come after the agent's check:
-// each change to a tenant carrier of an admitted request is followed by the
-// tenant rule again. The guard sits on ClientRequest's prototype, installed
-// once, so an admitted request costs one property and not a method each; on a
-// request no tenant agent admitted it only compares a header name's length.
-const GUARD_INSTALLED = Symbol.for('dye.http.headerGuard');
-
-function installHeaderGuard(): void {
-  const prototype = http.ClientRequest.prototype as ClientRequest & { [GUARD_INSTALLED]?: true };
-  if (prototype[GUARD_INSTALLED]) return;
-  const setHeader = prototype.setHeader;
-  const appendHeader = prototype.appendHeader;
-  const removeHeader = prototype.removeHeader;
-  Object.defineProperties(prototype, {
-    [GUARD_INSTALLED]: { value: true },
-    setHeader: {
-      configurable: true,
-      writable: true,
-      value: function guardedSetHeader(this: ClientRequest, name: string, value: number | string | readonly string[]) {
-        setHeader.call(this, name, value);
-        if (isTenantCarrier(name)) rewriteTenant(this);
-        return this;
-      },
-    },
-    appendHeader: {
-      configurable: true,
-      writable: true,
-      value: function guardedAppendHeader(this: ClientRequest, name: string, value: string | readonly string[]) {
-        appendHeader.call(this, name, value);
-        if (isTenantCarrier(name)) rewriteTenant(this);
-        return this;
-      },
-    },
-    removeHeader: {
-      configurable: true,
-      writable: true,
-      value: function guardedRemoveHeader(this: ClientRequest, name: string) {
-        removeHeader.call(this, name);
-        if (isTenantCarrier(name)) rewriteTenant(this);
-      },
-    },
-  });
-}
-
-function rewriteTenant(req: ClientRequest): void {
-  const tenant = outboundTenantOf(req);
-  if (tenant !== undefined) injectTenant(req, clientRequestHeaders, tenant);
-}
-
 /**
- * Makes the request say `tenant` (none for baseline) and keep saying it
- * whatever the caller sets later. False when that cannot hold (the head was
- * already queued saying something else): the request is failed, nothing sent.
+ * Makes the request say `tenant` (none for baseline) whatever the caller sets
+ * later. False when that cannot hold (the head already left saying something
+ * else): the request is failed, nothing more sent.
  */
 function keepTenantHeaders(req: ClientRequest, tenant: Tenant): boolean {
   try {
-    writeTenant(req, tenant);
+    keepOutboundTenant(req, tenant);
   } catch (error) {
     failRequest(req, error as Error);
     return false;
   }
-  (req as Admitted)[OUTBOUND_TENANT] = tenant;
   return true;
-}
-
-/**
- * Writes the tenant onto a request not yet sent. Node has already serialized
- * the head when the caller passed headers as an array (or an `Expect` header):
- * then the serialized head is rewritten, which is possible until it is queued
- * for the socket.
- */
-function writeTenant(req: ClientRequest, tenant: Tenant): void {
-  const internal = req as ClientRequest & { _header?: string | null; _headerSent?: boolean };
-  if (!internal._header) {
-    if (tenant.kind !== 'baseline' || req.hasHeader(TENANT_HEADER) || req.hasHeader(BAGGAGE_HEADER)) {
-      injectTenant(req, clientRequestHeaders, tenant);
-    }
-    return;
-  }
-  if (internal._headerSent) {
-    if (outboundTenantOf(req) === tenant) return;
-    throw new Error(`dye: the request head was queued before its tenant (${tenant.name}) could be written; nothing was sent`);
-  }
-  const lines = internal._header.split('\r\n');
-  const first = lines[0] as string;
-  const kept: string[] = [];
-  const carried: Record<string, unknown> = {};
-  for (const line of lines.slice(1)) {
-    if (line === '') continue;
-    const name = line.slice(0, line.indexOf(':')).trim().toLowerCase();
-    const value = line.slice(line.indexOf(':') + 1).trim();
-    if (name === TENANT_HEADER || name === BAGGAGE_HEADER)
-      carried[name] = ([] as string[]).concat((carried[name] as string[]) ?? [], value);
-    else kept.push(line);
-  }
-  injectTenant(carried, objectHeaders, tenant);
-  for (const [name, value] of Object.entries(carried)) kept.push(`${name}: ${String(value)}`);
-  internal._header = `${first}\r\n${kept.map((line) => `${line}\r\n`).join('')}\r\n`;
 }
 
 /** An `http.Agent` whose requests carry the tenant and obey egress; for clients given their own agent. */
@@ -279,7 +215,7 @@ export class TenantHttpAgent extends http.Agent {
   readonly #gate: TenantGate;
   constructor(options: NodeHttpOptions = {}) {
     super(options.agentOptions);
-    installHeaderGuard();
+    installClientRequestGuards();
     this.#gate = new TenantGate(options, 'http:');
   }
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
@@ -292,7 +228,7 @@ export class TenantHttpsAgent extends https.Agent {
   readonly #gate: TenantGate;
   constructor(options: NodeHttpOptions = {}) {
     super(options.agentOptions);
-    installHeaderGuard();
+    installClientRequestGuards();
     this.#gate = new TenantGate(options, 'https:');
   }
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
@@ -306,21 +242,38 @@ export class TenantHttpsAgent extends https.Agent {
  * `https.request` and `get` that uses the global agent (axios, got,
  * node-fetch 2, superagent and kin by default) writes the tenant for internal
  * hosts, strips it for outside hosts, refuses isolated tenants outside (or
- * re-aims them to their mock) and routes `http://<app>/` with `registry`. A
- * client given its own agent needs a `TenantHttpAgent`/`TenantHttpsAgent`
- * instead; a request with `agent: false` passes no agent and is not covered.
+ * re-aims them to their mock) and routes `http://<app>/` with `registry`.
+ * `agent: false` gets a fresh tenant agent with these options (Node makes it
+ * from the global agent's class). A client given an agent of its own needs a
+ * `TenantHttpAgent`/`TenantHttpsAgent`; until it has one, an isolated
+ * tenant's request through it to an outside host is refused.
  * Returns a function that puts the previous global agents back.
  */
 export function enableNodeHttp(options: NodeHttpOptions = {}): () => void {
   const previous = { http: http.globalAgent, https: https.globalAgent };
   const egress = options.egress ?? createEgressPolicy(options);
+  const configured = { ...options, egress };
+  // Node makes the agent of an `agent: false` request with `new globalAgent.constructor()`:
+  // these classes give it the same policy, with Node's default agent options.
+  class ConfiguredHttpAgent extends TenantHttpAgent {
+    constructor(agentOptions?: https.AgentOptions) {
+      super({ ...configured, agentOptions });
+    }
+  }
+  class ConfiguredHttpsAgent extends TenantHttpsAgent {
+    constructor(agentOptions?: https.AgentOptions) {
+      super({ ...configured, agentOptions });
+    }
+  }
   // Node's global agents keep their construction options (keep-alive since Node 19) on `options`.
   const optionsOf = (agent: http.Agent) => (agent as http.Agent & { options?: https.AgentOptions }).options;
-  const httpAgent = new TenantHttpAgent({ ...options, egress, agentOptions: options.agentOptions ?? optionsOf(previous.http) });
-  const httpsAgent = new TenantHttpsAgent({ ...options, egress, agentOptions: options.agentOptions ?? optionsOf(previous.https) });
+  const httpAgent = new ConfiguredHttpAgent(options.agentOptions ?? optionsOf(previous.http));
+  const httpsAgent = new ConfiguredHttpsAgent(options.agentOptions ?? optionsOf(previous.https));
   http.globalAgent = httpAgent;
   https.globalAgent = httpsAgent;
+  const stopRefusing = refuseUnadmittedIsolated(egress);
   return () => {
+    stopRefusing();
     http.globalAgent = previous.http;
     https.globalAgent = previous.https;
     httpAgent.destroy();

@@ -1,0 +1,561 @@
+/**
+ * node:http clients as an attacker or a careless user drives them: sockets
+ * made, reused and closed across tenants (HTTP and TLS), timeouts, numeric
+ * host forms, forward proxies, `agent: false`, agents of the caller's own,
+ * Unix sockets, header internals and `Expect`. Judged by what the servers
+ * recorded and by the tenant each callback saw.
+ */
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { currentTenant, IsolationError, readTenantInput, setLogger, withTenant } from '@dye/core';
+import { createEgressPolicy, enableNodeHttp, TenantHttpAgent, TenantHttpsAgent } from '@dye/http';
+import got from 'got';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen } from './support.js';
+
+const tls = {
+  key: readFileSync(new URL('./fixtures/loopback-key.pem', import.meta.url)),
+  cert: readFileSync(new URL('./fixtures/loopback-cert.pem', import.meta.url)),
+};
+
+interface Hit {
+  server: string;
+  path: string;
+  tenant: string;
+  baggage?: string;
+  other: string[];
+}
+const hits: Hit[] = [];
+const record = (server: string, req: IncomingMessage) =>
+  hits.push({
+    server,
+    path: req.url ?? '',
+    tenant: ((read) => (read.kind === 'named' ? read.name : read.kind))(readTenantInput(req.headers as Record<string, unknown>)),
+    ...(req.headers.baggage ? { baggage: String(req.headers.baggage) } : {}),
+    other: Object.keys(req.headers).filter((name) => name.endsWith('tenant') && name !== 'x-tenant'),
+  });
+const hitsFor = (marker: string) => hits.filter((hit) => hit.path.includes(marker));
+let counter = 0;
+const marker = () => `m${++counter}-${Date.now()}`;
+const inTenant = <T>(tenant: string, fn: () => T): T => (tenant === 'baseline' ? fn() : withTenant(tenant, fn));
+
+let internal: Awaited<ReturnType<typeof listen>>;
+let outside: Awaited<ReturnType<typeof listen>>;
+let mock: Awaited<ReturnType<typeof listen>>;
+
+beforeAll(async () => {
+  setLogger({ warn: () => {} });
+  internal = await listen((req, res) => {
+    record('internal', req);
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  }, '127.0.0.1');
+  outside = await listen((req, res) => {
+    record('outside', req);
+    req.resume();
+    req.on('end', () => res.end('REAL'));
+  }, '127.0.0.2');
+  mock = await listen((req, res) => {
+    record('mock', req);
+    req.resume();
+    req.on('end', () => res.end('MOCK'));
+  }, '127.0.0.1');
+});
+afterAll(async () => {
+  await Promise.all([internal.close(), outside.close(), mock.close()]);
+});
+
+/** Every event of a request and its response, with the tenant it ran in (the first time it fired). */
+function observe(req: ClientRequest, done: (seen: Record<string, string>) => void): void {
+  const seen: Record<string, string> = {};
+  const note = (event: string) => {
+    seen[event] ??= currentTenant().name;
+  };
+  req.on('socket', () => note('socket'));
+  req.on('finish', () => note('finish'));
+  req.on('error', () => note('error'));
+  req.on('timeout', () => {
+    note('timeout');
+    req.destroy();
+  });
+  req.on('response', (response: IncomingMessage) => {
+    note('response');
+    response.on('data', () => note('response data'));
+    response.on('end', () => note('response end'));
+    response.on('aborted', () => note('response aborted'));
+    response.on('error', () => note('response error'));
+    response.on('close', () => note('response close'));
+    response.resume();
+  });
+  req.on('close', () => {
+    note('close');
+    setTimeout(() => done(seen), 30);
+  });
+}
+const wrongTenants = (seen: Record<string, string>, tenant: string) => Object.entries(seen).filter(([, seenIn]) => seenIn !== tenant);
+
+const pairs = [
+  ['shadow', 'baseline'],
+  ['baseline', 'shadow'],
+  ['red', 'shadow'],
+] as const;
+
+describe('a waiting request whose socket is made after another closed runs every event in its own tenant', () => {
+  // One socket: A holds it and its response closes the connection; B waits and
+  // gets a socket Node makes inside A's socket's 'close'.
+  let closing: Awaited<ReturnType<typeof listen>>;
+  beforeAll(async () => {
+    closing = await listen((req, res) => {
+      req.resume();
+      if (req.url?.startsWith('/slow')) return void setTimeout(() => res.end('late'), 400);
+      setTimeout(() => {
+        res.setHeader('connection', 'close');
+        res.end('bye');
+      }, 30);
+    });
+  });
+  afterAll(() => closing.close());
+
+  it.each(pairs.flatMap(([a, b]) => (['/ok', '/slow'] as const).map((path) => [a, b, path] as const)))(
+    'A in %s, B in %s waiting, B asks %s',
+    async (a, b, path) => {
+      const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'], agentOptions: { keepAlive: true, maxSockets: 1 } });
+      try {
+        const first = new Promise<Record<string, string>>((resolve) =>
+          inTenant(a, () => observe(http.request(`${closing.url}/first`, { agent }).end(), resolve)),
+        );
+        const second = new Promise<Record<string, string>>((resolve) =>
+          inTenant(b, () => {
+            const req = http.request(`${closing.url}${path}`, { agent });
+            if (path === '/slow') req.setTimeout(100);
+            observe(req.end(), resolve);
+          }),
+        );
+        const [seenA, seenB] = await Promise.all([first, second]);
+        expect(wrongTenants(seenA, a)).toEqual([]);
+        expect(wrongTenants(seenB, b)).toEqual([]);
+        expect(Object.keys(seenB)).toEqual(
+          expect.arrayContaining(['socket', 'finish', 'close', ...(path === '/slow' ? ['timeout'] : ['response', 'response end'])]),
+        );
+      } finally {
+        agent.destroy();
+      }
+    },
+  );
+
+  it('a connection refused for the waiting request is reported in its tenant, and got retries it in that tenant to the mock', async () => {
+    // The outside host's stand-in restarts after the first call: the waiting
+    // shadow call meets a refused connection, and got retries it.
+    let first = true;
+    let restarting: http.Server;
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      record('restarting', req);
+      req.resume();
+      if (!first) return void res.end('ok');
+      first = false;
+      setTimeout(() => {
+        restarting.close();
+        res.setHeader('connection', 'close');
+        res.end('bye');
+        setTimeout(() => restarting.listen(port, '127.0.0.1'), 300);
+      }, 50);
+    };
+    restarting = http.createServer(handler);
+    restarting.listen(0, '127.0.0.1');
+    await once(restarting, 'listening');
+    const port = (restarting.address() as AddressInfo).port;
+    const agent = new TenantHttpAgent({
+      internal: ['127.0.0.1/32'],
+      mocks: { '127.0.0.2': `http://127.0.0.1:${port}` },
+      agentOptions: { keepAlive: true, maxSockets: 1 },
+    });
+    const id = marker();
+    try {
+      const retriedIn: string[] = [];
+      void inTenant('baseline', () => http.request(`http://127.0.0.1:${port}/hold/${id}`, { agent }).end());
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await withTenant('shadow', () =>
+        got(`http://127.0.0.2:${outside.port}/charge/${id}`, {
+          agent: { http: agent },
+          retry: { limit: 3, calculateDelay: ({ computedValue }) => (computedValue ? 200 : 0) },
+          hooks: { beforeRetry: [() => void retriedIn.push(currentTenant().name)] },
+        }).text(),
+      );
+      expect(retriedIn.length).toBeGreaterThan(0);
+      expect(retriedIn.every((tenant) => tenant === 'shadow')).toBe(true);
+      expect(hitsFor(id).filter((hit) => hit.server === 'outside')).toEqual([]);
+      expect(hitsFor(`charge/${id}`).map((hit) => hit.server)).toEqual(['restarting']);
+    } finally {
+      agent.destroy();
+      restarting.close();
+      restarting.closeAllConnections();
+    }
+  });
+});
+
+describe('a reused keep-alive TLS socket reports its connection ending in the reusing tenant', () => {
+  let server: https.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = https.createServer(tls, (req, res) => {
+      req.resume();
+      if (req.url?.startsWith('/drop')) {
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('part');
+        setTimeout(() => req.socket.destroy(), 20);
+        return;
+      }
+      if (req.url?.startsWith('/reset')) return void req.socket.destroy();
+      res.end('ok');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it.each(pairs.flatMap(([a, b]) => (['/drop', '/reset'] as const).map((path) => [a, b, path] as const)))(
+    'opened by %s, reused by %s: %s',
+    async (a, b, path) => {
+      const agent = new TenantHttpsAgent({
+        internal: ['127.0.0.1/32'],
+        agentOptions: { keepAlive: true, maxSockets: 1, ca: tls.cert, servername: 'localhost' },
+      });
+      try {
+        const get = (tenant: string, to: string) =>
+          new Promise<{ seen: Record<string, string>; reused: boolean }>((resolve) =>
+            inTenant(tenant, () => {
+              const req = https.request({ host: '127.0.0.1', port, path: to, agent, ca: tls.cert, servername: 'localhost' });
+              observe(req.end(), (seen) => resolve({ seen, reused: req.reusedSocket }));
+            }),
+          );
+        await get(a, '/ok');
+        const { seen, reused } = await get(b, path);
+        expect(reused).toBe(true);
+        expect(wrongTenants(seen, b)).toEqual([]);
+        expect(Object.keys(seen)).toContain('close');
+      } finally {
+        agent.destroy();
+      }
+    },
+  );
+});
+
+describe('an agent-level timeout on a reused socket fires in the reusing tenant', () => {
+  it.each(pairs)('opened by %s, reused by %s', async (a, b) => {
+    const slow = await listen((req, res) => {
+      req.resume();
+      if (req.url === '/slow') return void setTimeout(() => res.end('late'), 600);
+      res.end('ok');
+    });
+    const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'], agentOptions: { keepAlive: true, maxSockets: 1, timeout: 150 } });
+    try {
+      await new Promise<void>((resolve) =>
+        inTenant(a, () => http.get(`${slow.url}/warm`, { agent }, (res) => res.resume().on('end', resolve))),
+      );
+      const seen = await new Promise<Record<string, string>>((resolve) =>
+        inTenant(b, () => observe(http.get(`${slow.url}/slow`, { agent }), resolve)),
+      );
+      expect(seen.timeout).toBe(b);
+      expect(wrongTenants(seen, b)).toEqual([]);
+    } finally {
+      agent.destroy();
+      await slow.close();
+    }
+  });
+});
+
+describe('numeric IPv4 forms and fully-qualified single labels are judged as the address or domain they are', () => {
+  const egress = createEgressPolicy({ internal: ['127.0.0.1/32', 'single-label'] });
+  it.each([
+    ['2130706434', false],
+    ['0x7f000002', false],
+    ['0177.0.0.2', false],
+    ['127.2', false],
+    ['2130706433', true],
+    ['127.1', true],
+    ['payments', true],
+    ['payments.', false],
+    ['deadbeef', true],
+  ] as const)('%s internal: %s', (host, expected) => {
+    expect(egress.isInternal(host)).toBe(expected);
+  });
+
+  it.each(['2130706434', '0x7f000002'])(
+    'shadow to %s (127.0.0.2, outside) is refused; the outside server records nothing',
+    async (host) => {
+      const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32', 'single-label'] });
+      const id = marker();
+      try {
+        const outcome = await withTenant(
+          'shadow',
+          () =>
+            new Promise<unknown>((resolve) => {
+              http
+                .get({ host, port: outside.port, path: `/numeric/${id}`, agent }, (res) => res.resume().on('end', () => resolve('sent')))
+                .on('error', resolve);
+            }),
+        );
+        expect(outcome).toBeInstanceOf(IsolationError);
+        expect(hitsFor(id)).toEqual([]);
+      } finally {
+        agent.destroy();
+      }
+    },
+  );
+});
+
+describe('a forward proxy: the target decides, not the proxy', () => {
+  // A plain forward proxy, as HTTP_PROXY or axios's `proxy` option reach: it
+  // forwards absolute-form requests to their target with their headers.
+  let proxy: Awaited<ReturnType<typeof listen>>;
+  beforeAll(async () => {
+    proxy = await listen((req, res) => {
+      record('proxy', req);
+      const target = new URL(req.url ?? '/');
+      const forwarded = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: `${target.pathname}${target.search}`,
+          method: req.method,
+          headers: req.headers,
+          agent: false,
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forwarded.on('error', () => res.writeHead(502).end());
+      req.pipe(forwarded);
+    });
+  });
+  afterAll(() => proxy.close());
+
+  const viaProxy = (agent: http.Agent, url: string) =>
+    new Promise<unknown>((resolve) => {
+      http
+        .request({ host: '127.0.0.1', port: proxy.port, path: url, agent, headers: { host: new URL(url).host } }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve(body));
+        })
+        .on('error', resolve)
+        .end();
+    });
+
+  it.each([
+    ['shadow', 'outside', 'refused'],
+    ['shadow', 'mocked', 'MOCK'],
+    ['red', 'outside', 'REAL'],
+    ['red', 'internal', 'ok'],
+    ['baseline', 'internal', 'ok'],
+  ] as const)('%s to an %s target', async (tenant, where, expected) => {
+    const agent = new TenantHttpAgent({
+      internal: ['127.0.0.1/32'],
+      ...(where === 'mocked' ? { mocks: { '127.0.0.2': mock.url } } : {}),
+    });
+    const id = marker();
+    try {
+      const target = where === 'internal' ? `${internal.url}/proxied/${id}` : `${outside.url}/proxied/${id}`;
+      const outcome = await inTenant(tenant, () => viaProxy(agent, target));
+      if (expected === 'refused') {
+        expect(outcome).toBeInstanceOf(IsolationError);
+        expect(hitsFor(id)).toEqual([]);
+        return;
+      }
+      expect(outcome).toBe(expected);
+      const seen = hitsFor(id);
+      // The mock listens on an internal host: it is told the tenant.
+      const wire = where !== 'outside' && tenant !== 'baseline' ? tenant : 'none';
+      if (where === 'mocked') expect(seen.map((hit) => [hit.server, hit.tenant])).toEqual([['mock', wire]]);
+      else
+        expect(seen.map((hit) => [hit.server, hit.tenant])).toEqual([
+          ['proxy', wire],
+          [where, wire],
+        ]);
+      expect(seen.every((hit) => !/tenant/i.test(hit.baggage ?? '') || wire !== 'none')).toBe(true);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
+
+describe('while enableNodeHttp is on', () => {
+  let restore: () => void;
+  beforeAll(() => {
+    restore = enableNodeHttp({ internal: ['127.0.0.1/32'], mocks: { 'payments.example': mock.url } });
+  });
+  afterAll(() => restore());
+
+  const send = (options: http.RequestOptions) =>
+    new Promise<unknown>((resolve) => {
+      http
+        .request(options, (res) => res.resume().on('end', () => resolve('sent')))
+        .on('error', resolve)
+        .end();
+    });
+
+  it('agent: false follows the configured egress list (127.0.0.2 is outside here though loopback) and headers', async () => {
+    const shadow = marker();
+    const red = marker();
+    expect(
+      await withTenant('shadow', () => send({ host: '127.0.0.2', port: outside.port, path: `/${shadow}`, agent: false })),
+    ).toBeInstanceOf(IsolationError);
+    expect(await withTenant('red', () => send({ host: '127.0.0.2', port: outside.port, path: `/${red}`, agent: false }))).toBe('sent');
+    expect(hitsFor(shadow)).toEqual([]);
+    expect(hitsFor(red).map((hit) => hit.tenant)).toEqual(['none']);
+  });
+
+  it("an agent of the caller's own: an isolated tenant is refused to outside hosts, allowed to internal ones", async () => {
+    const own = new http.Agent({ keepAlive: true });
+    const out = marker();
+    const inside = marker();
+    try {
+      expect(await withTenant('shadow', () => send({ host: '127.0.0.2', port: outside.port, path: `/${out}`, agent: own }))).toBeInstanceOf(
+        IsolationError,
+      );
+      expect(await withTenant('shadow', () => send({ host: '127.0.0.1', port: internal.port, path: `/${inside}`, agent: own }))).toBe(
+        'sent',
+      );
+      expect(await send({ host: '127.0.0.2', port: outside.port, path: `/${out}-baseline`, agent: own })).toBe('sent');
+      expect(hitsFor(out).map((hit) => hit.path)).toEqual([`/${out}-baseline`]);
+      expect(hitsFor(inside)).toHaveLength(1);
+    } finally {
+      own.destroy();
+    }
+  });
+
+  it('createConnection to an outside host is refused for an isolated tenant', async () => {
+    const id = marker();
+    const { connect } = await import('node:net');
+    const outcome = await withTenant('shadow', () =>
+      send({ host: '127.0.0.2', port: outside.port, path: `/${id}`, createConnection: () => connect(outside.port, '127.0.0.2') }),
+    );
+    expect(outcome).toBeInstanceOf(IsolationError);
+    expect(hitsFor(id)).toEqual([]);
+  });
+
+  it('a Unix socket counts as localhost (outside by this egress list): an isolated tenant is refused, the socket hears nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dye-unix-'));
+    const path = join(dir, 'server.sock');
+    const heard: string[] = [];
+    const unix = http.createServer((req, res) => {
+      heard.push(req.url ?? '');
+      res.end('unix');
+    });
+    unix.listen(path);
+    await once(unix, 'listening');
+    try {
+      const id = marker();
+      const outcome = await withTenant('shadow', () => send({ host: '127.0.0.1', socketPath: path, path: `/${id}` }));
+      expect(outcome).toBeInstanceOf(IsolationError);
+      expect(heard).toEqual([]);
+    } finally {
+      unix.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('header internals and other spellings: the head says the admitted tenant whatever wrote it', () => {
+  const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
+  afterAll(() => agent.destroy());
+  const kOutHeaders = (req: ClientRequest) =>
+    Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
+
+  const tampers: Array<[string, (req: ClientRequest) => void]> = [
+    ['OutgoingMessage.prototype.setHeader', (req) => void http.OutgoingMessage.prototype.setHeader.call(req, 'x-tenant', 'canary')],
+    [
+      "Node's internal header map",
+      (req) => {
+        const map = (req as unknown as Record<symbol, Record<string, [string, string]>>)[kOutHeaders(req)] as Record<
+          string,
+          [string, string]
+        >;
+        map['x-tenant'] = ['x-tenant', 'canary'];
+        map.baggage = ['baggage', 'tenant=canary'];
+      },
+    ],
+    ['uberctx-tenant and ot-baggage-tenant', (req) => req.setHeader('uberctx-tenant', 'canary').setHeader('OT-Baggage-Tenant', 'canary')],
+    ['grpc-metadata-x-tenant', (req) => req.setHeader('grpc-metadata-x-tenant', 'canary')],
+  ];
+  if ('_headers' in http.ClientRequest.prototype || '_headers' in http.OutgoingMessage.prototype)
+    tampers.push([
+      'the deprecated _headers setter',
+      (req) => {
+        (req as unknown as { _headers: Record<string, string> })._headers = { ...req.getHeaders(), 'x-tenant': 'canary' } as Record<
+          string,
+          string
+        >;
+      },
+    ]);
+
+  it.each(
+    tampers.flatMap(([name, tamper]) =>
+      (['baseline', 'red', 'shadow'] as const).flatMap((tenant) =>
+        (['internal', 'outside'] as const).map((where) => [name, tenant, where, tamper] as const),
+      ),
+    ),
+  )('%s, as %s, to the %s host', async (_name, tenant, where, tamper) => {
+    if (tenant === 'shadow' && where === 'outside') return;
+    const id = marker();
+    const url = `${where === 'internal' ? internal.url : outside.url}/tampered/${id}`;
+    await inTenant(
+      tenant,
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const req = http.request(url, { agent, method: 'POST' }, (res) => res.resume().on('end', () => resolve()));
+          req.on('error', reject);
+          tamper(req);
+          req.end('body');
+        }),
+    );
+    const expected = where === 'internal' && tenant !== 'baseline' ? tenant : 'none';
+    expect(hitsFor(id).map((hit) => [hit.tenant, hit.other])).toEqual([[expected, []]]);
+    if (expected === 'none') expect(hitsFor(id)[0]?.baggage ?? '').not.toMatch(/tenant/i);
+  });
+});
+
+describe('Expect: 100-continue', () => {
+  it.each(['baseline', 'red', 'shadow'] as const)('as %s: sent with the tenant rewritten into the head Node queued', async (tenant) => {
+    const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
+    const id = marker();
+    try {
+      const answer = await inTenant(
+        tenant,
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const req = http.request(`${internal.url}/expect/${id}`, {
+              agent,
+              method: 'POST',
+              headers: { expect: '100-continue', 'x-tenant': 'canary', baggage: 'tenant=canary,user=7' },
+            });
+            req.on('continue', () => req.end('body'));
+            req.on('response', (res) => {
+              let body = '';
+              res.on('data', (chunk) => (body += chunk));
+              res.on('end', () => resolve(body));
+            });
+            req.on('error', reject);
+          }),
+      );
+      expect(answer).toBe('ok');
+      const wire = tenant === 'baseline' ? 'none' : tenant;
+      expect(hitsFor(id).map((hit) => [hit.tenant, hit.baggage])).toEqual([
+        [wire, tenant === 'baseline' ? 'user=7' : `tenant=${tenant},user=7`],
+      ]);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
