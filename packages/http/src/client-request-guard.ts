@@ -43,19 +43,32 @@ const clientRequestHeaders: TenantSetter<ClientRequest> = {
   remove: (req, key) => removeHeaderOf.call(req, key),
 };
 
+// Set on a request when its code sets a tenant header under another spelling
+// than `x-tenant` (`uberctx-tenant`, `grpc-metadata-x-tenant`…, as a proxy
+// copying inbound headers does): only then are its names scanned.
+const OTHER_SPELLINGS = Symbol.for('dye.http.otherTenantSpellings');
+
+function isOtherTenantSpelling(name: unknown): boolean {
+  // Every such name ends in "tenant" and is longer than x-tenant: one character and a length decide for most.
+  return (
+    typeof name === 'string' &&
+    name.length > TENANT_HEADER.length &&
+    (name.charCodeAt(name.length - 1) | 32) === 116 &&
+    isTenantHeaderName(name)
+  );
+}
+
 /**
  * Makes the headers of a request not yet serialized say `tenant`: `x-tenant`
  * and the baggage member for a tenant, none of them for baseline, and no other
  * spelling of a tenant header (`uberctx-tenant`, `ot-baggage-tenant`…) at all.
  */
 function enforceTenantHeaders(req: ClientRequest, tenant: Tenant): void {
-  let carriers = tenant.kind !== 'baseline';
-  // Names come lowercased; most do not end in "tenant" and cost one comparison.
-  for (const name of req.getHeaderNames()) {
-    if (name === TENANT_HEADER || name === BAGGAGE_HEADER) carriers = true;
-    else if (name.endsWith('tenant') && isTenantHeaderName(name)) removeHeaderOf.call(req, name);
+  if ((req as ClientRequest & { [OTHER_SPELLINGS]?: true })[OTHER_SPELLINGS]) {
+    for (const name of req.getHeaderNames()) if (name !== TENANT_HEADER && isTenantHeaderName(name)) removeHeaderOf.call(req, name);
   }
-  if (carriers) injectTenant(req, clientRequestHeaders, tenant);
+  if (tenant.kind !== 'baseline' || req.hasHeader(TENANT_HEADER) || req.hasHeader(BAGGAGE_HEADER))
+    injectTenant(req, clientRequestHeaders, tenant);
 }
 
 /**
@@ -148,12 +161,14 @@ function refusesUnadmitted(req: ClientRequest): boolean {
 const GUARDS_INSTALLED = Symbol.for('dye.http.clientRequestGuards');
 
 /**
- * Installs, once per process, the two guards on ClientRequest's prototype.
+ * Installs, once per process, the guards on ClientRequest's prototype.
  * On a request no tenant agent admitted they do nothing, except refuse an
  * isolated tenant's request to an outside host while enableNodeHttp is on.
  *
  * - `_implicitHeader`, where Node serializes a request's headers: they are made
  *   to say the admitted tenant first.
+ * - `setHeader` and `appendHeader` note a tenant header under another spelling,
+ *   which serialization then removes.
  * - `onSocket`, where every request gets its socket (a new one, a reused
  *   keep-alive one, one handed over after waiting, one made after another
  *   closed): the socket's events are held in the sender's tenant from then on,
@@ -168,8 +183,26 @@ export function installClientRequestGuards(): void {
   if (prototype[GUARDS_INSTALLED]) return;
   const implicitHeader = (prototype as unknown as { _implicitHeader: (this: ClientRequest) => void })._implicitHeader;
   const onSocket = (prototype as unknown as { onSocket: (this: ClientRequest, socket?: Socket, error?: Error) => void }).onSocket;
+  const setHeader = prototype.setHeader;
+  const appendHeader = prototype.appendHeader;
   Object.defineProperties(prototype, {
     [GUARDS_INSTALLED]: { value: true },
+    setHeader: {
+      configurable: true,
+      writable: true,
+      value: function flaggingSetHeader(this: ClientRequest, name: string, value: number | string | readonly string[]) {
+        if (isOtherTenantSpelling(name)) (this as ClientRequest & { [OTHER_SPELLINGS]?: true })[OTHER_SPELLINGS] = true;
+        return setHeader.call(this, name, value);
+      },
+    },
+    appendHeader: {
+      configurable: true,
+      writable: true,
+      value: function flaggingAppendHeader(this: ClientRequest, name: string, value: string | readonly string[]) {
+        if (isOtherTenantSpelling(name)) (this as ClientRequest & { [OTHER_SPELLINGS]?: true })[OTHER_SPELLINGS] = true;
+        return appendHeader.call(this, name, value);
+      },
+    },
     _implicitHeader: {
       configurable: true,
       writable: true,

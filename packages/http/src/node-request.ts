@@ -59,12 +59,14 @@ interface Held {
   readonly beforeEnd: ((emitter: EventEmitter) => void) | undefined;
 }
 
-// Held state lives beside the emitter, not on it, and one shared emit reads
-// it: no closure and no new property shape per request.
-const heldEmitters = new WeakMap<EventEmitter, Held>();
+// Held state sits on the emitter under a process-wide symbol and one shared
+// emit reads it: no closure per emitter, and a property lookup where a WeakMap
+// would cost a hash lookup per event (and an ephemeron per request to the GC).
+const HELD = Symbol.for('dye.http.held');
+type HeldEmitter = EventEmitter & { [HELD]?: Held };
 
-function heldEmit(this: EventEmitter, event: string | symbol): boolean {
-  const state = heldEmitters.get(this) as Held;
+function heldEmit(this: HeldEmitter, event: string | symbol): boolean {
+  const state = this[HELD] as Held;
   if (state.beforeEnd !== undefined && event === 'end') state.beforeEnd(this);
   // An event nobody listens to runs no code that could read the tenant.
   if (this.listenerCount(event) === 0) return state.emit.apply(this, arguments as unknown as Parameters<EventEmitter['emit']>);
@@ -78,15 +80,15 @@ function heldEmit(this: EventEmitter, event: string | symbol): boolean {
  * socket's parser, whose async context is the connection's, not the request's:
  * without this, `req.on('end', …)`, `req.pipe(…)`, `stream.finished(…)` and
  * body parsers' callbacks would run as whoever opened the connection.
- * Holding an emitter again (a keep-alive socket's next upgrade) re-aims it.
+ * Holding an emitter again (a keep-alive socket's next request) re-aims it.
  */
 export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (emitter: EventEmitter) => void): void {
-  const held = heldEmitters.get(emitter);
+  const held = (emitter as HeldEmitter)[HELD];
   if (held) {
     held.tenant = tenant;
     return;
   }
-  heldEmitters.set(emitter, { tenant, emit: emitter.emit, beforeEnd });
+  (emitter as HeldEmitter)[HELD] = { tenant, emit: emitter.emit, beforeEnd };
   emitter.emit = heldEmit;
 }
 
