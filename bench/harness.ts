@@ -195,17 +195,8 @@ export async function compareThroughput(
 }
 
 async function drive(run: () => Promise<unknown>, durationMs: number, concurrency: number): Promise<number> {
-  const deadline = performance.now() + durationMs;
   const started = performance.now();
-  let completed = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        await run();
-        completed++;
-      }
-    }),
-  );
+  const completed = await count(run, durationMs, concurrency);
   return completed / ((performance.now() - started) / 1000);
 }
 

@@ -9,7 +9,7 @@ import { ADMIN_OPERATIONS, CONSUMER_OPERATIONS, PRODUCER_OPERATIONS, TRANSACTION
 import type { Admin, Consumer, EachBatchPayload, EachMessagePayload, Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../../test/support/services.js';
-import { createTopics, kafkaClient, messageCount, waitFor } from './support.js';
+import { createTopics, createTopicWithShadow, kafkaClient, messageCount, waitFor } from './support.js';
 
 const kafka = kafkaClient();
 const dye = tenantKafka(kafka);
@@ -32,12 +32,7 @@ afterAll(async () => {
   await dye.close();
 });
 
-async function topicWithShadow(prefix: string): Promise<string> {
-  const topic = uniqueName(prefix);
-  created.push(topic, `${topic}_shadow`, `${topic}.dye-dlq`);
-  await createTopics(admin, topic, `${topic}_shadow`, `${topic}.dye-dlq`);
-  return topic;
-}
+const topicWithShadow = (prefix: string) => createTopicWithShadow(admin, prefix, created);
 
 /** The committed offset of `group` on partition 0 of `topic`, read from the broker ('-1': none). */
 async function committed(group: string, topic: string): Promise<string> {

@@ -3,7 +3,7 @@ import { tenantKafka, withMessageTenant } from '@dye/kafkajs';
 import type { Admin, Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../../test/support/services.js';
-import { createTopics, kafkaClient, waitFor } from './support.js';
+import { createTopics, createTopicWithShadow, kafkaClient, waitFor } from './support.js';
 
 const kafka = kafkaClient();
 const dye = tenantKafka(kafka);
@@ -26,12 +26,7 @@ afterAll(async () => {
   await dye.close();
 });
 
-async function topicWithShadow(prefix: string): Promise<string> {
-  const topic = uniqueName(prefix);
-  topics.push(topic, `${topic}_shadow`, `${topic}.dye-dlq`);
-  await createTopics(admin, topic, `${topic}_shadow`, `${topic}.dye-dlq`);
-  return topic;
-}
+const topicWithShadow = (prefix: string) => createTopicWithShadow(admin, prefix, topics);
 
 async function produceInterleaved(topic: string, count: number): Promise<void> {
   const tenants = ['baseline', 'red', 'shadow'];

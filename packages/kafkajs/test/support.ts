@@ -23,6 +23,17 @@ export async function createTopics(admin: Admin, ...topics: string[]): Promise<v
   );
 }
 
+/**
+ * Creates `<prefix>-…`, its `_shadow` twin and its dead-letter topic, and
+ * notes all three in `created` for the suite to delete.
+ */
+export async function createTopicWithShadow(admin: Admin, prefix: string, created: string[]): Promise<string> {
+  const topic = uniqueName(prefix);
+  created.push(topic, `${topic}_shadow`, `${topic}.dye-dlq`);
+  await createTopics(admin, topic, `${topic}_shadow`, `${topic}.dye-dlq`);
+  return topic;
+}
+
 /** Sum of high watermarks: how many messages a topic holds. */
 export async function messageCount(admin: Admin, topic: string): Promise<number> {
   const offsets = await admin.fetchTopicOffsets(topic);
