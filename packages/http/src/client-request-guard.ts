@@ -14,6 +14,7 @@ import {
 } from '@dye/core';
 import type { EgressPolicy } from './egress.js';
 import { holdTenant } from './node-request.js';
+import { proxyTarget } from './proxy-target.js';
 
 // What a tenant agent records on a request it admits, under process-wide keys
 // (any copy of this package reads what another wrote): the tenant that sent it,
@@ -21,11 +22,30 @@ import { holdTenant } from './node-request.js';
 // (baseline, that is none, for a host outside the system).
 const SENDER_TENANT = Symbol.for('dye.http.senderTenant');
 const OUTBOUND_TENANT = Symbol.for('dye.http.outboundTenant');
-type Admitted = ClientRequest & { [SENDER_TENANT]?: Tenant; [OUTBOUND_TENANT]?: Tenant };
+const ADMITTED_PATH = Symbol.for('dye.http.admittedPath');
+type Admitted = ClientRequest & { [SENDER_TENANT]?: Tenant; [OUTBOUND_TENANT]?: Tenant; [ADMITTED_PATH]?: string };
 
 /** Records who sent a request; from here on its events, and its socket's, run in that tenant. */
 export function admitSender(req: ClientRequest, tenant: Tenant): void {
   (req as Admitted)[SENDER_TENANT] = tenant;
+  (req as Admitted)[ADMITTED_PATH] = req.path;
+}
+
+/**
+ * A path changed after the agent judged it (`req.path = 'http://elsewhere/'`
+ * before `end()`) could send the request, through a proxy, somewhere the
+ * check never saw: for a tenant that is refused, the request destroyed.
+ */
+function refuseRetargeting(req: Admitted): void {
+  const sender = req[SENDER_TENANT];
+  if (sender === undefined || sender.kind === 'baseline' || req.path === req[ADMITTED_PATH]) return;
+  const refusal = isolationRefusal('http', {
+    tenant: sender.name,
+    refused: `sending ${req.path} where ${req[ADMITTED_PATH]} was checked`,
+    reason: 'the path changed after the tenant agent judged the request; set it before http.request() returns',
+  });
+  req.destroy(refusal);
+  throw refusal;
 }
 
 // Node's own methods: Dye's writes use them and skip the guards.
@@ -43,18 +63,17 @@ const clientRequestHeaders: TenantSetter<ClientRequest> = {
   remove: (req, key) => removeHeaderOf.call(req, key),
 };
 
-// Set on a request when its code sets a tenant header under another spelling
-// than `x-tenant` (`uberctx-tenant`, `grpc-metadata-x-tenant`…, as a proxy
-// copying inbound headers does): only then are its names scanned.
-const OTHER_SPELLINGS = Symbol.for('dye.http.otherTenantSpellings');
+// A serialized head that may say something else than its tenant: a header
+// named like a tenant carrier but not exactly Dye's `x-tenant`/`baggage`
+// (`X-Tenant` through Node's internal map, `x_tenant`, `uberctx-tenant`…).
+const ODD_CARRIER_LINE = /\r\n(?!x-tenant:|baggage:)[^\r\n:]*(?:[tT][eE][nN][aA][nN][tT]|[bB][aA][gG][gG][aA][gG][eE])[^\r\n:]*:/;
+const TENANT_ANYWHERE = /tenant/i;
 
-function isOtherTenantSpelling(name: unknown): boolean {
-  // Every such name ends in "tenant" and is longer than x-tenant: one character and a length decide for most.
+function headMaySayOtherwise(head: string, tenant: Tenant): boolean {
+  if (tenant.kind === 'baseline') return TENANT_ANYWHERE.test(head);
+  if (ODD_CARRIER_LINE.test(head)) return true;
   return (
-    typeof name === 'string' &&
-    name.length > TENANT_HEADER.length &&
-    (name.charCodeAt(name.length - 1) | 32) === 116 &&
-    isTenantHeaderName(name)
+    head.indexOf('\r\nx-tenant:') !== head.lastIndexOf('\r\nx-tenant:') || head.indexOf('\r\nbaggage:') !== head.lastIndexOf('\r\nbaggage:')
   );
 }
 
@@ -64,9 +83,6 @@ function isOtherTenantSpelling(name: unknown): boolean {
  * spelling of a tenant header (`uberctx-tenant`, `ot-baggage-tenant`…) at all.
  */
 function enforceTenantHeaders(req: ClientRequest, tenant: Tenant): void {
-  if ((req as ClientRequest & { [OTHER_SPELLINGS]?: true })[OTHER_SPELLINGS]) {
-    for (const name of req.getHeaderNames()) if (name !== TENANT_HEADER && isTenantHeaderName(name)) removeHeaderOf.call(req, name);
-  }
   if (tenant.kind !== 'baseline' || req.hasHeader(TENANT_HEADER) || req.hasHeader(BAGGAGE_HEADER))
     injectTenant(req, clientRequestHeaders, tenant);
 }
@@ -155,7 +171,10 @@ function refusesUnadmitted(req: ClientRequest): boolean {
   const egress = list?.[list.length - 1];
   if (egress === undefined) return false;
   const host = (req as { host?: string }).host ?? 'localhost';
-  return !egress.isInternal(host);
+  if (!egress.isInternal(host)) return true;
+  // Through a proxy: where the request really goes.
+  const target = proxyTarget(req);
+  return target !== undefined && (target === 'unreadable' || !egress.isInternal(target.hostname));
 }
 
 const GUARDS_INSTALLED = Symbol.for('dye.http.clientRequestGuards');
@@ -167,8 +186,6 @@ const GUARDS_INSTALLED = Symbol.for('dye.http.clientRequestGuards');
  *
  * - `_implicitHeader`, where Node serializes a request's headers: they are made
  *   to say the admitted tenant first.
- * - `setHeader` and `appendHeader` note a tenant header under another spelling,
- *   which serialization then removes.
  * - `onSocket`, where every request gets its socket (a new one, a reused
  *   keep-alive one, one handed over after waiting, one made after another
  *   closed): the socket's events are held in the sender's tenant from then on,
@@ -183,33 +200,20 @@ export function installClientRequestGuards(): void {
   if (prototype[GUARDS_INSTALLED]) return;
   const implicitHeader = (prototype as unknown as { _implicitHeader: (this: ClientRequest) => void })._implicitHeader;
   const onSocket = (prototype as unknown as { onSocket: (this: ClientRequest, socket?: Socket, error?: Error) => void }).onSocket;
-  const setHeader = prototype.setHeader;
-  const appendHeader = prototype.appendHeader;
   Object.defineProperties(prototype, {
     [GUARDS_INSTALLED]: { value: true },
-    setHeader: {
-      configurable: true,
-      writable: true,
-      value: function flaggingSetHeader(this: ClientRequest, name: string, value: number | string | readonly string[]) {
-        if (isOtherTenantSpelling(name)) (this as ClientRequest & { [OTHER_SPELLINGS]?: true })[OTHER_SPELLINGS] = true;
-        return setHeader.call(this, name, value);
-      },
-    },
-    appendHeader: {
-      configurable: true,
-      writable: true,
-      value: function flaggingAppendHeader(this: ClientRequest, name: string, value: string | readonly string[]) {
-        if (isOtherTenantSpelling(name)) (this as ClientRequest & { [OTHER_SPELLINGS]?: true })[OTHER_SPELLINGS] = true;
-        return appendHeader.call(this, name, value);
-      },
-    },
     _implicitHeader: {
       configurable: true,
       writable: true,
       value: function guardedImplicitHeader(this: Admitted) {
         const tenant = this[OUTBOUND_TENANT];
-        if (tenant !== undefined && !(this as { _header?: string | null })._header) enforceTenantHeaders(this, tenant);
-        return implicitHeader.call(this);
+        if (tenant === undefined || (this as { _header?: string | null })._header) return implicitHeader.call(this);
+        refuseRetargeting(this);
+        enforceTenantHeaders(this, tenant);
+        implicitHeader.call(this);
+        // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
+        const head = (this as unknown as { _header: string })._header;
+        if (headMaySayOtherwise(head, tenant)) rewriteSerializedHead(this, tenant);
       },
     },
     onSocket: {

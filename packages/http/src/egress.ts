@@ -41,15 +41,16 @@ export const DEFAULT_INTERNAL_HOSTS: readonly string[] = Object.freeze(['localho
 const CIDR_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
 /**
- * The address a resolver reads a numeric host as (`2130706434`, `0x7f000001`,
- * `0177.1`, `127.1` are all IPv4 addresses to getaddrinfo), by the WHATWG URL
- * host parser, which reads them the same way; undefined for a name.
+ * A hostname as a resolver reads it, by the WHATWG URL host parser: IDNA
+ * mapping (full-width characters, ideographic dots), and numeric IPv4 forms
+ * (`2130706434`, `0x7f000001`, `0177.1`, `127.1`) as the address
+ * getaddrinfo reads them as; no trailing dot. Undefined when it is no valid
+ * host at all.
  */
-function numericIPv4(host: string): string | undefined {
-  if (!/^[0-9a-fx.]+$/.test(host) || !/^[0-9]|^0x|\.[0-9]/.test(host)) return undefined;
+function canonicalHost(host: string): string | undefined {
+  if (host.includes('\0') || host.includes('%')) return undefined;
   try {
-    const parsed = new URL(`http://${host}/`).hostname;
-    return isIP(parsed) === 4 ? parsed : undefined;
+    return new URL(`http://${host}/`).hostname.replace(/\.$/, '');
   } catch {
     return undefined;
   }
@@ -99,12 +100,16 @@ export function createEgressPolicy(options: EgressOptions = {}): EgressPolicy {
 
   function decideInternal(hostname: string): boolean {
     // `foo.` names a top-level domain, not a service found through the search list.
-    const fullyQualified = hostname.endsWith('.');
-    let host = hostname
-      .toLowerCase()
-      .replace(/^\[|\]$/g, '')
-      .replace(/\.$/, '');
-    if (isIP(host) === 0) host = numericIPv4(host) ?? host;
+    const fullyQualified = hostname.endsWith('.') || hostname.endsWith('\u3002') || hostname.endsWith('\uff0e');
+    let host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+    if (isIP(host) === 0) {
+      // Judged as the resolver will read it: full-width digits and ideographic
+      // dots folded, numeric IPv4 forms as addresses. A name the URL host
+      // parser rejects (a NUL, which getaddrinfo cuts the name at) is outside.
+      const canonical = canonicalHost(host);
+      if (canonical === undefined) return false;
+      host = canonical;
+    }
     if (isIP(host) !== 0) return inRanges(host);
     if (exact.has(host)) return true;
     if (singleLabel && !fullyQualified && !host.includes('.')) return true;

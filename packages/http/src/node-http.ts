@@ -5,6 +5,7 @@ import { AppRouter } from './app-routing.js';
 import { admitSender, installClientRequestGuards, keepOutboundTenant, refuseUnadmittedIsolated } from './client-request-guard.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
+import { proxyTarget } from './proxy-target.js';
 
 /** Options of {@link enableNodeHttp} and the tenant agents: those of `tenantDispatcher`, for node:http. */
 export type NodeHttpOptions = Omit<TenantDispatcherOptions, 'dispatcher' | 'agent'> & {
@@ -55,8 +56,9 @@ class TenantGate {
     admitSender(req, tenant);
     // A Unix socket is this machine: it counts as `localhost`.
     const host = options.socketPath !== undefined ? 'localhost' : String(options.host ?? options.hostname ?? 'localhost');
-    // A forward proxy is asked for `http://target/…`: the target decides.
-    if (isAbsoluteForm(req.path)) return this.#sendThroughProxy(agent, req, options, addRequest, tenant, host);
+    // A forward proxy is asked for `http://target/…` (or to CONNECT to it): the target decides.
+    const target = proxyTarget(req);
+    if (target !== undefined) return this.#sendThroughProxy(agent, req, options, addRequest, tenant, host, target);
     if (this.#apps === undefined && this.#egress.isInternal(host)) {
       // The common case, an internal host: no URL to build, nothing to re-aim.
       if (!keepTenantHeaders(req, tenant)) return;
@@ -64,7 +66,18 @@ class TenantGate {
       return;
     }
     const port = Number(options.port ?? (this.#protocol === 'https:' ? 443 : 80));
-    const url = new URL(`${this.#protocol}//${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
+    let url: URL;
+    try {
+      url = new URL(`${this.#protocol}//${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
+    } catch {
+      // A host no URL holds (an IPv6 zone, a space): Node connects, or fails, as
+      // it would without Dye; Dye counts it outside the system.
+      if (tenant.kind === 'isolated')
+        return failRequest(req, outsideRefusal(tenant, `a request to ${host}`, 'the host is not one Dye can check'));
+      if (!keepTenantHeaders(req, BASELINE)) return;
+      addRequest.call(agent, req, options);
+      return;
+    }
     if (this.#apps && AppRouter.candidate(url)) {
       const now = this.#apps.routeNow(url, tenant);
       if (now === undefined) {
@@ -114,41 +127,53 @@ class TenantGate {
     addRequest: AddRequest,
     tenant: Tenant,
     proxy: string,
+    target: URL | 'unreadable',
   ): void {
-    let target: URL;
-    let route: ReturnType<EgressPolicy['route']>;
-    try {
-      target = new URL(req.path);
-      route = this.#egress.route(target, tenant);
-    } catch (refusal) {
-      failRequest(req, refusal as Error);
+    const proxyInternal = this.#egress.isInternal(proxy);
+    if (target === 'unreadable') {
+      // The proxy might read it some way Dye does not: no tenant, no isolated tenant.
+      if (tenant.kind === 'isolated')
+        return failRequest(req, outsideRefusal(tenant, `a request through ${proxy}`, 'its target cannot be read'));
+      if (!keepTenantHeaders(req, BASELINE)) return;
+      addRequest.call(agent, req, options);
       return;
     }
-    if (route.origin !== target.origin) {
-      if ((req as { _header?: string | null })._header) {
-        failRequest(
-          req,
-          new Error(`dye: ${target.origin} is mocked for ${tenant.name}, but the request head was built already; nothing was sent`),
-        );
+    const web = req.method !== 'CONNECT' && (target.protocol === 'http:' || target.protocol === 'https:');
+    let route: ReturnType<EgressPolicy['route']> | undefined;
+    if (web) {
+      try {
+        route = this.#egress.route(target, tenant);
+      } catch (refusal) {
+        failRequest(req, refusal as Error);
         return;
       }
-      req.path = `${target.pathname}${target.search}`;
-      this.#send(agent, req, options, addRequest, tenant, target);
-      return;
+      if (route.origin !== target.origin) {
+        if ((req as { _header?: string | null })._header) {
+          failRequest(
+            req,
+            new Error(`dye: ${target.origin} is mocked for ${tenant.name}, but the request head was built already; nothing was sent`),
+          );
+          return;
+        }
+        req.path = `${target.pathname}${target.search}`;
+        admitSender(req, tenant);
+        this.#send(agent, req, options, addRequest, tenant, target);
+        return;
+      }
     }
-    const proxyInternal = this.#egress.isInternal(proxy);
-    if (!proxyInternal && tenant.kind === 'isolated') {
-      failRequest(
+    // A tunnel (CONNECT) or another scheme: no mock applies, the target's host decides.
+    const targetInternal = route ? route.internal : this.#egress.isInternal(target.hostname);
+    if (tenant.kind === 'isolated' && !(targetInternal && proxyInternal)) {
+      return failRequest(
         req,
-        isolationRefusal('http', {
-          tenant: tenant.name,
-          refused: `a request to ${target.origin} through the proxy ${proxy}`,
-          reason: 'the proxy is outside the system',
-        }),
+        outsideRefusal(
+          tenant,
+          `a request to ${target.host} through the proxy ${proxy}`,
+          `the ${proxyInternal ? 'target' : 'proxy'} is outside the system`,
+        ),
       );
-      return;
     }
-    if (!keepTenantHeaders(req, route.internal && proxyInternal ? tenant : BASELINE)) return;
+    if (!keepTenantHeaders(req, targetInternal && proxyInternal ? tenant : BASELINE)) return;
     addRequest.call(agent, req, options);
   }
 
@@ -183,11 +208,8 @@ class TenantGate {
   }
 }
 
-const ABSOLUTE_FORM = /^https?:\/\//i;
-
-/** Whether a request path is a whole URL, as sent to a forward proxy. */
-function isAbsoluteForm(path: string): boolean {
-  return path.length > 7 && (path.charCodeAt(0) | 32) === 104 && ABSOLUTE_FORM.test(path);
+function outsideRefusal(tenant: Tenant, refused: string, reason: string): Error {
+  return isolationRefusal('http', { tenant: tenant.name, refused, reason });
 }
 
 /** Fails a request that has no socket: it emits 'error' and 'close' as for a failed connect. */

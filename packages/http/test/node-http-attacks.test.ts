@@ -285,6 +285,11 @@ describe('numeric IPv4 forms and fully-qualified single labels are judged as the
     ['payments', true],
     ['payments.', false],
     ['deadbeef', true],
+    ['１２７．０．０．２', false],
+    ['127。0。0。2', false],
+    ['１２７．０．０．１', true],
+    ['api。stripe。com', false],
+    ['payments。', false],
   ] as const)('%s internal: %s', (host, expected) => {
     expect(egress.isInternal(host)).toBe(expected);
   });
@@ -306,6 +311,54 @@ describe('numeric IPv4 forms and fully-qualified single labels are judged as the
         );
         expect(outcome).toBeInstanceOf(IsolationError);
         expect(hitsFor(id)).toEqual([]);
+      } finally {
+        agent.destroy();
+      }
+    },
+  );
+});
+
+describe('a host is judged as the resolver will read it', () => {
+  it.each([
+    ['127.0.0.2\0.svc.cluster.local', ['127.0.0.1/32', '.svc.cluster.local']],
+    ['１２７．０．０．２', ['127.0.0.1/32', 'single-label']],
+    ['127。0。0。2', ['127.0.0.1/32', 'single-label']],
+  ])('shadow to %j is refused; the outside server records nothing', async (host, list) => {
+    const agent = new TenantHttpAgent({ internal: list });
+    const id = marker();
+    try {
+      const outcome = await withTenant(
+        'shadow',
+        () =>
+          new Promise<unknown>((resolve) => {
+            http
+              .request({ host, port: outside.port, path: `/resolver/${id}`, agent, setHost: false, headers: { host: 'x' } }, (res) =>
+                res.resume().on('end', () => resolve('sent')),
+              )
+              .on('error', resolve)
+              .end();
+          }),
+      );
+      expect(outcome).toBeInstanceOf(IsolationError);
+      expect(hitsFor(id)).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it.each(['a b.example', '::1%nonexistent0'])(
+    'a host no URL holds (%j) fails as Node fails it, with an error event, not a throw',
+    async (host) => {
+      const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
+      try {
+        const outcome = await new Promise<unknown>((resolve) => {
+          http
+            .request({ host, port: 1, agent }, () => resolve('answered'))
+            .on('error', resolve)
+            .end();
+        });
+        expect(outcome).toBeInstanceOf(Error);
+        expect(outcome).not.toBeInstanceOf(IsolationError);
       } finally {
         agent.destroy();
       }
@@ -390,6 +443,76 @@ describe('a forward proxy: the target decides, not the proxy', () => {
   });
 });
 
+describe('targets a proxy reads that are not plain origin-form requests', () => {
+  let tunnel: Awaited<ReturnType<typeof listen>>;
+  const connects: string[] = [];
+  beforeAll(async () => {
+    tunnel = await listen((req, res) => {
+      record('tunnel', req);
+      res.end('ok');
+    });
+    tunnel.server.on('connect', (req: IncomingMessage, socket: import('node:net').Socket) => {
+      connects.push(req.url ?? '');
+      socket.end('HTTP/1.1 200 Connection Established\r\n\r\n');
+    });
+  });
+  afterAll(() => tunnel.close());
+  const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
+  afterAll(() => agent.destroy());
+  const outcomeOf = (req: ClientRequest) =>
+    new Promise<unknown>((resolve) => {
+      req.on('response', (res) => res.resume().on('end', () => resolve('sent')));
+      req.on('connect', () => resolve('tunnel'));
+      req.on('error', resolve);
+      req.end();
+    });
+
+  it('CONNECT to an outside authority: refused for shadow, the proxy hears nothing', async () => {
+    const authority = `127.0.0.2:${outside.port}`;
+    const outcome = await withTenant('shadow', () =>
+      outcomeOf(http.request({ host: '127.0.0.1', port: tunnel.port, method: 'CONNECT', path: authority, agent })),
+    );
+    expect(outcome).toBeInstanceOf(IsolationError);
+    expect(connects).not.toContain(authority);
+  });
+
+  it.each(['ws', 'ftp', 'HTTP'])('a %s:// target outside: refused for shadow, the proxy hears nothing', async (scheme) => {
+    const id = marker();
+    const outcome = await withTenant('shadow', () =>
+      outcomeOf(http.request({ host: '127.0.0.1', port: tunnel.port, path: `${scheme}://127.0.0.2:${outside.port}/${id}`, agent })),
+    );
+    expect(outcome).toBeInstanceOf(IsolationError);
+    expect(hitsFor(id)).toEqual([]);
+  });
+
+  it.each(['shadow', 'red'] as const)(
+    'as %s, a path changed to another target after http.request() returned is refused at end(); nothing is sent',
+    async (tenant) => {
+      const id = marker();
+      const thrown = await withTenant(tenant, async () => {
+        const req = http.request({ host: '127.0.0.1', port: tunnel.port, path: `/checked/${id}`, agent });
+        req.on('error', () => {});
+        req.path = `http://127.0.0.2:${outside.port}/moved/${id}`;
+        try {
+          req.end();
+          return 'ended';
+        } catch (error) {
+          return error;
+        }
+      });
+      expect(thrown).toBeInstanceOf(IsolationError);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(hitsFor(id)).toEqual([]);
+    },
+  );
+
+  it('a path that only looks absolute and parses as no URL goes on as Node sends it (baseline)', async () => {
+    const outcome = await outcomeOf(http.request({ host: '127.0.0.1', port: tunnel.port, path: 'http://[x/', agent }));
+    expect(outcome === 'sent' || outcome instanceof Error).toBe(true);
+    expect(outcome).not.toBeInstanceOf(IsolationError);
+  });
+});
+
 describe('while enableNodeHttp is on', () => {
   let restore: () => void;
   beforeAll(() => {
@@ -430,6 +553,20 @@ describe('while enableNodeHttp is on', () => {
       expect(await send({ host: '127.0.0.2', port: outside.port, path: `/${out}-baseline`, agent: own })).toBe('sent');
       expect(hitsFor(out).map((hit) => hit.path)).toEqual([`/${out}-baseline`]);
       expect(hitsFor(inside)).toHaveLength(1);
+    } finally {
+      own.destroy();
+    }
+  });
+
+  it("an agent of the caller's own sent through an internal proxy to an outside target is refused for shadow", async () => {
+    const own = new http.Agent();
+    const id = marker();
+    try {
+      const outcome = await withTenant('shadow', () =>
+        send({ host: '127.0.0.1', port: internal.port, path: `http://127.0.0.2:${outside.port}/${id}`, agent: own }),
+      );
+      expect(outcome).toBeInstanceOf(IsolationError);
+      expect(hitsFor(id)).toEqual([]);
     } finally {
       own.destroy();
     }
@@ -488,6 +625,22 @@ describe('header internals and other spellings: the head says the admitted tenan
     ],
     ['uberctx-tenant and ot-baggage-tenant', (req) => req.setHeader('uberctx-tenant', 'canary').setHeader('OT-Baggage-Tenant', 'canary')],
     ['grpc-metadata-x-tenant', (req) => req.setHeader('grpc-metadata-x-tenant', 'canary')],
+    ['x_tenant', (req) => req.setHeader('x_tenant', 'canary')],
+    [
+      'OutgoingMessage.prototype.setHeader with uberctx-tenant',
+      (req) => void http.OutgoingMessage.prototype.setHeader.call(req, 'uberctx-tenant', 'canary'),
+    ],
+    [
+      "Node's internal header map under mixed-case keys",
+      (req) => {
+        const map = (req as unknown as Record<symbol, Record<string, [string, string]>>)[kOutHeaders(req)] as Record<
+          string,
+          [string, string]
+        >;
+        map['X-Tenant'] = ['X-Tenant', 'canary'];
+        map.Baggage = ['Baggage', 'tenant=canary'];
+      },
+    ],
   ];
   if ('_headers' in http.ClientRequest.prototype || '_headers' in http.OutgoingMessage.prototype)
     tampers.push([
