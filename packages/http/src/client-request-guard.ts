@@ -1,4 +1,4 @@
-import http, { type ClientRequest } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import {
   BAGGAGE_HEADER,
@@ -184,6 +184,7 @@ const GUARDS_INSTALLED = Symbol.for('dye.http.clientRequestGuards');
  * On a request no tenant agent admitted they do nothing, except refuse an
  * isolated tenant's request to an outside host while enableNodeHttp is on.
  *
+ * - `emit`, for 'response': the response's events are held in the sender's tenant.
  * - `_implicitHeader`, where Node serializes a request's headers: they are made
  *   to say the admitted tenant first.
  * - `onSocket`, where every request gets its socket (a new one, a reused
@@ -200,8 +201,22 @@ export function installClientRequestGuards(): void {
   if (prototype[GUARDS_INSTALLED]) return;
   const implicitHeader = (prototype as unknown as { _implicitHeader: (this: ClientRequest) => void })._implicitHeader;
   const onSocket = (prototype as unknown as { onSocket: (this: ClientRequest, socket?: Socket, error?: Error) => void }).onSocket;
+  const emit = prototype.emit;
   Object.defineProperties(prototype, {
     [GUARDS_INSTALLED]: { value: true },
+    emit: {
+      configurable: true,
+      writable: true,
+      value: function guardedEmit(this: Admitted, event: string | symbol, response?: unknown) {
+        // The response's own events run in the sender's tenant too, whoever
+        // later resumes or pipes it (its 'data' comes from the caller of resume()).
+        if (event === 'response') {
+          const sender = this[SENDER_TENANT];
+          if (sender !== undefined) holdTenant(response as IncomingMessage, sender);
+        }
+        return emit.apply(this, arguments as unknown as Parameters<ClientRequest['emit']>);
+      },
+    },
     _implicitHeader: {
       configurable: true,
       writable: true,

@@ -273,6 +273,33 @@ describe('an agent-level timeout on a reused socket fires in the reusing tenant'
   });
 });
 
+describe("a response read later from another context still runs in the sender's tenant", () => {
+  it.each(pairs)('sent in %s, resumed and piped from %s', async (sender, other) => {
+    const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
+    const big = await listen((req, res) => {
+      req.resume();
+      res.end(Buffer.alloc(256 * 1024, 'x'));
+    });
+    try {
+      const response = await inTenant(
+        sender,
+        () => new Promise<IncomingMessage>((resolve) => http.get(`${big.url}/body`, { agent }, resolve)),
+      );
+      response.pause();
+      const seen = new Set<string>();
+      response.on('data', () => seen.add(`data:${currentTenant().name}`));
+      const ended = new Promise<void>((resolve) => response.on('end', () => (seen.add(`end:${currentTenant().name}`), resolve())));
+      // Resumed from the other tenant's context, as a consumer elsewhere would.
+      setTimeout(() => inTenant(other, () => response.resume()), 10);
+      await ended;
+      expect([...seen].sort()).toEqual([`data:${sender}`, `end:${sender}`]);
+    } finally {
+      agent.destroy();
+      await big.close();
+    }
+  });
+});
+
 describe('numeric IPv4 forms and fully-qualified single labels are judged as the address or domain they are', () => {
   const egress = createEgressPolicy({ internal: ['127.0.0.1/32', 'single-label'] });
   it.each([
