@@ -115,10 +115,12 @@ class TenantGate {
 
   /**
    * A request in absolute form (`GET http://payments.example/charge`) goes to
-   * a forward proxy (axios's `proxy`, HTTP_PROXY) and on to its target: the
-   * target is checked as a direct request would be, and tenant headers go only
-   * where both the proxy and the target are internal. A mocked target is
-   * reached directly, in origin form.
+   * a forward proxy (axios's `proxy`, HTTP_PROXY) and on to its target, as a
+   * CONNECT goes to its authority: the target is checked as a direct request
+   * would be (by its host alone for a tunnel or another scheme), and tenant
+   * headers go only where both the proxy and the target are internal. A
+   * mocked http(s) target is reached directly, in origin form; a target no
+   * URL parser reads gets no tenant, and no isolated tenant.
    */
   #sendThroughProxy(
     agent: http.Agent,

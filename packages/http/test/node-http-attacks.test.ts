@@ -533,6 +533,16 @@ describe('targets a proxy reads that are not plain origin-form requests', () => 
     },
   );
 
+  it('a path that only looks absolute and parses as no URL is refused for shadow (a proxy may read it); the proxy hears nothing', async () => {
+    const before = hits.filter((hit) => hit.server === 'tunnel').length;
+    const outcome = await withTenant('shadow', () =>
+      outcomeOf(http.request({ host: '127.0.0.1', port: tunnel.port, path: 'http://[x/', agent })),
+    );
+    expect(outcome).toBeInstanceOf(IsolationError);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(hits.filter((hit) => hit.server === 'tunnel')).toHaveLength(before);
+  });
+
   it('a path that only looks absolute and parses as no URL goes on as Node sends it (baseline)', async () => {
     const outcome = await outcomeOf(http.request({ host: '127.0.0.1', port: tunnel.port, path: 'http://[x/', agent }));
     expect(outcome === 'sent' || outcome instanceof Error).toBe(true);
@@ -634,18 +644,18 @@ describe('while enableNodeHttp is on', () => {
 describe('header internals and other spellings: the head says the admitted tenant whatever wrote it', () => {
   const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
   afterAll(() => agent.destroy());
-  const kOutHeaders = (req: ClientRequest) =>
-    Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
+  /** Node's internal header map of a request, written past every setter. */
+  const outHeaders = (req: ClientRequest) => {
+    const key = Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
+    return (req as unknown as Record<symbol, Record<string, [string, string]>>)[key] as Record<string, [string, string]>;
+  };
 
   const tampers: Array<[string, (req: ClientRequest) => void]> = [
     ['OutgoingMessage.prototype.setHeader', (req) => void http.OutgoingMessage.prototype.setHeader.call(req, 'x-tenant', 'canary')],
     [
       "Node's internal header map",
       (req) => {
-        const map = (req as unknown as Record<symbol, Record<string, [string, string]>>)[kOutHeaders(req)] as Record<
-          string,
-          [string, string]
-        >;
+        const map = outHeaders(req);
         map['x-tenant'] = ['x-tenant', 'canary'];
         map.baggage = ['baggage', 'tenant=canary'];
       },
@@ -660,10 +670,7 @@ describe('header internals and other spellings: the head says the admitted tenan
     [
       "Node's internal header map under mixed-case keys",
       (req) => {
-        const map = (req as unknown as Record<symbol, Record<string, [string, string]>>)[kOutHeaders(req)] as Record<
-          string,
-          [string, string]
-        >;
+        const map = outHeaders(req);
         map['X-Tenant'] = ['X-Tenant', 'canary'];
         map.Baggage = ['Baggage', 'tenant=canary'];
       },
