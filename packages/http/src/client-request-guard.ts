@@ -16,19 +16,27 @@ import type { EgressPolicy } from './egress.js';
 import { holdTenant } from './node-request.js';
 import { proxyTarget } from './proxy-target.js';
 
-// What a tenant agent records on a request it admits, under process-wide keys
-// (any copy of this package reads what another wrote): the tenant that sent it,
-// whose tenant its events run in, and the tenant its headers must say
-// (baseline, that is none, for a host outside the system).
-const SENDER_TENANT = Symbol.for('dye.http.senderTenant');
-const OUTBOUND_TENANT = Symbol.for('dye.http.outboundTenant');
-const ADMITTED_PATH = Symbol.for('dye.http.admittedPath');
-type Admitted = ClientRequest & { [SENDER_TENANT]?: Tenant; [OUTBOUND_TENANT]?: Tenant; [ADMITTED_PATH]?: string };
+// What a tenant agent records on a request it admits, under a process-wide key
+// (any copy of this package reads what another wrote), in one record (one
+// property added to the request, not three): the tenant that sent it, whose
+// tenant its events run in; the path it judged; and the tenant its headers must
+// say (baseline, that is none, for a host outside the system).
+const ADMISSION = Symbol.for('dye.http.admission');
+interface Admission {
+  sender: Tenant | undefined;
+  path: string;
+  outbound: Tenant | undefined;
+}
+type Admitted = ClientRequest & { [ADMISSION]?: Admission };
 
 /** Records who sent a request; from here on its events, and its socket's, run in that tenant. */
 export function admitSender(req: ClientRequest, tenant: Tenant): void {
-  (req as Admitted)[SENDER_TENANT] = tenant;
-  (req as Admitted)[ADMITTED_PATH] = req.path;
+  const admission = (req as Admitted)[ADMISSION];
+  if (admission === undefined) (req as Admitted)[ADMISSION] = { sender: tenant, path: req.path, outbound: undefined };
+  else {
+    admission.sender = tenant;
+    admission.path = req.path;
+  }
 }
 
 /**
@@ -36,12 +44,12 @@ export function admitSender(req: ClientRequest, tenant: Tenant): void {
  * before `end()`) could send the request, through a proxy, somewhere the
  * check never saw: for a tenant that is refused, the request destroyed.
  */
-function refuseRetargeting(req: Admitted): void {
-  const sender = req[SENDER_TENANT];
-  if (sender === undefined || sender.kind === 'baseline' || req.path === req[ADMITTED_PATH]) return;
+function refuseRetargeting(req: ClientRequest, admission: Admission): void {
+  const sender = admission.sender;
+  if (sender === undefined || sender.kind === 'baseline' || req.path === admission.path) return;
   const refusal = isolationRefusal('http', {
     tenant: sender.name,
-    refused: `sending ${req.path} where ${req[ADMITTED_PATH]} was checked`,
+    refused: `sending ${req.path} where ${admission.path} was checked`,
     reason: 'the path changed after the tenant agent judged the request; set it before http.request() returns',
   });
   req.destroy(refusal);
@@ -63,18 +71,80 @@ const clientRequestHeaders: TenantSetter<ClientRequest> = {
   remove: (req, key) => removeHeaderOf.call(req, key),
 };
 
-// A serialized head that may say something else than its tenant: a header
-// named like a tenant carrier but not exactly Dye's `x-tenant`/`baggage`
-// (`X-Tenant` through Node's internal map, `x_tenant`, `uberctx-tenant`…).
-const ODD_CARRIER_LINE = /\r\n(?!x-tenant:|baggage:)[^\r\n:]*(?:[tT][eE][nN][aA][nN][tT]|[bB][aA][gG][gG][aA][gG][eE])[^\r\n:]*:/;
-const TENANT_ANYWHERE = /tenant/i;
+/** How often the words a tenant carrier's name holds (`tenant`, `baggage`) occur in `lower`. */
+function carrierWords(lower: string): number {
+  let count = 0;
+  for (let at = lower.indexOf('tenant'); at !== -1; at = lower.indexOf('tenant', at + 6)) count++;
+  for (let at = lower.indexOf('baggage'); at !== -1; at = lower.indexOf('baggage', at + 7)) count++;
+  return count;
+}
 
-function headMaySayOtherwise(head: string, tenant: Tenant): boolean {
-  if (tenant.kind === 'baseline') return TENANT_ANYWHERE.test(head);
-  if (ODD_CARRIER_LINE.test(head)) return true;
-  return (
-    head.indexOf('\r\nx-tenant:') !== head.lastIndexOf('\r\nx-tenant:') || head.indexOf('\r\nbaggage:') !== head.lastIndexOf('\r\nbaggage:')
-  );
+// Values Dye writes repeat (a tenant's name, its baggage): each is counted once (bounded).
+const wordCounts = new Map<string, number>();
+function carrierWordsOf(value: string): number {
+  let count = wordCounts.get(value);
+  if (count === undefined) {
+    count = carrierWords(value.toLowerCase());
+    if (wordCounts.size >= 1024) wordCounts.clear();
+    wordCounts.set(value, count);
+  }
+  return count;
+}
+
+/**
+ * Whether a serialized head may say something else than `tenant`. Nearly
+ * always answered by counting: when every `tenant` and `baggage` in it, in any
+ * case, is in the `x-tenant` and `baggage` lines Dye wrote, no other line can
+ * name a carrier. Otherwise each occurrence is looked at ({@link linesMaySayOtherwise}).
+ */
+function headMaySayOtherwise(req: ClientRequest, head: string, tenant: Tenant): boolean {
+  let expected = tenant.kind === 'baseline' ? 0 : 1 + carrierWordsOf(tenant.name);
+  const baggage = req.getHeader(BAGGAGE_HEADER);
+  if (typeof baggage === 'string') expected += 1 + carrierWordsOf(baggage);
+  else if (baggage !== undefined) return true;
+  return carrierWords(head.toLowerCase()) !== expected && linesMaySayOtherwise(req, head, tenant);
+}
+
+// Where a header name may carry a tenant (`x-tenant`, `X-Tenant` through
+// Node's internal map, `x_tenant`, `uberctx-tenant`, `baggage`, `ot-baggage-…`).
+const CARRIER_WORD = /tenant|baggage/gi;
+
+/**
+ * Whether a head may say something else than `tenant`: a line named like a
+ * tenant carrier other than one `x-tenant` and one `baggage` (for baseline: no
+ * `x-tenant`, and `baggage` only as Dye cleaned it). A line starts after any
+ * CR or LF, as a lenient server downstream would split it.
+ */
+function linesMaySayOtherwise(req: ClientRequest, head: string, tenant: Tenant): boolean {
+  let tenantLines = 0;
+  let baggageLines = 0;
+  CARRIER_WORD.lastIndex = 0;
+  for (let match = CARRIER_WORD.exec(head); match !== null; match = CARRIER_WORD.exec(head)) {
+    const lineStart = Math.max(head.lastIndexOf('\n', match.index), head.lastIndexOf('\r', match.index)) + 1;
+    const lineEnd = nextLineBreak(head, match.index);
+    CARRIER_WORD.lastIndex = lineEnd;
+    // The request line (its path) and header values are not header names.
+    if (lineStart === 0) continue;
+    const colon = head.indexOf(':', lineStart);
+    if (colon !== -1 && colon < match.index) continue;
+    const name = colon === -1 || colon > lineEnd ? undefined : head.slice(lineStart, colon);
+    if (name === TENANT_HEADER && tenant.kind !== 'baseline' && tenantLines++ === 0) continue;
+    if (name === BAGGAGE_HEADER && baggageLines++ === 0) {
+      if (tenant.kind !== 'baseline') continue;
+      // Baseline keeps other members of a baggage header Dye cleaned, and nothing else.
+      const value = req.getHeader(BAGGAGE_HEADER);
+      if (typeof value === 'string' && head.slice(colon + 1, lineEnd).trim() === value) continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+function nextLineBreak(head: string, from: number): number {
+  const lf = head.indexOf('\n', from);
+  const cr = head.indexOf('\r', from);
+  if (lf === -1) return cr === -1 ? head.length : cr;
+  return cr === -1 ? lf : Math.min(lf, cr);
 }
 
 /**
@@ -97,7 +167,9 @@ function enforceTenantHeaders(req: ClientRequest, tenant: Tenant): void {
  */
 export function keepOutboundTenant(req: ClientRequest, tenant: Tenant): void {
   if ((req as { _header?: string | null })._header) rewriteSerializedHead(req, tenant);
-  (req as Admitted)[OUTBOUND_TENANT] = tenant;
+  const admission = (req as Admitted)[ADMISSION];
+  if (admission === undefined) (req as Admitted)[ADMISSION] = { sender: undefined, path: req.path, outbound: tenant };
+  else admission.outbound = tenant;
 }
 
 interface SerializedRequest {
@@ -123,7 +195,8 @@ function rewriteSerializedHead(req: ClientRequest, tenant: Tenant): void {
       throw new Error(`dye: the request head was sent before its tenant (${tenant.name}) could be written; nothing more was sent`);
     }
   }
-  const lines = head.split('\r\n');
+  // Split where any server might: a bare CR or LF Node's internal map let in ends a line too.
+  const lines = head.split(/\r\n|\r|\n/);
   const first = lines[0] as string;
   const kept: string[] = [];
   const carried: Record<string, unknown> = {};
@@ -180,11 +253,11 @@ function refusesUnadmitted(req: ClientRequest): boolean {
 const GUARDS_INSTALLED = Symbol.for('dye.http.clientRequestGuards');
 
 /**
- * Installs, once per process, the guards on ClientRequest's prototype.
+ * Installs, once per process, the guards on ClientRequest's prototype (and
+ * IncomingMessage's, for responses).
  * On a request no tenant agent admitted they do nothing, except refuse an
  * isolated tenant's request to an outside host while enableNodeHttp is on.
  *
- * - `emit`, for 'response': the response's events are held in the sender's tenant.
  * - `_implicitHeader`, where Node serializes a request's headers: they are made
  *   to say the admitted tenant first.
  * - `onSocket`, where every request gets its socket (a new one, a reused
@@ -201,41 +274,29 @@ export function installClientRequestGuards(): void {
   if (prototype[GUARDS_INSTALLED]) return;
   const implicitHeader = (prototype as unknown as { _implicitHeader: (this: ClientRequest) => void })._implicitHeader;
   const onSocket = (prototype as unknown as { onSocket: (this: ClientRequest, socket?: Socket, error?: Error) => void }).onSocket;
-  const emit = prototype.emit;
   Object.defineProperties(prototype, {
     [GUARDS_INSTALLED]: { value: true },
-    emit: {
-      configurable: true,
-      writable: true,
-      value: function guardedEmit(this: Admitted, event: string | symbol, response?: unknown) {
-        // The response's own events run in the sender's tenant too, whoever
-        // later resumes or pipes it (its 'data' comes from the caller of resume()).
-        if (event === 'response') {
-          const sender = this[SENDER_TENANT];
-          if (sender !== undefined) holdTenant(response as IncomingMessage, sender);
-        }
-        return emit.apply(this, arguments as unknown as Parameters<ClientRequest['emit']>);
-      },
-    },
     _implicitHeader: {
       configurable: true,
       writable: true,
       value: function guardedImplicitHeader(this: Admitted) {
-        const tenant = this[OUTBOUND_TENANT];
-        if (tenant === undefined || (this as { _header?: string | null })._header) return implicitHeader.call(this);
-        refuseRetargeting(this);
+        const admission = this[ADMISSION];
+        const tenant = admission?.outbound;
+        if (admission === undefined || tenant === undefined || (this as { _header?: string | null })._header)
+          return implicitHeader.call(this);
+        refuseRetargeting(this, admission);
         enforceTenantHeaders(this, tenant);
         implicitHeader.call(this);
         // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
         const head = (this as unknown as { _header: string })._header;
-        if (headMaySayOtherwise(head, tenant)) rewriteSerializedHead(this, tenant);
+        if (headMaySayOtherwise(this, head, tenant)) rewriteSerializedHead(this, tenant);
       },
     },
     onSocket: {
       configurable: true,
       writable: true,
       value: function guardedOnSocket(this: Admitted, socket?: Socket, error?: Error) {
-        const sender = this[SENDER_TENANT];
+        const sender = this[ADMISSION]?.sender;
         if (sender !== undefined) {
           if (socket) holdTenant(socket, sender);
           return callInTenant(sender, onSocket, this, arguments);
@@ -259,6 +320,21 @@ export function installClientRequestGuards(): void {
         }
         return onSocket.apply(this, arguments as unknown as [Socket?, Error?]);
       },
+    },
+  });
+  // A response's events run in its request's sender's tenant, whoever resumes
+  // or pipes it (its 'data' comes from the caller of resume()). On the
+  // prototype: nothing is added to each response; a server's requests (no
+  // `req`) pass straight through.
+  const incoming = http.IncomingMessage.prototype;
+  const incomingEmit = incoming.emit;
+  Object.defineProperty(incoming, 'emit', {
+    configurable: true,
+    writable: true,
+    value: function guardedResponseEmit(this: IncomingMessage & { req?: Admitted }) {
+      const sender = this.req?.[ADMISSION]?.sender;
+      if (sender === undefined) return incomingEmit.apply(this, arguments as unknown as Parameters<IncomingMessage['emit']>);
+      return callInTenant(sender, incomingEmit, this, arguments);
     },
   });
 }

@@ -9,10 +9,10 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { currentTenant, IsolationError, readTenantInput, setLogger, withTenant } from '@dye/core';
+import { currentTenant, IsolationError, isTenantHeaderName, readTenantInput, setLogger, withTenant } from '@dye/core';
 import { createEgressPolicy, enableNodeHttp, TenantHttpAgent, TenantHttpsAgent } from '@dye/http';
 import got from 'got';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -710,6 +710,161 @@ describe('header internals and other spellings: the head says the admitted tenan
     const expected = where === 'internal' && tenant !== 'baseline' ? tenant : 'none';
     expect(hitsFor(id).map((hit) => [hit.tenant, hit.other])).toEqual([[expected, []]]);
     if (expected === 'none') expect(hitsFor(id)[0]?.baggage ?? '').not.toMatch(/tenant/i);
+  });
+});
+
+describe('line injection: a head that a lenient server splits at any CR or LF still says only the admitted tenant', () => {
+  // A server of its own: it records the head's bytes and splits them at any
+  // CR or LF, as a lenient server or proxy downstream might (Node's refuses such heads).
+  const heads = new Map<string, string>();
+  let lenient: net.Server;
+  let lenientUrl: string;
+  beforeAll(async () => {
+    lenient = net.createServer((socket) => {
+      let head = '';
+      socket.on('data', (chunk) => {
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const id = /\/injected\/(m[\w-]+)/.exec(head)?.[1] ?? 'unknown';
+        heads.set(id, head.slice(0, end));
+        socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+      });
+      socket.on('error', () => {});
+    });
+    lenient.listen(0, '127.0.0.1');
+    await once(lenient, 'listening');
+    lenientUrl = `http://127.0.0.1:${(lenient.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => lenient.close(() => resolve())));
+  const agent = new TenantHttpAgent({ internal: ['127.0.0.1/32'] });
+  afterAll(() => agent.destroy());
+
+  /** The tenant a lenient reader takes from a head, and every other carrier line it holds. */
+  const leniently = (head: string) => {
+    const headers: Record<string, string[]> = {};
+    for (const line of head.split(/\r\n|\r|\n/).slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon === -1) continue;
+      (headers[line.slice(0, colon).trim().toLowerCase()] ??= []).push(line.slice(colon + 1).trim());
+    }
+    const read = readTenantInput(headers as Record<string, unknown>);
+    return {
+      tenant: read.kind === 'named' ? read.name : read.kind,
+      tenantLines: headers['x-tenant']?.length ?? 0,
+      others: Object.keys(headers).filter((name) => isTenantHeaderName(name) && name !== 'x-tenant'),
+      baggage: (headers.baggage ?? []).join(','),
+    };
+  };
+  const outHeaders = (req: ClientRequest) => {
+    const key = Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
+    return (req as unknown as Record<symbol, Record<string, unknown>>)[key] as Record<string, unknown>;
+  };
+
+  const tampers: Array<[string, (req: ClientRequest) => void]> = [
+    ['a value in the internal map with CR LF', (req) => void (outHeaders(req).accept = ['accept', 'a\r\nx-tenant: canary'])],
+    ['a value in the internal map with a bare LF', (req) => void (outHeaders(req).accept = ['accept', 'a\nx-tenant: canary'])],
+    ['a value in the internal map with a bare CR', (req) => void (outHeaders(req).accept = ['accept', 'a\rx-tenant: canary'])],
+    ['a name in the internal map with CR LF', (req) => void (outHeaders(req).foo = ['foo: a\r\nx-tenant', 'canary'])],
+    ['a name in the internal map with a bare LF', (req) => void (outHeaders(req).foo = ['foo: a\nBaggage', 'tenant=canary'])],
+    [
+      'an array value changed after setHeader checked it',
+      (req) => {
+        const values = ['a'];
+        req.setHeader('accept', values);
+        values.push('b\r\nuberctx-tenant: canary');
+      },
+    ],
+    [
+      'a value Node turns into text itself',
+      (req) => void (outHeaders(req).accept = ['accept', { toString: () => 'a\r\nx-tenant: canary' }]),
+    ],
+    ['a baggage line under a key of its own', (req) => void (outHeaders(req).BAGGAGE = ['baggage', 'tenant=canary'])],
+    ['an x-tenant line under a key of its own', (req) => void (outHeaders(req).XT = ['x-tenant', 'canary'])],
+    [
+      'a header map replaced by one with an inherited entry',
+      (req) => {
+        const key = Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
+        const own = (req as unknown as Record<symbol, Record<string, unknown>>)[key];
+        (req as unknown as Record<symbol, unknown>)[key] = Object.assign(Object.create({ sneaky: ['x-tenant', 'canary'] }), own);
+      },
+    ],
+  ];
+
+  it.each(tampers.flatMap(([name, tamper]) => (['baseline', 'red', 'shadow'] as const).map((tenant) => [name, tenant, tamper] as const)))(
+    '%s, as %s',
+    async (_name, tenant, tamper) => {
+      const id = marker();
+      await inTenant(
+        tenant,
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const req = http.request(`${lenientUrl}/injected/${id}`, { agent, method: 'POST' }, (res) =>
+              res.resume().on('end', () => resolve()),
+            );
+            req.on('error', reject);
+            tamper(req);
+            req.end('body');
+          }),
+      );
+      const head = heads.get(id);
+      expect(head).toBeDefined();
+      const seen = leniently(head as string);
+      const expected = tenant === 'baseline' ? 'none' : tenant;
+      expect([seen.tenant, seen.tenantLines, seen.others]).toEqual([expected, tenant === 'baseline' ? 0 : 1, []]);
+      if (tenant === 'baseline') expect(seen.baggage).not.toMatch(/tenant/i);
+    },
+  );
+
+  it('a path changed to carry a header line: baseline sends none, a tenant is refused', async () => {
+    for (const tenant of ['baseline', 'red'] as const) {
+      const id = marker();
+      const outcome = await inTenant(
+        tenant,
+        () =>
+          new Promise<string>((resolve) => {
+            const req = http.request(`${lenientUrl}/injected/${id}`, { agent }, (res) => res.resume().on('end', () => resolve('answered')));
+            req.on('error', (error) => resolve(error instanceof IsolationError ? 'refused' : error.message));
+            req.path = `/injected/${id} HTTP/1.1\r\nx-tenant: canary\r\nx-pad: x`;
+            try {
+              req.end();
+            } catch (error) {
+              resolve(error instanceof IsolationError ? 'refused' : String(error));
+            }
+          }),
+      );
+      if (tenant === 'baseline') {
+        expect(outcome).toBe('answered');
+        const seen = leniently(heads.get(id) as string);
+        expect([seen.tenant, seen.tenantLines]).toEqual(['none', 0]);
+      } else {
+        expect(outcome).toBe('refused');
+        expect(heads.has(id)).toBe(false);
+      }
+    }
+  });
+
+  it('a header that only names a tenant (x-tenant-id, my_tenant) reaches the server as it was set', async () => {
+    for (const tenant of ['baseline', 'red'] as const) {
+      const id = marker();
+      await inTenant(
+        tenant,
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const req = http.request(
+              `${lenientUrl}/injected/${id}`,
+              { agent, headers: { 'x-tenant-id': 'acme', my_tenant: 'globex' } },
+              (res) => res.resume().on('end', () => resolve()),
+            );
+            req.on('error', reject);
+            req.end();
+          }),
+      );
+      const head = heads.get(id) as string;
+      expect(head).toContain('\r\nx-tenant-id: acme\r\n');
+      expect(head).toContain('\r\nmy_tenant: globex\r\n');
+      expect(leniently(head).tenant).toBe(tenant === 'baseline' ? 'none' : tenant);
+    }
   });
 });
 
