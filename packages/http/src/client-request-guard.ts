@@ -140,6 +140,19 @@ function linesMaySayOtherwise(req: ClientRequest, head: string, tenant: Tenant):
   return false;
 }
 
+/**
+ * Node writes a head as latin1: a character above U+00FF leaves as its low
+ * byte (`\u0174` as `t`). The head is replaced by the text of the bytes that
+ * will leave (the same bytes), so every check reads what a server will.
+ * An ASCII head, nearly all, is left as it is.
+ */
+function asWire(req: { _header: string }): string {
+  const head = req._header;
+  if (Buffer.byteLength(head, 'utf8') === head.length) return head;
+  req._header = Buffer.from(head, 'latin1').toString('latin1');
+  return req._header;
+}
+
 function nextLineBreak(head: string, from: number): number {
   const lf = head.indexOf('\n', from);
   const cr = head.indexOf('\r', from);
@@ -195,8 +208,11 @@ function rewriteSerializedHead(req: ClientRequest, tenant: Tenant): void {
       throw new Error(`dye: the request head was sent before its tenant (${tenant.name}) could be written; nothing more was sent`);
     }
   }
-  // Split where any server might: a bare CR or LF Node's internal map let in ends a line too.
-  const lines = head.split(/\r\n|\r|\n/);
+  // Judged as the bytes that leave, split where any server might: a bare CR or
+  // LF Node's internal map let in ends a line too.
+  const lines = Buffer.from(head, 'latin1')
+    .toString('latin1')
+    .split(/\r\n|\r|\n/);
   const first = lines[0] as string;
   const kept: string[] = [];
   const carried: Record<string, unknown> = {};
@@ -288,7 +304,7 @@ export function installClientRequestGuards(): void {
         enforceTenantHeaders(this, tenant);
         implicitHeader.call(this);
         // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
-        const head = (this as unknown as { _header: string })._header;
+        const head = asWire(this as unknown as { _header: string });
         if (headMaySayOtherwise(this, head, tenant)) rewriteSerializedHead(this, tenant);
       },
     },

@@ -779,6 +779,11 @@ describe('line injection: a head that a lenient server splits at any CR or LF st
       'a value Node turns into text itself',
       (req) => void (outHeaders(req).accept = ['accept', { toString: () => 'a\r\nx-tenant: canary' }]),
     ],
+    ['a name whose characters above U+00FF leave as a carrier', (req) => void (outHeaders(req).odd = ['x-\u0174enant', 'canary'])],
+    [
+      'a value whose characters above U+00FF leave as CR LF',
+      (req) => void (outHeaders(req).accept = ['accept', 'a\u010d\u010ax-tenant: canary']),
+    ],
     ['a baggage line under a key of its own', (req) => void (outHeaders(req).BAGGAGE = ['baggage', 'tenant=canary'])],
     ['an x-tenant line under a key of its own', (req) => void (outHeaders(req).XT = ['x-tenant', 'canary'])],
     [
@@ -804,7 +809,8 @@ describe('line injection: a head that a lenient server splits at any CR or LF st
             );
             req.on('error', reject);
             tamper(req);
-            req.end('body');
+            // No body: Node then writes the head alone, as latin1 (a body would take its encoding).
+            req.end();
           }),
       );
       const head = heads.get(id);
