@@ -5,7 +5,9 @@ import { BAGGAGE_HEADER, TENANT_HEADER } from './codec.js';
  * Headers that carry a tenant: Dye's own, and the tenant member of other
  * propagation formats a downstream library may honour (Jaeger's `uberctx-`,
  * OpenTracing's `ot-baggage-`, grpc-gateway's `grpc-metadata-` prefix, which
- * becomes gRPC metadata). Compared with `_` read as `-`: some proxies and
+ * becomes gRPC metadata), and Jaeger's `jaeger-baggage` (`k=v, k=v` that
+ * Jaeger clients turn into baggage), dropped whole: a debug header, not worth
+ * a parser of its own. Compared with `_` read as `-`: some proxies and
  * CGI-style frameworks turn one into the other.
  */
 const TENANT_HEADER_NAMES = new Set([
@@ -14,6 +16,7 @@ const TENANT_HEADER_NAMES = new Set([
   'ot-baggage-tenant',
   'grpc-metadata-x-tenant',
   'grpc-metadata-tenant',
+  'jaeger-baggage',
 ]);
 
 /**

@@ -18,39 +18,53 @@ import { proxyTarget } from './proxy-target.js';
 
 // What a tenant agent records on a request it admits, under a process-wide key
 // (any copy of this package reads what another wrote), in one record (one
-// property added to the request, not three): the tenant that sent it, whose
-// tenant its events run in; the path it judged; and the tenant its headers must
-// say (baseline, that is none, for a host outside the system).
+// property added to the request, not several): the tenant that sent it, whose
+// tenant its events run in; the method and path it judged; the tenant its
+// headers must say (baseline, that is none, for a host outside the system);
+// and the head Dye checked, with whether it waits in Node's output queue.
 const ADMISSION = Symbol.for('dye.http.admission');
 interface Admission {
   sender: Tenant | undefined;
+  method: string;
   path: string;
   outbound: Tenant | undefined;
+  /** The head as Dye checked it: a head Node is about to send that is not this one is checked again. */
+  head: string | undefined;
+  /** The checked head went into Node's output queue (no socket yet): what is flushed must begin with it. */
+  queued: boolean;
 }
 type Admitted = ClientRequest & { [ADMISSION]?: Admission };
+
+function admissionOf(req: ClientRequest, sender: Tenant | undefined, outbound: Tenant | undefined): Admission {
+  const admission = { sender, method: req.method, path: req.path, outbound, head: undefined, queued: false };
+  (req as Admitted)[ADMISSION] = admission;
+  return admission;
+}
 
 /** Records who sent a request; from here on its events, and its socket's, run in that tenant. */
 export function admitSender(req: ClientRequest, tenant: Tenant): void {
   const admission = (req as Admitted)[ADMISSION];
-  if (admission === undefined) (req as Admitted)[ADMISSION] = { sender: tenant, path: req.path, outbound: undefined };
+  if (admission === undefined) admissionOf(req, tenant, undefined);
   else {
     admission.sender = tenant;
+    admission.method = req.method;
     admission.path = req.path;
   }
 }
 
 /**
- * A path changed after the agent judged it (`req.path = 'http://elsewhere/'`
- * before `end()`) could send the request, through a proxy, somewhere the
- * check never saw: for a tenant that is refused, the request destroyed.
+ * A method or path changed after the agent judged it (`req.path =
+ * 'http://elsewhere/'` before `end()`) could send the request, through a
+ * proxy, somewhere the check never saw: for a tenant that is refused, the
+ * request destroyed.
  */
 function refuseRetargeting(req: ClientRequest, admission: Admission): void {
   const sender = admission.sender;
-  if (sender === undefined || sender.kind === 'baseline' || req.path === admission.path) return;
+  if (sender === undefined || sender.kind === 'baseline' || (req.path === admission.path && req.method === admission.method)) return;
   const refusal = isolationRefusal('http', {
     tenant: sender.name,
-    refused: `sending ${req.path} where ${admission.path} was checked`,
-    reason: 'the path changed after the tenant agent judged the request; set it before http.request() returns',
+    refused: `sending ${JSON.stringify(`${req.method} ${req.path}`)} where ${JSON.stringify(`${admission.method} ${admission.path}`)} was checked`,
+    reason: 'the method or path changed after the tenant agent judged the request; set them before http.request() returns',
   });
   req.destroy(refusal);
   throw refusal;
@@ -142,15 +156,72 @@ function linesMaySayOtherwise(req: ClientRequest, head: string, tenant: Tenant):
 
 /**
  * Node writes a head as latin1: a character above U+00FF leaves as its low
- * byte (`\u0174` as `t`). The head is replaced by the text of the bytes that
- * will leave (the same bytes), so every check reads what a server will.
- * An ASCII head, nearly all, is left as it is.
+ * byte (`\u0174` as `t`). The text of the bytes that will leave, so every
+ * check reads what a server will. An ASCII head, nearly all, is itself.
  */
+function wireText(head: string): string {
+  return Buffer.byteLength(head, 'utf8') === head.length ? head : Buffer.from(head, 'latin1').toString('latin1');
+}
+
+/** Replaces the request's head by the text of its bytes ({@link wireText}) and returns it. */
 function asWire(req: { _header: string }): string {
   const head = req._header;
-  if (Buffer.byteLength(head, 'utf8') === head.length) return head;
-  req._header = Buffer.from(head, 'latin1').toString('latin1');
-  return req._header;
+  const wire = wireText(head);
+  if (wire !== head) req._header = wire;
+  return wire;
+}
+
+// A line break that is not a header line's CR LF (a bare CR or LF, which a
+// lenient server downstream takes as a line end), or an empty line before the
+// end (what follows it is read as a body, or as a request of its own). Node's
+// setters refuse both; they get in only past them (Node's internal header map,
+// a method changed after the request was made, `_header` itself).
+const MALFORMED_HEAD = /\r(?!\n)|(?<!\r)\n|\r\n\r\n(?!$)/;
+
+function malformedHead(): Error {
+  return new Error(
+    "dye: the request head holds a line break outside a header line's end, or an empty line before its end (written past Node's header checks); refused, nothing sent",
+  );
+}
+
+/** Fails a request whose head may not leave; false, for the caller to return. */
+function refuseHead(req: ClientRequest, admission: Admission, error: Error): false {
+  admission.head = undefined;
+  admission.queued = false;
+  req.destroy(error);
+  return false;
+}
+
+/** Checks the head Node just serialized from headers Dye wrote; false when it was refused. */
+function checkHead(req: Admitted, admission: Admission, tenant: Tenant): boolean {
+  const head = asWire(req as unknown as { _header: string });
+  if (MALFORMED_HEAD.test(head)) return refuseHead(req, admission, malformedHead());
+  // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
+  if (headMaySayOtherwise(req, head, tenant)) rewriteSerializedHead(req, tenant);
+  admission.head = (req as unknown as { _header: string })._header;
+  return true;
+}
+
+/**
+ * Checks a head Node is about to send that is not the one Dye checked (set or
+ * edited through `_header`): it is made to say `tenant`, whatever it said.
+ */
+function recheckHead(req: Admitted, admission: Admission, tenant: Tenant): boolean {
+  const head = asWire(req as unknown as { _header: string });
+  if (MALFORMED_HEAD.test(head)) return refuseHead(req, admission, malformedHead());
+  // Its request line may name another target (through a proxy) than the one judged.
+  const checked = `${admission.method} ${admission.path} HTTP/1.1\r\n`;
+  if ((tenant.kind !== 'baseline' || (admission.sender !== undefined && admission.sender.kind !== 'baseline')) && !head.startsWith(checked))
+    return refuseHead(
+      req,
+      admission,
+      new Error(
+        `dye: the request head was replaced with one whose request line is not ${JSON.stringify(checked.trimEnd())}, the one checked for ${(admission.sender ?? tenant).name}; refused, nothing sent`,
+      ),
+    );
+  rewriteSerializedHead(req, tenant);
+  admission.head = (req as unknown as { _header: string })._header;
+  return true;
 }
 
 function nextLineBreak(head: string, from: number): number {
@@ -179,10 +250,15 @@ function enforceTenantHeaders(req: ClientRequest, tenant: Tenant): void {
  * `Expect` header) is rewritten now; throws when that is no longer possible.
  */
 export function keepOutboundTenant(req: ClientRequest, tenant: Tenant): void {
-  if ((req as { _header?: string | null })._header) rewriteSerializedHead(req, tenant);
-  const admission = (req as Admitted)[ADMISSION];
-  if (admission === undefined) (req as Admitted)[ADMISSION] = { sender: undefined, path: req.path, outbound: tenant };
-  else admission.outbound = tenant;
+  const admission = (req as Admitted)[ADMISSION] ?? admissionOf(req, undefined, tenant);
+  admission.outbound = tenant;
+  const state = req as unknown as SerializedRequest;
+  if (!state._header) return;
+  if (MALFORMED_HEAD.test(wireText(state._header))) throw malformedHead();
+  rewriteSerializedHead(req, tenant);
+  admission.head = state._header;
+  // With `Expect`, Node queued the head already: what is flushed must begin with it.
+  admission.queued = state._headerSent === true;
 }
 
 interface SerializedRequest {
@@ -275,7 +351,11 @@ const GUARDS_INSTALLED = Symbol.for('dye.http.clientRequestGuards');
  * isolated tenant's request to an outside host while enableNodeHttp is on.
  *
  * - `_implicitHeader`, where Node serializes a request's headers: they are made
- *   to say the admitted tenant first.
+ *   to say the admitted tenant first, and the head is checked.
+ * - `_send`, where the head leaves for the socket or its queue: a head that is
+ *   not the one checked (set or edited through `_header`) is checked again;
+ *   `_flushOutput`, where the queue goes to the socket: it must still begin
+ *   with that head. Past these, bytes are written to the socket itself.
  * - `onSocket`, where every request gets its socket (a new one, a reused
  *   keep-alive one, one handed over after waiting, one made after another
  *   closed): the socket's events are held in the sender's tenant from then on,
@@ -290,6 +370,12 @@ export function installClientRequestGuards(): void {
   if (prototype[GUARDS_INSTALLED]) return;
   const implicitHeader = (prototype as unknown as { _implicitHeader: (this: ClientRequest) => void })._implicitHeader;
   const onSocket = (prototype as unknown as { onSocket: (this: ClientRequest, socket?: Socket, error?: Error) => void }).onSocket;
+  const internals = prototype as unknown as {
+    _send: (this: ClientRequest, data: unknown, encoding?: unknown, callback?: unknown, byteLength?: unknown) => boolean;
+    _flushOutput: (this: ClientRequest, socket: Socket) => boolean | undefined;
+  };
+  const send = internals._send;
+  const flushOutput = internals._flushOutput;
   Object.defineProperties(prototype, {
     [GUARDS_INSTALLED]: { value: true },
     _implicitHeader: {
@@ -303,9 +389,47 @@ export function installClientRequestGuards(): void {
         refuseRetargeting(this, admission);
         enforceTenantHeaders(this, tenant);
         implicitHeader.call(this);
-        // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
-        const head = asWire(this as unknown as { _header: string });
-        if (headMaySayOtherwise(this, head, tenant)) rewriteSerializedHead(this, tenant);
+        // Refused, the request is destroyed; `_send` below sends nothing of it.
+        checkHead(this, admission, tenant);
+      },
+    },
+    _send: {
+      configurable: true,
+      writable: true,
+      value: function guardedSend(this: Admitted & SerializedRequest) {
+        const admission = this[ADMISSION];
+        const tenant = admission?.outbound;
+        if (tenant !== undefined && !this._headerSent && this._header) {
+          // A head set or edited past `_implicitHeader` (`_header` itself) is checked now, before it leaves.
+          if (this._header !== (admission as Admission).head && !recheckHead(this, admission as Admission, tenant)) return false;
+          // Where the head goes: straight to the socket, or into the queue `_flushOutput` empties.
+          const socket = this.socket as (Socket & { _httpMessage?: unknown }) | null | undefined;
+          (admission as Admission).queued = !(socket && socket._httpMessage === this && socket.writable);
+        }
+        return send.apply(this, arguments as unknown as Parameters<typeof send>);
+      },
+    },
+    _flushOutput: {
+      configurable: true,
+      writable: true,
+      value: function guardedFlushOutput(this: Admitted & SerializedRequest) {
+        const admission = this[ADMISSION];
+        if (admission?.queued) {
+          admission.queued = false;
+          // The queue still begins with the head Dye checked (nothing was put before it, or edited).
+          const first = this.outputData?.[0]?.data;
+          if (admission.head === undefined || typeof first !== 'string' || !first.startsWith(admission.head)) {
+            this.outputData = [];
+            this.outputSize = 0;
+            refuseHead(
+              this,
+              admission,
+              new Error("dye: Node's output queue no longer begins with the request head Dye checked; refused, nothing sent"),
+            );
+            return false;
+          }
+        }
+        return flushOutput.apply(this, arguments as unknown as Parameters<typeof flushOutput>);
       },
     },
     onSocket: {

@@ -8,6 +8,7 @@ import {
   type EdgeGuard,
   type EdgeGuardOptions,
   stripTenantInput,
+  TENANT_TOKEN_HEADER,
   type Tenant,
   withTenant,
 } from '@dye/core';
@@ -30,6 +31,8 @@ export interface NodeRequestGuard<Req> {
 export function nodeRequestGuard<Req = IncomingMessage>(options: EdgeGuardOptions<Req>): NodeRequestGuard<Req> {
   const guard = createEdgeGuard<Req>(options);
   const edge = guard.mode === 'edge';
+  const tokenHeader = (options.tokens?.header ?? TENANT_TOKEN_HEADER).toLowerCase();
+  const stripTrailers = (emitter: EventEmitter) => stripTrailerInput(emitter as IncomingMessage, tokenHeader);
   return {
     guard,
     decide(req, request) {
@@ -92,13 +95,26 @@ export function holdTenant(emitter: EventEmitter, tenant: Tenant, beforeEnd?: (e
   emitter.emit = heldEmit;
 }
 
-function stripTrailers(emitter: EventEmitter): void {
-  const req = emitter as IncomingMessage;
+/**
+ * Trailers are never where a tenant comes from: every form of tenant input is
+ * removed from them, and a token too (one read from trailers would be honoured
+ * by nothing here, but forwarded it could be by something downstream).
+ */
+function stripTrailerInput(req: IncomingMessage, tokenHeader: string): void {
   const rawTrailers = req.rawTrailers;
   if (rawTrailers === undefined || rawTrailers.length === 0) return;
   const rawLength = rawTrailers.length;
   // Reading `trailers` first makes Node build its parsed view from the raw list.
-  stripTenantInput(req.trailers as Record<string, unknown>, rawTrailers);
+  const trailers = req.trailers as Record<string, unknown>;
+  stripTenantInput(trailers, rawTrailers);
+  if (tokenHeader in trailers) {
+    delete trailers[tokenHeader];
+    const kept: string[] = [];
+    for (let i = 0; i + 1 < rawTrailers.length; i += 2)
+      if ((rawTrailers[i] as string).toLowerCase() !== tokenHeader) kept.push(rawTrailers[i] as string, rawTrailers[i + 1] as string);
+    rawTrailers.length = 0;
+    rawTrailers.push(...kept);
+  }
   if (rawTrailers.length !== rawLength) keepDistinctView(req, 'trailersDistinct', 'rawTrailers');
 }
 

@@ -533,6 +533,52 @@ describe('targets a proxy reads that are not plain origin-form requests', () => 
     },
   );
 
+  // A WHATWG parser, as a proxy may use, reads these as absolute targets too: no `//` needed.
+  const withoutSlashes = [
+    (port: number, id: string) => `http:127.0.0.2:${port}/${id}`,
+    (port: number, id: string) => `http:/127.0.0.2:${port}/${id}`,
+    (port: number, id: string) => `http:\\127.0.0.2:${port}/${id}`,
+    (port: number, id: string) => `HTTPS:127.0.0.2:${port}/${id}`,
+    (port: number, id: string) => `ws:127.0.0.2:${port}/${id}`,
+    (port: number, id: string) => `127.0.0.2:${port}/${id}`,
+    (_port: number, id: string) => `${id}/relative`,
+  ];
+  it.each(withoutSlashes.map((form) => [form(1, 'ID'), form] as const))(
+    'a target %s (not origin form): refused for shadow, the proxy hears nothing; red reaches the proxy saying no tenant',
+    async (_shown, form) => {
+      // A proxy of bytes: Node's own server refuses such request targets before a handler sees them.
+      const heard: string[] = [];
+      const proxy = net.createServer((socket) => {
+        socket.on('data', (chunk) => {
+          heard.push(chunk.toString('latin1'));
+          socket.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        });
+        socket.on('error', () => {});
+      });
+      proxy.listen(0, '127.0.0.1');
+      await once(proxy, 'listening');
+      const port = (proxy.address() as AddressInfo).port;
+      try {
+        const shadow = marker();
+        const red = marker();
+        const outcome = await withTenant('shadow', () =>
+          outcomeOf(http.request({ host: '127.0.0.1', port, path: form(outside.port, shadow), agent })),
+        );
+        expect(outcome).toBeInstanceOf(IsolationError);
+        expect(
+          await withTenant('red', () => outcomeOf(http.request({ host: '127.0.0.1', port, path: form(outside.port, red), agent }))),
+        ).toBe('sent');
+        const bytes = heard.join('');
+        expect(bytes).not.toContain(shadow);
+        expect(bytes).toContain(red);
+        expect(bytes).not.toMatch(/tenant/i);
+        expect([...hitsFor(shadow), ...hitsFor(red)]).toEqual([]);
+      } finally {
+        proxy.close();
+      }
+    },
+  );
+
   it('a path that only looks absolute and parses as no URL is refused for shadow (a proxy may read it); the proxy hears nothing', async () => {
     const before = hits.filter((hit) => hit.server === 'tunnel').length;
     const outcome = await withTenant('shadow', () =>
@@ -713,16 +759,18 @@ describe('header internals and other spellings: the head says the admitted tenan
   });
 });
 
-describe('line injection: a head that a lenient server splits at any CR or LF still says only the admitted tenant', () => {
-  // A server of its own: it records the head's bytes and splits them at any
-  // CR or LF, as a lenient server or proxy downstream might (Node's refuses such heads).
+describe('line injection and head tampering: what a lenient server reads says only the admitted tenant, or nothing arrives', () => {
+  // A server of its own: it records every byte and splits heads at any CR or
+  // LF, as a lenient server or proxy downstream might (Node's refuses such heads).
   const heads = new Map<string, string>();
+  const received: string[] = [];
   let lenient: net.Server;
   let lenientUrl: string;
   beforeAll(async () => {
     lenient = net.createServer((socket) => {
       let head = '';
       socket.on('data', (chunk) => {
+        received.push(chunk.toString('latin1'));
         head += chunk.toString('latin1');
         const end = head.indexOf('\r\n\r\n');
         if (end === -1) return;
@@ -760,59 +808,211 @@ describe('line injection: a head that a lenient server splits at any CR or LF st
     const key = Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
     return (req as unknown as Record<symbol, Record<string, unknown>>)[key] as Record<string, unknown>;
   };
+  type Internals = ClientRequest & { _header: string; outputData: Array<{ data: unknown; encoding?: unknown; callback?: unknown }> };
 
-  const tampers: Array<[string, (req: ClientRequest) => void]> = [
-    ['a value in the internal map with CR LF', (req) => void (outHeaders(req).accept = ['accept', 'a\r\nx-tenant: canary'])],
-    ['a value in the internal map with a bare LF', (req) => void (outHeaders(req).accept = ['accept', 'a\nx-tenant: canary'])],
-    ['a value in the internal map with a bare CR', (req) => void (outHeaders(req).accept = ['accept', 'a\rx-tenant: canary'])],
-    ['a name in the internal map with CR LF', (req) => void (outHeaders(req).foo = ['foo: a\r\nx-tenant', 'canary'])],
-    ['a name in the internal map with a bare LF', (req) => void (outHeaders(req).foo = ['foo: a\nBaggage', 'tenant=canary'])],
-    [
-      'an array value changed after setHeader checked it',
-      (req) => {
+  interface Tamper {
+    name: string;
+    /** Headers given as an array make Node serialize the head at once. */
+    headers?: string[];
+    /** Done before `end()`. */
+    before?: (req: Internals) => void;
+    /** Done after `end()`, before the request has its socket. */
+    after?: (req: Internals) => void;
+    /** 'says': the head arrives saying only the tenant; 'refused': no byte of the request arrives (for baseline too, or only in a tenant). */
+    outcome: 'says' | 'refused' | 'refused in a tenant';
+  }
+  const tampers: Tamper[] = [
+    {
+      name: 'a value in the internal map with CR LF',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\r\nx-tenant: canary']),
+      outcome: 'says',
+    },
+    {
+      name: 'a value in the internal map with a bare LF',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\nx-tenant: canary']),
+      outcome: 'refused',
+    },
+    {
+      name: 'a value in the internal map with a bare CR',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\rx-tenant: canary']),
+      outcome: 'refused',
+    },
+    {
+      name: 'a name in the internal map with CR LF',
+      before: (req) => void (outHeaders(req).foo = ['foo: a\r\nx-tenant', 'canary']),
+      outcome: 'says',
+    },
+    {
+      name: 'a name in the internal map with a bare LF',
+      before: (req) => void (outHeaders(req).foo = ['foo: a\nBaggage', 'tenant=canary']),
+      outcome: 'refused',
+    },
+    {
+      name: 'an array value changed after setHeader checked it',
+      before: (req) => {
         const values = ['a'];
         req.setHeader('accept', values);
         values.push('b\r\nuberctx-tenant: canary');
       },
-    ],
-    [
-      'a value Node turns into text itself',
-      (req) => void (outHeaders(req).accept = ['accept', { toString: () => 'a\r\nx-tenant: canary' }]),
-    ],
-    ['a name whose characters above U+00FF leave as a carrier', (req) => void (outHeaders(req).odd = ['x-\u0174enant', 'canary'])],
-    [
-      'a value whose characters above U+00FF leave as CR LF',
-      (req) => void (outHeaders(req).accept = ['accept', 'a\u010d\u010ax-tenant: canary']),
-    ],
-    ['a baggage line under a key of its own', (req) => void (outHeaders(req).BAGGAGE = ['baggage', 'tenant=canary'])],
-    ['an x-tenant line under a key of its own', (req) => void (outHeaders(req).XT = ['x-tenant', 'canary'])],
-    [
-      'a header map replaced by one with an inherited entry',
-      (req) => {
+      outcome: 'says',
+    },
+    {
+      name: 'a value Node turns into text itself',
+      before: (req) => void (outHeaders(req).accept = ['accept', { toString: () => 'a\r\nx-tenant: canary' }]),
+      outcome: 'says',
+    },
+    {
+      name: 'a name whose characters above U+00FF leave as a carrier',
+      before: (req) => void (outHeaders(req).odd = ['x-\u0174enant', 'canary']),
+      outcome: 'says',
+    },
+    {
+      name: 'a value whose characters above U+00FF leave as CR LF',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\u010d\u010ax-tenant: canary']),
+      outcome: 'says',
+    },
+    {
+      name: 'a baggage line under a key of its own',
+      before: (req) => void (outHeaders(req).BAGGAGE = ['baggage', 'tenant=canary']),
+      outcome: 'says',
+    },
+    {
+      name: 'an x-tenant line under a key of its own',
+      before: (req) => void (outHeaders(req).XT = ['x-tenant', 'canary']),
+      outcome: 'says',
+    },
+    {
+      name: 'a header map replaced by one with an inherited entry',
+      before: (req) => {
         const key = Object.getOwnPropertySymbols(req).find((symbol) => symbol.description === 'kOutHeaders') as symbol;
         const own = (req as unknown as Record<symbol, Record<string, unknown>>)[key];
         (req as unknown as Record<symbol, unknown>)[key] = Object.assign(Object.create({ sneaky: ['x-tenant', 'canary'] }), own);
       },
-    ],
+      outcome: 'says',
+    },
+    // An empty line ends the head: Dye's lines after it would be a body, or a request of their own.
+    {
+      name: 'an empty line in a value of the internal map',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\r\n\r\nx-tenant: canary']),
+      outcome: 'refused',
+    },
+    {
+      name: 'an empty line that ends a value of the internal map',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\r\n']),
+      outcome: 'refused',
+    },
+    {
+      name: 'two bare LFs in a value of the internal map',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\n\nx-tenant: canary']),
+      outcome: 'refused',
+    },
+    {
+      name: 'an empty line written as characters above U+00FF',
+      before: (req) => void (outHeaders(req).accept = ['accept', 'a\u010d\u010a\u010d\u010ax-tenant: canary']),
+      outcome: 'refused',
+    },
+    // `_headers` is gone from Node 24's OutgoingMessage: there an assignment replaces nothing.
+    ...(Object.getOwnPropertyDescriptor(http.OutgoingMessage.prototype, '_headers')?.set
+      ? [
+          {
+            name: 'a header map replaced through the deprecated _headers with an empty line',
+            before: (req: Internals) => void ((req as unknown as { _headers: unknown })._headers = { 'x-a': 'v\r\n\r\n' }),
+            outcome: 'refused' as const,
+          },
+        ]
+      : []),
+    {
+      name: 'a method changed to carry a request of its own',
+      before: (req) => void (req.method = `GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\nPOST`),
+      outcome: 'refused',
+    },
+    {
+      name: 'a method changed to carry lines split by bare LFs',
+      before: (req) => void (req.method = 'GET /smuggled HTTP/1.1\nHost: x\n\nPOST'),
+      outcome: 'refused',
+    },
+    // The head itself, past every setter.
+    {
+      name: 'a head set whole through _header, naming no tenant',
+      before: (req) => void (req._header = `POST ${req.path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+      outcome: 'says',
+    },
+    {
+      name: 'a head set whole through _header, naming another tenant',
+      before: (req) => void (req._header = `POST ${req.path} HTTP/1.1\r\nHost: x\r\nx-tenant: canary\r\nbaggage: tenant=canary\r\n\r\n`),
+      outcome: 'says',
+    },
+    {
+      name: 'a head set whole through _header, aimed through the server as a proxy at another target',
+      before: (req) => void (req._header = `POST http://127.0.0.2:1${req.path} HTTP/1.1\r\nHost: 127.0.0.2:1\r\nx-tenant: canary\r\n\r\n`),
+      outcome: 'refused in a tenant',
+    },
+    {
+      name: 'a head Node serialized early (headers as an array) re-aimed through _header at another target',
+      headers: ['accept', '*/*'],
+      before: (req) => void (req._header = req._header.replace(`POST ${req.path}`, `POST http://127.0.0.2:1${req.path}`)),
+      outcome: 'refused in a tenant',
+    },
+    {
+      name: 'a head set whole through _header, with a request of its own behind an empty line',
+      before: (req) => void (req._header = `POST ${req.path} HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n`),
+      outcome: 'refused',
+    },
+    {
+      name: 'a head Node serialized early (headers as an array) edited through _header',
+      headers: ['accept', '*/*'],
+      before: (req) =>
+        void (req._header = req._header.replace(/\r\nx-tenant:[^\r]*/i, '').replace(/\r\nbaggage:[^\r]*/i, '\r\nx-tenant: canary')),
+      outcome: 'says',
+    },
+    {
+      name: "the head in Node's output queue edited after end()",
+      after: (req) => {
+        const first = req.outputData[0] as { data: string };
+        first.data = first.data.replace('\r\n', '\r\nx-tenant: canary\r\n');
+      },
+      outcome: 'refused',
+    },
+    {
+      name: "a request of its own put before the head in Node's output queue",
+      after: (req) => void req.outputData.unshift({ data: 'GET /x HTTP/1.1\r\nHost: x\r\n\r\n', encoding: 'latin1', callback: null }),
+      outcome: 'refused',
+    },
   ];
 
-  it.each(tampers.flatMap(([name, tamper]) => (['baseline', 'red', 'shadow'] as const).map((tenant) => [name, tenant, tamper] as const)))(
+  it.each(tampers.flatMap((tamper) => (['baseline', 'red', 'shadow'] as const).map((tenant) => [tamper.name, tenant, tamper] as const)))(
     '%s, as %s',
     async (_name, tenant, tamper) => {
       const id = marker();
-      await inTenant(
+      const outcome = await inTenant(
         tenant,
         () =>
-          new Promise<void>((resolve, reject) => {
-            const req = http.request(`${lenientUrl}/injected/${id}`, { agent, method: 'POST' }, (res) =>
-              res.resume().on('end', () => resolve()),
-            );
-            req.on('error', reject);
-            tamper(req);
-            // No body: Node then writes the head alone, as latin1 (a body would take its encoding).
-            req.end();
+          new Promise<string>((resolve) => {
+            const req = http.request(
+              `${lenientUrl}/injected/${id}`,
+              { agent, method: 'POST', ...(tamper.headers ? { headers: tamper.headers } : {}) },
+              (res) => res.resume().on('end', () => resolve('answered')),
+            ) as Internals;
+            req.on('error', (error) => resolve(`refused: ${error.message}`));
+            try {
+              tamper.before?.(req);
+              // No body: Node then writes the head alone, as latin1 (a body would take its encoding).
+              req.end();
+              tamper.after?.(req);
+            } catch (error) {
+              resolve(`refused: ${(error as Error).message}`);
+            }
           }),
       );
+      if (tamper.outcome === 'refused' || (tamper.outcome === 'refused in a tenant' && tenant !== 'baseline')) {
+        expect(outcome).toMatch(/^refused: (dye: |Dye refused)/);
+        // Judged by the server: no byte of this request arrived.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(received.join('')).not.toContain(id);
+        expect(received.join('')).not.toContain('/smuggled');
+        return;
+      }
+      expect(outcome).toBe('answered');
       const head = heads.get(id);
       expect(head).toBeDefined();
       const seen = leniently(head as string);

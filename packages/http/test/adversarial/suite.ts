@@ -154,6 +154,8 @@ function trailerForms(): Form[] {
     { name: 'baggage trailer', lines: [], trailers: ['baggage: tenant=shadow'] },
     { name: 'uberctx trailer', lines: [], trailers: ['Uberctx-Tenant: shadow'] },
     { name: 'header and trailer', lines: ['x-tenant: red'], trailers: ['x-tenant: shadow', 'baggage: a=1,tenant=shadow'] },
+    { name: 'valid token trailer', lines: [], trailers: [`x-tenant-token: ${signTenantToken({ tenant: 'shadow', ttl: '1h' }, secret)}`] },
+    { name: 'jaeger-baggage trailer', lines: [], trailers: ['jaeger-baggage: tenant=shadow'] },
   ];
 }
 
@@ -163,6 +165,10 @@ export const ATTACKS: Form[] = [
   ...tokenForms(),
   ...proxyForms(),
   ...trailerForms(),
+  {
+    name: 'jaeger-baggage',
+    lines: ['Jaeger-Baggage: tenant=shadow, a=1'],
+  },
   {
     name: 'every carrier at once',
     lines: ['x-tenant: shadow', 'baggage: tenant=shadow', 'uberctx-tenant: shadow', 'ot-baggage-tenant: shadow'],
@@ -180,7 +186,8 @@ function otelTenants(headers: Record<string, unknown>): string[] {
 function formStyleTenants(headers: Record<string, unknown>): string[] {
   const found: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
-    if (name.toLowerCase() !== 'baggage') continue;
+    // Jaeger clients read `jaeger-baggage` in the same `k=v, k=v` form.
+    if (name.toLowerCase() !== 'baggage' && name.toLowerCase() !== 'jaeger-baggage') continue;
     for (const member of ([] as unknown[]).concat(value).map(String).join(',').split(',')) {
       const pair = member.split(';')[0] ?? '';
       const equals = pair.indexOf('=');
@@ -227,6 +234,9 @@ export function leftovers(req: IncomingMessage, decided: string): string[] {
     }
     for (const value of otelTenants(headers)) if (value !== decided) found.push(`${view}: OpenTelemetry reads tenant=${value}`);
     for (const value of formStyleTenants(headers)) if (value !== decided) found.push(`${view}: a form-style reader reads tenant=${value}`);
+    // A token left in trailers is honoured by nothing here, but forwarded it could be downstream.
+    if (view.includes('railers') && Object.keys(headers).some((name) => name.toLowerCase() === 'x-tenant-token'))
+      found.push(`${view}: a tenant token`);
   }
   return found;
 }
