@@ -6,7 +6,7 @@ export function kafkaClient(clientId = uniqueName('dye-test')): Kafka {
 }
 
 /**
- * Creates one-partition topics and waits until each has a leader. The wait is
+ * Creates one-partition topics and waits until each has a leader that answers. The wait is
  * ours: kafkajs's own waitForLeaders gives up when a broker that has just
  * started answers UNKNOWN_TOPIC_OR_PARTITION for a topic it just created.
  */
@@ -17,6 +17,9 @@ export async function createTopics(admin: Admin, ...topics: string[]): Promise<v
       admin
         .fetchTopicMetadata({ topics })
         .then((metadata) => metadata.topics.every((topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0)))
+        // A leader in the metadata may not know it leads yet (NOT_LEADER_FOR_PARTITION on
+        // ListOffsets): ready when each answers for its offsets.
+        .then(async (led) => led && (await Promise.all(topics.map((topic) => admin.fetchTopicOffsets(topic)))).length === topics.length)
         .catch(() => false),
     30_000,
     `leaders for ${topics.join(', ')}`,
