@@ -192,10 +192,18 @@ function refuseHead(req: ClientRequest, admission: Admission, error: Error): fal
   return false;
 }
 
+// A character outside ASCII (the head then leaves as other bytes than its text),
+// or a line break that is not a header line's CR LF: one pass finds either.
+const UNUSUAL_HEAD = /[^\x00-\x7f]|\r(?!\n)|(?<!\r)\n|\r\n\r\n(?!$)/;
+
 /** Checks the head Node just serialized from headers Dye wrote; false when it was refused. */
 function checkHead(req: Admitted, admission: Admission, tenant: Tenant): boolean {
-  const head = asWire(req as unknown as { _header: string });
-  if (MALFORMED_HEAD.test(head)) return refuseHead(req, admission, malformedHead());
+  let head = (req as unknown as { _header: string })._header;
+  // Nearly every head is plain ASCII in CR LF lines: one pass says so.
+  if (UNUSUAL_HEAD.test(head)) {
+    head = asWire(req as unknown as { _header: string });
+    if (MALFORMED_HEAD.test(head)) return refuseHead(req, admission, malformedHead());
+  }
   // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
   if (headMaySayOtherwise(req, head, tenant)) rewriteSerializedHead(req, tenant);
   admission.head = (req as unknown as { _header: string })._header;
@@ -471,9 +479,11 @@ export function installClientRequestGuards(): void {
   Object.defineProperty(incoming, 'emit', {
     configurable: true,
     writable: true,
-    value: function guardedResponseEmit(this: IncomingMessage & { req?: Admitted }) {
+    value: function guardedResponseEmit(this: IncomingMessage & { req?: Admitted }, event: string | symbol) {
       const sender = this.req?.[ADMISSION]?.sender;
-      if (sender === undefined) return incomingEmit.apply(this, arguments as unknown as Parameters<IncomingMessage['emit']>);
+      // An event nobody listens to runs no code that could read the tenant.
+      if (sender === undefined || this.listenerCount(event) === 0)
+        return incomingEmit.apply(this, arguments as unknown as Parameters<IncomingMessage['emit']>);
       return callInTenant(sender, incomingEmit, this, arguments);
     },
   });
