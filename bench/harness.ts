@@ -83,6 +83,8 @@ export async function compare(suite: string, cases: Case[], options: CompareOpti
 export interface RecordedTable {
   /** The bench file that printed it (set by bench/run.ts). */
   file?: string;
+  /** When and on what it was measured (set by bench/run.ts): a partial run keeps older suites' tables. */
+  measured?: { date: string; cpu: string; orEarlier?: boolean };
   suite: string;
   title: string;
   /**

@@ -104,7 +104,7 @@ export function markdown(results: BenchResults): string {
   const lines: string[] = [
     '# Benchmarks',
     '',
-    `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, ${results.machine.platform}), Node ${versions.join(' and ')}. Written by \`npm run bench\`; raw figures in [bench/results.json](../bench/results.json).`,
+    `Measured ${results.date.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, ${results.machine.platform}), Node ${versions.join(' and ')}; a table measured by an earlier run (of other suites) says when and on what. Compare ratios, not absolute figures, across tables. Written by \`npm run bench\`; raw figures in [bench/results.json](../bench/results.json).`,
     '',
     'Where a table says "CPU time", the figure is what a person choosing whether to run Dye needs and what a shared machine disturbs least: the CPU time (user + system) the whole process tree spent per operation (the client process and the server children it talks to, each read with `process.cpuUsage()`), not how long the machine made it wait. The variants run in short rounds (20 ms) in a fresh random order each round, over many rounds (1,200); a ratio is the reference\'s mean CPU per operation over the variant\'s (1.00 = no cost; 0.95 = 5% more CPU per operation), and its 95% interval comes from a paired bootstrap over rounds (10,000 resamples). A verdict is **met** when the whole interval is at or above the target, **missed** when all of it is below, and **cannot tell** otherwise. A second measurement of the bare client (the noise control) sits within ±1% of 1.00 this way, where throughput ratios wander by ±5% or more on the same machine.',
     '',
@@ -128,6 +128,9 @@ export function markdown(results: BenchResults): string {
       run.tables.find((t, i) => t.title === table.title && (t.suite === table.suite || i === index)),
     );
     lines.push(`## ${table.suite}: ${table.title}`, '');
+    const measured = table.measured;
+    if (measured && (measured.date.slice(0, 10) !== results.date.slice(0, 10) || measured.cpu !== results.machine.cpu))
+      lines.push(`Measured ${measured.orEarlier ? 'on or before ' : ''}${measured.date.slice(0, 10)} on ${measured.cpu}.`, '');
     if (table.kind === 'cpu') {
       lines.push(...cpuTable(table, others, versions));
     } else if (table.kind === 'throughput') {

@@ -54,7 +54,11 @@ for (const binary of binaries) {
       failed.push({ suite, code: result.status });
     }
     for (const line of readFileSync(out, 'utf8').split('\n').filter(Boolean))
-      tables.push({ ...(JSON.parse(line) as RecordedTable), file: suite });
+      tables.push({
+        ...(JSON.parse(line) as RecordedTable),
+        file: suite,
+        measured: { date: new Date().toISOString(), cpu: machine().cpu },
+      });
   }
   rmSync(scratch, { recursive: true, force: true });
   runs.push({ node: version, tables, failed });
@@ -68,7 +72,10 @@ if (filters.length > 0 && existsSync(resultsFile)) {
   for (const run of runs) {
     const old = previous.runs.find((candidate) => candidate.node === run.node);
     if (!old) continue;
-    const kept = old.tables.filter((table) => table.file !== undefined && !suites.includes(table.file));
+    // Older tables say when and where they were measured (the header names this run's machine).
+    const kept = old.tables
+      .filter((table) => table.file !== undefined && !suites.includes(table.file))
+      .map((table) => ({ ...table, measured: table.measured ?? { date: previous.date, cpu: previous.machine.cpu, orEarlier: true } }));
     run.tables = [...kept, ...run.tables].sort((a, b) => (a.file ?? '').localeCompare(b.file ?? ''));
     run.failed = [...old.failed.filter((failure) => !suites.includes(failure.suite)), ...run.failed];
   }
