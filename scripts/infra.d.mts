@@ -10,4 +10,14 @@ export interface OwnKafkaBroker {
   restart(): Promise<void>;
   destroy(): Promise<void>;
 }
-export declare function startKafkaBroker(options: { port: number; controllerPort: number; runDir: string }): Promise<OwnKafkaBroker>;
+/** SASL/PLAIN users (name → password) and the one that may do anything; the others only what ACLs allow. */
+export interface KafkaSasl {
+  users: Record<string, string>;
+  superUser: string;
+}
+export declare function startKafkaBroker(options: {
+  port: number;
+  controllerPort: number;
+  runDir: string;
+  sasl?: KafkaSasl;
+}): Promise<OwnKafkaBroker>;

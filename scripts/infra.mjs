@@ -56,12 +56,13 @@ export function isPortOpen(port, timeoutMs = 1000) {
 }
 
 /** Resolves true when a Kafka admin call answers on 127.0.0.1:port. */
-async function kafkaAnswers(port = SERVICES.kafka.port) {
+async function kafkaAnswers(port = SERVICES.kafka.port, sasl = undefined) {
   if (!(await isPortOpen(port))) return false;
   const { Kafka, logLevel } = await import('kafkajs');
   const admin = new Kafka({
     clientId: 'dye-infra',
     brokers: [`${HOST}:${port}`],
+    ...(sasl ? { sasl: { mechanism: 'plain', username: sasl.superUser, password: sasl.users[sasl.superUser] } } : {}),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2000,
     requestTimeout: 5000,
@@ -244,17 +245,45 @@ async function ensureKafkaLibs() {
   writeFileSync(stamp, wanted);
 }
 
-function kafkaServerProperties(dataDir, port, controllerPort) {
-  return `# Written by scripts/infra.mjs: one node that is its own controller, for tests.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:${controllerPort}
-listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
+/**
+ * With `sasl`, clients authenticate with SASL/PLAIN as one of `sasl.users`
+ * (name → password) and the broker's own StandardAuthorizer enforces ACLs:
+ * `sasl.superUser` may do anything, everyone else only what an ACL allows.
+ * The controller listener stays PLAINTEXT on loopback; its principal
+ * (ANONYMOUS) is a super user so the node can talk to itself.
+ */
+function kafkaListenerProperties(port, controllerPort, sasl) {
+  if (!sasl)
+    return `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
 advertised.listeners=PLAINTEXT://127.0.0.1:${port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=${dataDir}
+`;
+  const quote = (text) => JSON.stringify(String(text));
+  const users = Object.entries(sasl.users)
+    .map(([name, password]) => `user_${name}=${quote(password)}`)
+    .join(' ');
+  return `listeners=SASL_PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:${port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=${quote(sasl.superUser)} password=${quote(sasl.users[sasl.superUser])} ${users};
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:${sasl.superUser};User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+`;
+}
+
+function kafkaServerProperties(dataDir, port, controllerPort, sasl) {
+  return `# Written by scripts/infra.mjs: one node that is its own controller, for tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:${controllerPort}
+${kafkaListenerProperties(port, controllerPort, sasl)}log.dirs=${dataDir}
 num.partitions=1
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=1
@@ -291,7 +320,7 @@ function kafkaClusterId() {
  * Formats (when `fresh`) and starts a single-node broker whose files live in
  * `runDir`; resolves with the child once a kafkajs admin call answers.
  */
-async function launchKafkaBroker({ runDir, port, controllerPort, fresh, detached }) {
+async function launchKafkaBroker({ runDir, port, controllerPort, fresh, detached, sasl }) {
   const java = which('java');
   if (!java) throw new Error(`Kafka is not reachable on 127.0.0.1:${port} and java is not installed (OpenJDK 17+ is needed)`);
   await ensureKafkaLibs();
@@ -306,7 +335,7 @@ async function launchKafkaBroker({ runDir, port, controllerPort, fresh, detached
     // starts empty never trips over a half-written earlier run.
     rmSync(runDir, { recursive: true, force: true });
     mkdirSync(dataDir, { recursive: true });
-    writeFileSync(properties, kafkaServerProperties(dataDir, port, controllerPort));
+    writeFileSync(properties, kafkaServerProperties(dataDir, port, controllerPort, sasl));
     writeFileSync(log4j, KAFKA_LOG4J);
     log('formatting a fresh KRaft log dir');
     const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', kafkaClusterId(), '-c', properties], {
@@ -324,7 +353,7 @@ async function launchKafkaBroker({ runDir, port, controllerPort, fresh, detached
   if (detached) child.unref();
   await waitFor(
     'Kafka',
-    () => kafkaAnswers(port),
+    () => kafkaAnswers(port, sasl),
     KAFKA_START_TIMEOUT_MS,
     () => {
       const alive = isOurs(child.pid, MARKERS.kafka);
@@ -350,8 +379,8 @@ async function startKafka() {
  * A broker of a test's own, on other ports and in its own directory, which the
  * test can kill and start again with its data (broker restart tests).
  */
-export async function startKafkaBroker({ port, controllerPort, runDir }) {
-  let child = await launchKafkaBroker({ runDir, port, controllerPort, fresh: true, detached: false });
+export async function startKafkaBroker({ port, controllerPort, runDir, sasl }) {
+  let child = await launchKafkaBroker({ runDir, port, controllerPort, fresh: true, detached: false, sasl });
   const stop = async () => {
     if (child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -363,7 +392,7 @@ export async function startKafkaBroker({ port, controllerPort, runDir }) {
     stop,
     async restart() {
       await stop();
-      child = await launchKafkaBroker({ runDir, port, controllerPort, fresh: false, detached: false });
+      child = await launchKafkaBroker({ runDir, port, controllerPort, fresh: false, detached: false, sasl });
     },
     async destroy() {
       await stop();
