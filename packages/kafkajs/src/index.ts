@@ -4,6 +4,8 @@ export type { MessageTenant } from './message-headers.js';
 export { kafkaHeaders, messageTenant } from './message-headers.js';
 export type { OperationKind } from './operations.js';
 export { ADMIN_OPERATIONS, CONSUMER_OPERATIONS, PRODUCER_OPERATIONS, TRANSACTION_OPERATIONS } from './operations.js';
+export type { GrantKafkaShadowAccessOptions, GrantKafkaShadowAccessResult, KafkaAcl } from './shadow-grants.js';
+export { grantShadowAccess } from './shadow-grants.js';
 export type { SyncShadowTopicsOptions, SyncShadowTopicsResult, TopicDrift } from './shadow-topics.js';
 export { syncShadowTopics } from './shadow-topics.js';
 export type { TenantKafka } from './tenant-kafka.js';

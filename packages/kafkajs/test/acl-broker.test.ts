@@ -5,12 +5,13 @@ import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLeve
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OwnKafkaBroker, startKafkaBroker } from '../../../scripts/infra.mjs';
 import { freePort } from '../../../test/support/redis-server.js';
-import { createTopics } from './support.js';
+import { grantShadowAccess } from '../src/index.js';
+import { createTopics, waitFor } from './support.js';
 
 // A broker of this test's own that authenticates clients (SASL/PLAIN) and
 // enforces ACLs with Kafka's StandardAuthorizer: what an isolated principal
 // may touch is the broker's decision, not only Dye's.
-const users = { admin: 'admin-secret', shadow: 'shadow-secret' };
+const users = { admin: 'admin-secret', shadow: 'shadow-secret', loader: 'loader-secret' };
 let broker: OwnKafkaBroker;
 const client = (user: keyof typeof users) =>
   new Kafka({
@@ -51,7 +52,16 @@ describe('a SASL/PLAIN broker with StandardAuthorizer', () => {
       const producer = client('shadow').producer();
       await producer.connect();
       try {
-        await producer.send({ topic: 'orders_shadow', messages: [{ value: 'load test' }] });
+        // ACLs reach the broker's authorizer through the metadata log, a moment after createAcls answers.
+        await waitFor(
+          () =>
+            producer.send({ topic: 'orders_shadow', messages: [{ value: 'load test' }] }).then(
+              () => true,
+              () => false,
+            ),
+          20_000,
+          'the grant to take effect',
+        );
         await expect(producer.send({ topic: 'orders', messages: [{ value: 'must not land' }] })).rejects.toThrow(/authoriz/i);
       } finally {
         await producer.disconnect();
@@ -60,6 +70,89 @@ describe('a SASL/PLAIN broker with StandardAuthorizer', () => {
       const high = async (topic: string) => (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
       expect(await high('orders')).toBe(0);
       expect(await high('orders_shadow')).toBe(1);
+    } finally {
+      await admin.disconnect();
+    }
+  }, 60_000);
+
+  it('grantShadowAccess: a dry run changes nothing; --apply grants exactly the _shadow topics and groups and removes a production grant; a second run has nothing to do', async () => {
+    const admin = client('admin').admin();
+    await admin.connect();
+    try {
+      await createTopics(admin, 'payments', 'payments_shadow', 'refunds', 'refunds_shadow');
+      // Someone granted the loader production too.
+      await admin.createAcls({
+        acl: [
+          {
+            resourceType: AclResourceTypes.TOPIC,
+            resourceName: 'payments',
+            resourcePatternType: ResourcePatternTypes.LITERAL,
+            principal: 'User:loader',
+            host: '*',
+            operation: AclOperationTypes.WRITE,
+            permissionType: AclPermissionTypes.ALLOW,
+          },
+        ],
+      });
+      const plan = { admin, principal: 'User:loader', topics: ['payments', 'refunds'], groups: ['billing'] };
+      const dry = await grantShadowAccess(plan);
+      expect(dry.applied).toBe(false);
+      expect(dry.inSync).toBe(false);
+      expect(dry.create.map((acl) => `${acl.resourceType} ${acl.resourceName} ${acl.operation}`).sort()).toEqual([
+        'GROUP billing_shadow DESCRIBE',
+        'GROUP billing_shadow READ',
+        'TOPIC payments_shadow DESCRIBE',
+        'TOPIC payments_shadow READ',
+        'TOPIC payments_shadow WRITE',
+        'TOPIC refunds_shadow DESCRIBE',
+        'TOPIC refunds_shadow READ',
+        'TOPIC refunds_shadow WRITE',
+      ]);
+      expect(dry.remove.map((acl) => `${acl.resourceType} ${acl.resourceName} ${acl.operation}`)).toEqual(['TOPIC payments WRITE']);
+
+      const high = async (topic: string) => (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+      const loader = client('loader').producer();
+      await loader.connect();
+      try {
+        // Before --apply the broker lets the loader write production: what the grant is for.
+        await waitFor(
+          () =>
+            loader.send({ topic: 'payments', messages: [{ value: 'before the grant' }] }).then(
+              () => true,
+              () => false,
+            ),
+          20_000,
+          'the production grant to take effect',
+        );
+        expect(await high('payments')).toBe(1);
+
+        const applied = await grantShadowAccess({ ...plan, apply: true });
+        expect(applied.applied).toBe(true);
+        expect((await grantShadowAccess(plan)).inSync).toBe(true);
+      } finally {
+        await loader.disconnect();
+      }
+      // A fresh client, as a load test starts with (kafkajs keeps asking for
+      // metadata of every topic a producer wrote, and payments is refused now).
+      const afterGrant = client('loader').producer();
+      await afterGrant.connect();
+      try {
+        // The grant deleted before it created: once its creations are seen, so is the deletion.
+        await waitFor(
+          () =>
+            afterGrant.send({ topic: 'payments_shadow', messages: [{ value: 'load test' }] }).then(
+              () => true,
+              () => false,
+            ),
+          20_000,
+          'the grant to take effect',
+        );
+        await expect(afterGrant.send({ topic: 'payments', messages: [{ value: 'must not land' }] })).rejects.toThrow(/authoriz/i);
+      } finally {
+        await afterGrant.disconnect();
+      }
+      expect(await high('payments')).toBe(1);
+      expect(await high('payments_shadow')).toBe(1);
     } finally {
       await admin.disconnect();
     }
