@@ -47,7 +47,7 @@ export type { IsolatedStore, PolicyOptions, RoutingFallback, TenantPolicy, Tenan
 export { createPolicy, getDefaultPolicy, ISOLATED_STORES, setDefaultPolicy } from './policy.js';
 export { TenantSpanProcessor } from './span-processor.js';
 export type { StripReport } from './strip.js';
-export { isTenantHeaderName, stripTenantInput } from './strip.js';
+export { isTenantHeaderName, stripTenantInput, syncRawHeaders } from './strip.js';
 export type { Tenant, TenantKind, TenantNameCheck } from './tenant.js';
 export { BASELINE, BASELINE_NAME, checkTenantName, isBaseline, isIsolated, MAX_TENANT_NAME_LENGTH } from './tenant.js';
 export type { SignTenantTokenOptions, TenantTokenVerification, TokenRejection, TokenSecret, VerifyTenantTokenOptions } from './token.js';

@@ -171,13 +171,6 @@ function asWire(req: { _header: string }): string {
   return wire;
 }
 
-// A line break that is not a header line's CR LF (a bare CR or LF, which a
-// lenient server downstream takes as a line end), or an empty line before the
-// end (what follows it is read as a body, or as a request of its own). Node's
-// setters refuse both; they get in only past them (Node's internal header map,
-// a method changed after the request was made, `_header` itself).
-const MALFORMED_HEAD = /\r(?!\n)|(?<!\r)\n|\r\n\r\n(?!$)/;
-
 function malformedHead(): Error {
   return new Error(
     "dye: the request head holds a line break outside a header line's end, or an empty line before its end (written past Node's header checks); refused, nothing sent",
@@ -195,12 +188,15 @@ function refuseHead(req: ClientRequest, admission: Admission, error: Error): fal
 const NOT_ASCII = /[^\x00-\x7f]/;
 
 /**
- * Whether a head is plain: ASCII only (it leaves as the bytes of its text),
- * every line ending in CR LF with no other CR or LF, and no empty line before
- * its end. Nearly every head is; a regex with lookbehind costs several times
- * these searches for the few line breaks a head holds.
+ * Whether a head's lines are as Node's setters allow: every line break a CR LF
+ * (a bare CR or LF is a line end to a lenient server downstream), and no empty
+ * line before the one that ends it (what followed would be read as a body, or
+ * as a request of its own). Such breaks get in only past the setters (Node's
+ * internal header map, a method changed after the request was made,
+ * `_header` itself). Searches for the few line breaks a head holds: a regex
+ * with lookbehind costs several times as much.
  */
-export function plainHead(head: string): boolean {
+export function wellFormedHead(head: string): boolean {
   const length = head.length;
   if (length < 4 || head.charCodeAt(length - 1) !== 10 || head.charCodeAt(length - 3) !== 10) return false;
   let lineFeeds = 0;
@@ -211,16 +207,15 @@ export function plainHead(head: string): boolean {
   }
   let carriageReturns = 0;
   for (let at = head.indexOf('\r'); at !== -1; at = head.indexOf('\r', at + 1)) carriageReturns++;
-  return carriageReturns === lineFeeds && !NOT_ASCII.test(head);
+  return carriageReturns === lineFeeds;
 }
 
 /** Checks the head Node just serialized from headers Dye wrote; false when it was refused. */
 function checkHead(req: Admitted, admission: Admission, tenant: Tenant): boolean {
   let head = (req as unknown as { _header: string })._header;
-  if (!plainHead(head)) {
-    head = asWire(req as unknown as { _header: string });
-    if (MALFORMED_HEAD.test(head)) return refuseHead(req, admission, malformedHead());
-  }
+  // Nearly every head is ASCII, and leaves as the bytes of its text.
+  if (NOT_ASCII.test(head)) head = asWire(req as unknown as { _header: string });
+  if (!wellFormedHead(head)) return refuseHead(req, admission, malformedHead());
   // Whatever wrote the headers (Node's internal map, another spelling), the head says `tenant`.
   if (headMaySayOtherwise(req, head, tenant)) rewriteSerializedHead(req, tenant);
   admission.head = (req as unknown as { _header: string })._header;
@@ -233,7 +228,7 @@ function checkHead(req: Admitted, admission: Admission, tenant: Tenant): boolean
  */
 function recheckHead(req: Admitted, admission: Admission, tenant: Tenant): boolean {
   const head = asWire(req as unknown as { _header: string });
-  if (MALFORMED_HEAD.test(head)) return refuseHead(req, admission, malformedHead());
+  if (!wellFormedHead(head)) return refuseHead(req, admission, malformedHead());
   // Its request line may name another target (through a proxy) than the one judged.
   const checked = `${admission.method} ${admission.path} HTTP/1.1\r\n`;
   if ((tenant.kind !== 'baseline' || (admission.sender !== undefined && admission.sender.kind !== 'baseline')) && !head.startsWith(checked))
@@ -279,7 +274,7 @@ export function keepOutboundTenant(req: ClientRequest, tenant: Tenant): void {
   admission.outbound = tenant;
   const state = req as unknown as SerializedRequest;
   if (!state._header) return;
-  if (MALFORMED_HEAD.test(wireText(state._header))) throw malformedHead();
+  if (!wellFormedHead(wireText(state._header))) throw malformedHead();
   rewriteSerializedHead(req, tenant);
   admission.head = state._header;
   // With `Expect`, Node queued the head already: what is flushed must begin with it.
@@ -311,9 +306,7 @@ function rewriteSerializedHead(req: ClientRequest, tenant: Tenant): void {
   }
   // Judged as the bytes that leave, split where any server might: a bare CR or
   // LF Node's internal map let in ends a line too.
-  const lines = Buffer.from(head, 'latin1')
-    .toString('latin1')
-    .split(/\r\n|\r|\n/);
+  const lines = wireText(head).split(/\r\n|\r|\n/);
   const first = lines[0] as string;
   const kept: string[] = [];
   const carried: Record<string, unknown> = {};

@@ -8,6 +8,7 @@ import {
   type EdgeGuard,
   type EdgeGuardOptions,
   stripTenantInput,
+  syncRawHeaders,
   TENANT_TOKEN_HEADER,
   type Tenant,
   withTenant,
@@ -107,14 +108,8 @@ function stripTrailerInput(req: IncomingMessage, tokenHeader: string): void {
   // Reading `trailers` first makes Node build its parsed view from the raw list.
   const trailers = req.trailers as Record<string, unknown>;
   stripTenantInput(trailers, rawTrailers);
-  if (tokenHeader in trailers) {
-    delete trailers[tokenHeader];
-    const kept: string[] = [];
-    for (let i = 0; i + 1 < rawTrailers.length; i += 2)
-      if ((rawTrailers[i] as string).toLowerCase() !== tokenHeader) kept.push(rawTrailers[i] as string, rawTrailers[i + 1] as string);
-    rawTrailers.length = 0;
-    rawTrailers.push(...kept);
-  }
+  delete trailers[tokenHeader];
+  syncRawHeaders(rawTrailers, trailers, [tokenHeader]);
   if (rawTrailers.length !== rawLength) keepDistinctView(req, 'trailersDistinct', 'rawTrailers');
 }
 

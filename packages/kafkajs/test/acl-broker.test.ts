@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes } from 'kafkajs';
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, type Producer, ResourcePatternTypes } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OwnKafkaBroker, startKafkaBroker } from '../../../scripts/infra.mjs';
 import { freePort } from '../../../test/support/redis-server.js';
@@ -21,6 +21,21 @@ const client = (user: keyof typeof users) =>
     sasl: { mechanism: 'plain', username: user, password: users[user] },
     retry: { retries: 2, initialRetryTime: 100 },
   });
+
+/**
+ * Sends one message once the broker allows it: ACLs reach its authorizer
+ * through the metadata log, a moment after `createAcls` answers.
+ */
+const sendOnceAllowed = (producer: Producer, topic: string, value: string) =>
+  waitFor(
+    () =>
+      producer.send({ topic, messages: [{ value }] }).then(
+        () => true,
+        () => false,
+      ),
+    20_000,
+    `${topic} to accept a write`,
+  );
 
 beforeAll(async () => {
   broker = await startKafkaBroker({
@@ -52,16 +67,7 @@ describe('a SASL/PLAIN broker with StandardAuthorizer', () => {
       const producer = client('shadow').producer();
       await producer.connect();
       try {
-        // ACLs reach the broker's authorizer through the metadata log, a moment after createAcls answers.
-        await waitFor(
-          () =>
-            producer.send({ topic: 'orders_shadow', messages: [{ value: 'load test' }] }).then(
-              () => true,
-              () => false,
-            ),
-          20_000,
-          'the grant to take effect',
-        );
+        await sendOnceAllowed(producer, 'orders_shadow', 'load test');
         await expect(producer.send({ topic: 'orders', messages: [{ value: 'must not land' }] })).rejects.toThrow(/authoriz/i);
       } finally {
         await producer.disconnect();
@@ -115,15 +121,7 @@ describe('a SASL/PLAIN broker with StandardAuthorizer', () => {
       await loader.connect();
       try {
         // Before --apply the broker lets the loader write production: what the grant is for.
-        await waitFor(
-          () =>
-            loader.send({ topic: 'payments', messages: [{ value: 'before the grant' }] }).then(
-              () => true,
-              () => false,
-            ),
-          20_000,
-          'the production grant to take effect',
-        );
+        await sendOnceAllowed(loader, 'payments', 'before the grant');
         expect(await high('payments')).toBe(1);
 
         const applied = await grantShadowAccess({ ...plan, apply: true });
@@ -138,15 +136,7 @@ describe('a SASL/PLAIN broker with StandardAuthorizer', () => {
       await afterGrant.connect();
       try {
         // The grant deleted before it created: once its creations are seen, so is the deletion.
-        await waitFor(
-          () =>
-            afterGrant.send({ topic: 'payments_shadow', messages: [{ value: 'load test' }] }).then(
-              () => true,
-              () => false,
-            ),
-          20_000,
-          'the grant to take effect',
-        );
+        await sendOnceAllowed(afterGrant, 'payments_shadow', 'load test');
         await expect(afterGrant.send({ topic: 'payments', messages: [{ value: 'must not land' }] })).rejects.toThrow(/authoriz/i);
       } finally {
         await afterGrant.disconnect();
