@@ -8,6 +8,13 @@ export const MYSQL = {
   user: process.env.DYE_TEST_MYSQL_USER ?? 'root',
   password: process.env.DYE_TEST_MYSQL_PASSWORD ?? '',
 } as const;
+export const AMQP_URL = process.env.DYE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** RabbitMQ's management HTTP API (the rabbitmq_management plugin), for topology and permissions. */
+export const RABBITMQ_MANAGEMENT = {
+  url: process.env.DYE_TEST_RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672',
+  user: process.env.DYE_TEST_RABBITMQ_USER ?? 'guest',
+  password: process.env.DYE_TEST_RABBITMQ_PASSWORD ?? 'guest',
+} as const;
 export const KAFKA_BROKERS = (process.env.DYE_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 
 /**

@@ -1,6 +1,11 @@
 import { isolatedName } from '@dye/core';
 import { grantShadowAccess as grantRedisShadowAccess, type GrantShadowAccessResult as RedisGrantResult } from '@dye/ioredis';
-import { type SyncShadowTopicsResult, syncShadowTopics } from '@dye/kafkajs';
+import {
+  type GrantKafkaShadowAccessResult,
+  grantShadowAccess as grantKafkaShadowAccess,
+  type SyncShadowTopicsResult,
+  syncShadowTopics,
+} from '@dye/kafkajs';
 import {
   checkShadowSchema,
   type GrantShadowAccessResult,
@@ -11,18 +16,17 @@ import {
 } from '@dye/mysql2';
 import type { Command } from 'commander';
 import { Cluster, Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
 import pc from 'picocolors';
+import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaAdmin } from './kafka-admin.js';
 import { EXIT, UsageError } from './usage-error.js';
 
-interface ShadowOptions {
+interface ShadowOptions extends KafkaAdminOptions {
   mysql?: string;
   db?: string;
   definer?: string;
   rewriteForeignDatabases?: boolean;
   copyTable: string[];
-  kafka?: string;
   topic: string[];
   tenant: string;
   apply?: boolean;
@@ -39,7 +43,7 @@ interface ShadowOutcome {
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 function addShadowOptions(command: Command): Command {
-  return command
+  return addKafkaAdminOptions(command)
     .option('--mysql <url>', 'admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
     .option('--db <name>', 'the production database (shop → shop_shadow)')
     .option('--kafka <brokers>', 'Kafka brokers, comma-separated')
@@ -66,13 +70,22 @@ export function registerShadowCommands(program: Command): void {
     process.exitCode = EXIT.ok;
   });
 
-  shadow
+  const grant = shadow
     .command('grant')
     .description(
-      'create or fix the account isolated tenants connect as, confined by the server to <db>_<tenant> (MySQL) or <tenant>:* keys and channels (Redis); a dry run without --apply',
+      'create or fix the account isolated tenants connect as, confined by the server to <db>_<tenant> (MySQL), <tenant>:* keys and channels (Redis) or <topic>_<tenant> topics and <group>_<tenant> groups (Kafka ACLs); a dry run without --apply',
     )
     .option('--mysql <url>', 'MySQL admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
     .option('--redis <url>', 'Redis admin connection, as redis://127.0.0.1:6379 (a cluster node: every node gets the user)')
+    .option('--kafka <brokers>', 'Kafka brokers, comma-separated: ACLs for the principal User:<user>')
+    .option('--topic <name>', 'Kafka: a production topic (repeat for more): the principal gets <topic>_<tenant>', collect, [])
+    .option('--group <name>', 'Kafka: a production consumer group (repeat for more): the principal gets <group>_<tenant>', collect, [])
+    .option(
+      '--transactional-id <id>',
+      'Kafka: a production transactional id (repeat for more): the principal gets <id>_<tenant>',
+      collect,
+      [],
+    )
     .option('--channel-pattern <pattern>', 'Redis: a pattern the service PSUBSCRIBEs to (repeat for more)', collect, [])
     .option('--db <name>', 'a production database (repeat for more): the account gets <db>_<tenant>', collect, [])
     .option('--tenant <name>', 'an isolated tenant (repeat for more; default shadow)', collect, [])
@@ -85,14 +98,17 @@ export function registerShadowCommands(program: Command): void {
     )
     .option('--max-user-connections <n>', 'connections the account may hold at once (0: no limit)', '50')
     .option('--apply', 'run the statements')
-    .option('--json', 'print the result as JSON')
-    .action(async (options: GrantOptions) => {
-      if (Boolean(options.mysql) === Boolean(options.redis))
-        throw new UsageError('name one store to grant on: --mysql <url> or --redis <url>');
-      if (options.redis) printRedisGrant(await runRedisGrant(options), options);
-      else printGrant(await runGrant(options), options);
-      process.exitCode = EXIT.ok;
-    });
+    .option('--json', 'print the result as JSON');
+  addKafkaAdminOptions(grant).action(async (options: GrantOptions) => {
+    const stores = [options.mysql, options.redis, options.kafka].filter(Boolean).length;
+    if (stores !== 1) throw new UsageError('name one store to grant on: --mysql <url>, --redis <url> or --kafka <brokers>');
+    if (!options.kafka && (options.topic.length > 0 || options.group.length > 0 || options.transactionalId.length > 0))
+      throw new UsageError('--topic, --group and --transactional-id are for --kafka');
+    if (options.redis) printRedisGrant(await runRedisGrant(options), options);
+    else if (options.kafka) printKafkaGrant(await runKafkaGrant(options), options);
+    else printGrant(await runGrant(options), options);
+    process.exitCode = EXIT.ok;
+  });
 
   addShadowOptions(
     shadow.command('check').description('report drift between production and its shadow resources; exit 1 when there is any'),
@@ -141,7 +157,7 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
     }
   }
   if (options.kafka) {
-    const admin = new Kafka({ clientId: 'dye-cli', brokers: options.kafka.split(','), logLevel: logLevel.NOTHING }).admin();
+    const admin = kafkaAdmin(options);
     await admin.connect();
     try {
       outcome.kafka = await syncShadowTopics({ admin, topics: options.topic, tenant: options.tenant, apply });
@@ -153,9 +169,12 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
   return outcome;
 }
 
-interface GrantOptions {
+interface GrantOptions extends KafkaAdminOptions {
   mysql?: string;
   redis?: string;
+  topic: string[];
+  group: string[];
+  transactionalId: string[];
   channelPattern: string[];
   db: string[];
   tenant: string[];
@@ -221,6 +240,59 @@ async function runRedisGrant(options: GrantOptions): Promise<RedisGrantResult> {
   } finally {
     admin.disconnect();
   }
+}
+
+async function runKafkaGrant(options: GrantOptions): Promise<GrantKafkaShadowAccessResult> {
+  const tenants = options.tenant.length > 0 ? options.tenant : ['shadow'];
+  if (options.db.length > 0) throw new UsageError('--db is for --mysql; Kafka principals are confined by topic and group ACLs');
+  if (options.topic.length === 0) throw new UsageError('--kafka needs at least one --topic');
+  for (const tenant of tenants) {
+    try {
+      isolatedName('kafka-topic', 'x', tenant);
+    } catch (error) {
+      throw new UsageError(`--tenant ${tenant}: ${(error as Error).message.replace(/^isolatedName: /, '')}`);
+    }
+  }
+  const admin = kafkaAdmin(options);
+  await admin.connect();
+  try {
+    return await grantKafkaShadowAccess({
+      admin,
+      principal: `User:${options.user}`,
+      topics: options.topic,
+      groups: options.group,
+      transactionalIds: options.transactionalId,
+      tenants,
+      host: options.host === '%' ? '*' : options.host,
+      apply: options.apply === true,
+    });
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function printKafkaGrant(result: GrantKafkaShadowAccessResult, options: GrantOptions): void {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  const describe = (acl: GrantKafkaShadowAccessResult['wanted'][number]) =>
+    `${acl.permission} ${acl.operation} on ${acl.resourceType} ${acl.resourceName}${acl.patternType === 'LITERAL' ? '' : ` (${acl.patternType})`}${acl.host === '*' ? '' : ` from ${acl.host}`}`;
+  const lines = [pc.bold(`Kafka principal ${result.principal} → ${[...new Set(result.wanted.map((acl) => acl.resourceName))].join(', ')}`)];
+  for (const acl of result.remove) lines.push(`  ${pc.red(result.applied ? '-' : '·')} remove ${describe(acl)}`);
+  for (const acl of result.create) lines.push(`  ${pc.cyan(result.applied ? '+' : '·')} add ${describe(acl)}`);
+  if (result.inSync) lines.push(`  ${pc.green('✓')} confined to its isolated topics and groups, nothing to do`);
+  else if (!result.applied) lines.push(pc.dim('dry run: nothing changed; add --apply to change these ACLs'));
+  else lines.push(`  ${pc.green('✓')} confined to its isolated topics and groups`);
+  lines.push(
+    pc.dim(
+      'the SASL user itself lives in the broker (SCRAM credentials or the JAAS file); the broker must run with allow.everyone.if.no.acl.found=false',
+    ),
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /** A Redis admin connection; a cluster node turns into a connection to the whole cluster. */

@@ -16,7 +16,7 @@ export const METRIC_ATTRIBUTES = {
 } as const;
 
 /** Where a store that refused an isolated tenant's work lives. */
-export type RefusingResource = 'redis' | 'mysql' | 'kafka' | 'http';
+export type RefusingResource = 'redis' | 'mysql' | 'kafka' | 'amqp' | 'http';
 
 /** How a fallback was routed. */
 export type FallbackRoute = 'grpc' | 'http' | 'kafka';

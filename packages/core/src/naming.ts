@@ -1,7 +1,7 @@
 import { BASELINE_NAME, checkTenantName, type Tenant } from './tenant.js';
 
 /** The kinds of resource an isolated tenant renames. */
-export type IsolatedResource = 'redis-key' | 'mysql-database' | 'kafka-topic' | 'kafka-group';
+export type IsolatedResource = 'redis-key' | 'mysql-database' | 'kafka-topic' | 'kafka-group' | 'amqp-exchange' | 'amqp-queue';
 
 /**
  * The name a resource has for a tenant that isolates it:
@@ -12,6 +12,8 @@ export type IsolatedResource = 'redis-key' | 'mysql-database' | 'kafka-topic' | 
  * | `mysql-database` | `<db>_shadow` | `<db>_shadow_lt1` |
  * | `kafka-topic` | `<topic>_shadow` | `<topic>_shadow_lt1` |
  * | `kafka-group` | `<group>_shadow` | `<group>_shadow_lt1` |
+ * | `amqp-exchange` | `<exchange>_shadow` | `<exchange>_shadow_lt1` |
+ * | `amqp-queue` | `<queue>_shadow` | `<queue>_shadow_lt1` |
  *
  * Dashes become underscores in suffixes because MySQL identifiers would need
  * quoting otherwise. Whether a tenant isolates a store is the policy's call;
@@ -26,6 +28,8 @@ export function isolatedName(resource: IsolatedResource, name: string, tenant: T
     case 'mysql-database':
     case 'kafka-topic':
     case 'kafka-group':
+    case 'amqp-exchange':
+    case 'amqp-queue':
       if (name.length === 0) throw new TypeError(`isolatedName: empty ${resource} name`);
       return `${name}${isolatedSuffix(tenantName)}`;
     default:

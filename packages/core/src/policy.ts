@@ -7,9 +7,9 @@ import { assertTenant, BASELINE, BASELINE_NAME, checkTenantName, isAlwaysIsolate
 export type RoutingFallback = 'baseline' | 'reject';
 
 /** A data store whose resources an isolated tenant renames. */
-export type IsolatedStore = 'redis' | 'mysql' | 'kafka';
+export type IsolatedStore = 'redis' | 'mysql' | 'kafka' | 'amqp';
 
-export const ISOLATED_STORES: readonly IsolatedStore[] = Object.freeze(['redis', 'mysql', 'kafka']);
+export const ISOLATED_STORES: readonly IsolatedStore[] = Object.freeze(['redis', 'mysql', 'kafka', 'amqp']);
 
 /** The rule for one configured tenant. */
 export interface TenantRule {

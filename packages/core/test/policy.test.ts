@@ -44,7 +44,7 @@ describe('default policy', () => {
   });
 
   it('isolates every store for isolated tenants and none for baseline', () => {
-    for (const store of ['redis', 'mysql', 'kafka'] as const) {
+    for (const store of ['redis', 'mysql', 'kafka', 'amqp'] as const) {
       expect(policy.isolates(policy.tenant('shadow'), store)).toBe(true);
       expect(policy.isolates(BASELINE, store)).toBe(false);
     }

@@ -1,5 +1,6 @@
 import { isolatedName, isolationRefusal, type Tenant, type TenantPolicy } from '@dye/core';
 import type { Admin } from 'kafkajs';
+import type { IsolatedKafkaClient } from './isolated-client.js';
 import { ADMIN_OPERATIONS } from './operations.js';
 import { isolatedTenantNow } from './tenants.js';
 
@@ -49,7 +50,14 @@ const RENAMES: Record<string, Rename> = {
  * topology and access changes; in baseline and non-isolating colors it is
  * kafkajs's own. Results name the isolated resources they read.
  */
-export function tenantAdmin(admin: Admin, policy: () => TenantPolicy): Admin {
+export function tenantAdmin(admin: Admin, policy: () => TenantPolicy, isolatedClient?: IsolatedKafkaClient): Admin {
+  /** Where an isolated tenant's admin call goes: the isolated client's admin when there is one, confirmed first. */
+  async function isolatedTarget(tenant: Tenant): Promise<Admin> {
+    if (isolatedClient === undefined) return admin;
+    await isolatedClient.confirm([], tenant);
+    return isolatedClient.admin();
+  }
+
   return new Proxy(admin, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
@@ -73,7 +81,9 @@ export function tenantAdmin(admin: Admin, policy: () => TenantPolicy): Admin {
           );
         }
         try {
-          return Reflect.apply(value, target, rename(tenant, args));
+          const renamed = rename(tenant, args);
+          if (isolatedClient === undefined) return Reflect.apply(value, target, renamed);
+          return isolatedTarget(tenant).then((isolated) => Reflect.apply(Reflect.get(isolated, property), isolated, renamed));
         } catch (error) {
           return Promise.reject(error);
         }

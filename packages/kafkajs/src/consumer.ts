@@ -27,6 +27,7 @@ import type {
   TopicPartitionOffsetAndMetadata,
   TopicPartitions,
 } from 'kafkajs';
+import type { IsolatedKafkaClient } from './isolated-client.js';
 import { messageTenant } from './message-headers.js';
 import { CONSUMER_OPERATIONS } from './operations.js';
 import { isolatedTenantNow, isolates, laneApp } from './tenants.js';
@@ -72,6 +73,7 @@ export function tenantConsumer(
   catalog: TopicCatalog,
   policy: () => TenantPolicy,
   options: TenantKafkaOptions,
+  isolatedClient?: IsolatedKafkaClient,
 ): TenantConsumer {
   const laneTenant = policy().tenant(options.lane ?? process.env.DYE_TENANT ?? 'baseline');
   const registry = options.registry;
@@ -201,7 +203,25 @@ export function tenantConsumer(
         productionOf.set(isolatedTopic, topic);
       }
       if (isolatedOf.size === 0) continue;
-      const isolated = kafka.consumer({ ...config, groupId: isolatedName('kafka-group', config.groupId, tenant) });
+      if (isolatedClient) {
+        // A principal the broker does not confine gets no twin: shadow messages
+        // wait in their topics, production consumption goes on.
+        const confirmed = await isolatedClient.confirm(isolatedOf.keys(), tenant).then(
+          () => true,
+          (error: unknown) => {
+            logWarning(
+              'dye.kafka.isolated-refused',
+              `isolated consumer of ${tenant.name} not started: ${String((error as Error).message ?? error)}`,
+            );
+            return false;
+          },
+        );
+        if (!confirmed) continue;
+      }
+      const isolated = (isolatedClient?.client ?? kafka).consumer({
+        ...config,
+        groupId: isolatedName('kafka-group', config.groupId, tenant),
+      });
       const twin: IsolatedTwin = { tenant, consumer: isolated, isolatedOf, productionOf };
       twins.set(tenant.name, twin);
       isolated.on(isolated.events.CRASH, (event) => {

@@ -1,5 +1,6 @@
 import { currentTenant, injectTenant, isolatedName, isolationRefusal, type Tenant, type TenantPolicy } from '@dye/core';
-import type { IHeaders, Message, Offsets, Producer, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs';
+import type { IHeaders, Message, Offsets, Producer, ProducerBatch, ProducerConfig, ProducerRecord, Transaction } from 'kafkajs';
+import type { IsolatedKafkaClient } from './isolated-client.js';
 import { kafkaHeaders } from './message-headers.js';
 import { PRODUCER_OPERATIONS, TRANSACTION_OPERATIONS } from './operations.js';
 import { isolates } from './tenants.js';
@@ -46,9 +47,41 @@ function unknownOperation(object: string, operation: string, tenant: Tenant): ne
   });
 }
 
-export function tenantProducer(producer: Producer, catalog: TopicCatalog, policy: () => TenantPolicy): Producer {
-  const send = async (target: Pick<Producer, 'send' | 'sendBatch'>, record: ProducerRecord, tenant: Tenant) =>
-    target.send(await prepareRecord(record, tenant, catalog, policy()));
+/**
+ * With `isolated` (an isolated client of its own), isolated tenants write
+ * through producers of that client, one per tenant, made and connected at
+ * first use, after the broker is seen to refuse that client production
+ * topics; the production producer then never carries an isolated message.
+ */
+export function tenantProducer(
+  producer: Producer,
+  catalog: TopicCatalog,
+  policy: () => TenantPolicy,
+  isolated?: { readonly client: IsolatedKafkaClient; readonly config: ProducerConfig | undefined },
+): Producer {
+  const isolatedProducers = new Map<string, Promise<Producer>>();
+  function isolatedProducer(tenant: Tenant): Promise<Producer> | undefined {
+    if (isolated === undefined || !isolates(policy(), tenant)) return undefined;
+    let made = isolatedProducers.get(tenant.name);
+    if (made === undefined) {
+      const next = isolated.client.producer(isolated.config, tenant);
+      made = next.connect().then(() => next);
+      made.catch(() => isolatedProducers.delete(tenant.name));
+      isolatedProducers.set(tenant.name, made);
+    }
+    return made;
+  }
+  /** The producer a tenant's messages go out on, once the isolated client is confirmed for `topics`. */
+  async function writerFor(own: Pick<Producer, 'send' | 'sendBatch'>, tenant: Tenant, topics: string[]) {
+    const made = isolatedProducer(tenant);
+    if (made === undefined) return own;
+    await isolated?.client.confirm(topics, tenant);
+    return made;
+  }
+  const send = async (target: Pick<Producer, 'send' | 'sendBatch'>, record: ProducerRecord, tenant: Tenant) => {
+    const prepared = await prepareRecord(record, tenant, catalog, policy());
+    return (await writerFor(target, tenant, [record.topic])).send(prepared);
+  };
   const sendBatch = async (target: Pick<Producer, 'send' | 'sendBatch'>, batch: ProducerBatch, tenant: Tenant) => {
     // Every topic is checked before anything is sent: a refusal sends nothing.
     const topicMessages = await Promise.all(
@@ -56,7 +89,12 @@ export function tenantProducer(producer: Producer, catalog: TopicCatalog, policy
         prepareRecord({ topic: entry.topic, messages: entry.messages }, tenant, catalog, policy()),
       ),
     );
-    return target.sendBatch({ ...batch, topicMessages });
+    const writer = await writerFor(
+      target,
+      tenant,
+      (batch.topicMessages ?? []).map((entry) => entry.topic),
+    );
+    return writer.sendBatch({ ...batch, topicMessages });
   };
 
   /**
@@ -92,12 +130,20 @@ export function tenantProducer(producer: Producer, catalog: TopicCatalog, policy
         if (name === 'send')
           return async (record: ProducerRecord) => {
             writer();
-            return send(inner, record, tenant);
+            if (isolates(policy(), tenant)) await isolated?.client.confirm([record.topic], tenant);
+            return inner.send(await prepareRecord(record, tenant, catalog, policy()));
           };
         if (name === 'sendBatch')
           return async (batch: ProducerBatch) => {
             writer();
-            return sendBatch(inner, batch, tenant);
+            const topics = (batch.topicMessages ?? []).map((entry) => entry.topic);
+            if (isolates(policy(), tenant)) await isolated?.client.confirm(topics, tenant);
+            const topicMessages = await Promise.all(
+              (batch.topicMessages ?? []).map((entry) =>
+                prepareRecord({ topic: entry.topic, messages: entry.messages }, tenant, catalog, policy()),
+              ),
+            );
+            return inner.sendBatch({ ...batch, topicMessages });
           };
         if (name === 'sendOffsets') return async (offsets: Offsets & { consumerGroupId: string }) => sendOffsets(offsets);
         const value = Reflect.get(inner, name, inner);
@@ -128,7 +174,16 @@ export function tenantProducer(producer: Producer, catalog: TopicCatalog, policy
       if (property === 'transaction') {
         return async () => {
           const tenant = currentTenant();
-          return tenantTransaction(await target.transaction(), tenant);
+          const made = isolatedProducer(tenant);
+          return tenantTransaction(await (made ? await made : target).transaction(), tenant);
+        };
+      }
+      if (property === 'disconnect') {
+        return async () => {
+          const made = [...isolatedProducers.values()];
+          isolatedProducers.clear();
+          await Promise.allSettled(made.map(async (next) => (await next).disconnect()));
+          return target.disconnect();
         };
       }
       const value = Reflect.get(target, property, receiver);

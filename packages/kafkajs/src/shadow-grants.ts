@@ -1,4 +1,4 @@
-import { isolatedName } from '@dye/core';
+import { isolatedName, isolatedSuffix } from '@dye/core';
 import kafkajs, { type AclEntry, type Admin, type DescribeAclResource } from 'kafkajs';
 
 // kafkajs is CommonJS: its enums come from the default export under Node's ESM loader.
@@ -13,6 +13,12 @@ export interface GrantKafkaShadowAccessOptions {
   topics: string[];
   /** Production consumer groups: the principal gets `<group>_<tenant>`. */
   groups?: string[];
+  /**
+   * Transactional ids of production producers: the principal gets
+   * `<id>_<tenant>`, the id an isolated client's transactional producer uses
+   * (tenantKafka renames it so it never fences the production producer).
+   */
+  transactionalIds?: string[];
   /** Isolated tenants (default `shadow`). */
   tenants?: string[];
   /** Host the ACLs hold for (default `*`). */
@@ -53,7 +59,8 @@ const key = (acl: KafkaAcl) =>
 /**
  * The ACLs that let an isolated principal do its work and nothing more:
  * READ, WRITE and DESCRIBE on each `<topic>_<tenant>`, READ and DESCRIBE on
- * each `<group>_<tenant>`, every one LITERAL (Kafka patterns match prefixes,
+ * each `<group>_<tenant>`, WRITE and DESCRIBE on each transactional id
+ * `<id>_<tenant>`, every one LITERAL (Kafka patterns match prefixes,
  * not the `_shadow` suffix, so each name is written out; run this again when
  * topics or groups are added). The broker then refuses the principal
  * production topics and groups whatever a client asks (with
@@ -73,6 +80,10 @@ export async function grantShadowAccess(options: GrantKafkaShadowAccessOptions):
   for (const tenant of tenants) {
     for (const topic of options.topics) allow('TOPIC', isolatedName('kafka-topic', topic, tenant), ['READ', 'WRITE', 'DESCRIBE']);
     for (const group of options.groups ?? []) allow('GROUP', isolatedName('kafka-group', group, tenant), ['READ', 'DESCRIBE']);
+    for (const id of options.transactionalIds ?? []) {
+      if (id.length === 0) throw new TypeError('grantShadowAccess: empty transactional id');
+      allow('TRANSACTIONAL_ID', `${id}${isolatedSuffix(tenant)}`, ['WRITE', 'DESCRIBE']);
+    }
   }
 
   const described = await admin.describeAcls({

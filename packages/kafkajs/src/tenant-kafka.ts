@@ -2,6 +2,7 @@ import { getDefaultPolicy, TenantConflictError, type TenantPolicy, withTenant } 
 import type { Admin, AdminConfig, ConsumerConfig, Kafka, KafkaMessage, Producer, ProducerConfig } from 'kafkajs';
 import { tenantAdmin } from './admin.js';
 import { type TenantConsumer, tenantConsumer } from './consumer.js';
+import { IsolatedKafkaClient } from './isolated-client.js';
 import { messageTenant } from './message-headers.js';
 import { tenantProducer } from './producer.js';
 import { TopicCatalog } from './topic-catalog.js';
@@ -11,7 +12,7 @@ export interface TenantKafka {
   producer(config?: ProducerConfig): Producer;
   consumer(config: ConsumerConfig): TenantConsumer;
   admin(config?: AdminConfig): Admin;
-  /** Closes the admin connection Dye uses to look up topics. */
+  /** Closes the admin connections Dye uses to look up topics (and the isolated client's). */
   close(): Promise<void>;
 }
 
@@ -25,13 +26,23 @@ export interface TenantKafka {
  * on the isolated groups and topics only (see operations.ts).
  */
 export function tenantKafka(kafka: Kafka, options: TenantKafkaOptions = {}): TenantKafka {
+  const enforcement = options.enforcement ?? (options.isolatedClient ? 'account' : 'guard-only');
+  if (enforcement !== 'account' && enforcement !== 'guard-only') throw new TypeError(`unknown enforcement ${JSON.stringify(enforcement)}`);
+  if (enforcement === 'account' && options.isolatedClient === undefined) {
+    throw new TypeError(
+      "tenantKafka: enforcement 'account' needs isolatedClient, a kafkajs client authenticated as the isolated principal (see grantShadowAccess)",
+    );
+  }
+  const isolated = options.isolatedClient ? new IsolatedKafkaClient(options.isolatedClient, enforcement) : undefined;
   const catalog = new TopicCatalog(kafka.admin());
   const policy = () => options.policy ?? getDefaultPolicy();
   return {
-    producer: (config) => tenantProducer(kafka.producer(config), catalog, policy),
-    consumer: (config) => tenantConsumer(kafka, config, catalog, policy, options),
-    admin: (config) => tenantAdmin(kafka.admin(config), policy),
-    close: () => catalog.close(),
+    producer: (config) => tenantProducer(kafka.producer(config), catalog, policy, isolated && { client: isolated, config }),
+    consumer: (config) => tenantConsumer(kafka, config, catalog, policy, options, isolated),
+    admin: (config) => tenantAdmin(kafka.admin(config), policy, isolated),
+    close: async () => {
+      await Promise.all([catalog.close(), isolated?.close()]);
+    },
   };
 }
 

@@ -1,5 +1,6 @@
-import type { TenantPolicy } from '@dye/core';
+import type { EnforcementMode, TenantPolicy } from '@dye/core';
 import type { Registry } from '@dye/discovery';
+import type { Kafka } from 'kafkajs';
 
 export interface TenantKafkaOptions {
   /** Which tenants isolate Kafka (isolated tenants always; colors with `isolate: ['kafka']`). Default: the default policy. */
@@ -20,4 +21,20 @@ export interface TenantKafkaOptions {
   registry?: Registry;
   /** The lane of this service instance. Default `process.env.DYE_TENANT`, else baseline. */
   lane?: string;
+  /**
+   * A kafkajs client that authenticates as the isolated tenants' own principal
+   * (SASL), granted only the isolated topics and groups (grantShadowAccess,
+   * `dye shadow grant --kafka`). Isolated producers, consumers and admin calls
+   * go through it, so the broker itself refuses them production. Default: none
+   * (isolated tenants use the production client; Dye's renaming alone keeps
+   * them apart).
+   */
+  isolatedClient?: Kafka;
+  /**
+   * With an isolated client: `account` (default) checks at first isolated use
+   * of each production topic that the broker refuses the isolated principal
+   * writes to it and to a topic nobody uses (refusing isolated use otherwise);
+   * `guard-only` skips that check, logged. Without one: `guard-only`.
+   */
+  enforcement?: EnforcementMode;
 }
