@@ -32,7 +32,11 @@ export const SERVICES = {
   redis: { port: 6379, compose: 'redis' },
   mysql: { port: 3306, compose: 'mariadb' },
   kafka: { port: 9092, compose: 'kafka' },
+  rabbitmq: { port: 5672, compose: 'rabbitmq' },
 };
+
+/** RabbitMQ's management API (the rabbitmq_management plugin): topology and permissions are read and written there. */
+export const RABBITMQ_MANAGEMENT_PORT = 15672;
 
 const KAFKA_START_TIMEOUT_MS = 90_000;
 const SERVICE_START_TIMEOUT_MS = 30_000;
@@ -79,8 +83,28 @@ async function kafkaAnswers(port = SERVICES.kafka.port, sasl = undefined) {
   }
 }
 
+/** True when RabbitMQ takes AMQP connections and its management API answers (guest/guest). */
+async function rabbitMqAnswers() {
+  if (!(await isPortOpen(SERVICES.rabbitmq.port))) return false;
+  return managementAnswers();
+}
+
+async function managementAnswers() {
+  try {
+    const response = await fetch(`http://${HOST}:${RABBITMQ_MANAGEMENT_PORT}/api/overview`, {
+      headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
+      signal: AbortSignal.timeout(2000),
+    });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
 async function answers(name) {
-  return name === 'kafka' ? kafkaAnswers() : isPortOpen(SERVICES[name].port);
+  if (name === 'kafka') return kafkaAnswers();
+  if (name === 'rabbitmq') return rabbitMqAnswers();
+  return isPortOpen(SERVICES[name].port);
 }
 
 async function waitFor(what, check, timeoutMs, onTimeout) {
@@ -401,7 +425,52 @@ export async function startKafkaBroker({ port, controllerPort, runDir, sasl }) {
   };
 }
 
-const LOCAL_STARTERS = { redis: startRedis, mysql: startMariaDb, kafka: startKafka };
+// --- RabbitMQ installed on this machine ----------------------------------------------
+
+/**
+ * Starts Debian's rabbitmq-server when it is installed but stopped, and turns
+ * on its management plugin (the API `syncShadowTopology` and
+ * `grantShadowAccess` use). The server daemonizes itself, so `down` stops it
+ * with rabbitmqctl, and only when `up` started it.
+ */
+async function startRabbitMq() {
+  const server = findExecutable('rabbitmq-server', ['/usr/sbin/rabbitmq-server', '/usr/lib/rabbitmq/bin/rabbitmq-server']);
+  if (!server)
+    throw new Error(
+      'RabbitMQ is not reachable on 127.0.0.1:5672 and rabbitmq-server is not installed (apt-get install rabbitmq-server, or use Docker)',
+    );
+  if (!(await isPortOpen(SERVICES.rabbitmq.port))) {
+    log('starting rabbitmq-server');
+    const result = spawnSync(server, ['-detached'], { stdio: 'inherit' });
+    if (result.status !== 0) throw new Error(`rabbitmq-server failed to start (exit ${result.status}); see /var/log/rabbitmq`);
+    mkdirSync(STATE_DIR, { recursive: true });
+    writeFileSync(join(STATE_DIR, 'rabbitmq.started'), '');
+    await waitFor(
+      'RabbitMQ',
+      () => isPortOpen(SERVICES.rabbitmq.port),
+      SERVICE_START_TIMEOUT_MS * 2,
+      () => 'see /var/log/rabbitmq',
+    );
+  }
+  if (!(await managementAnswers())) {
+    log('enabling rabbitmq_management');
+    const plugins = findExecutable('rabbitmq-plugins', ['/usr/sbin/rabbitmq-plugins', '/usr/lib/rabbitmq/bin/rabbitmq-plugins']);
+    const result = plugins ? spawnSync(plugins, ['enable', 'rabbitmq_management'], { stdio: 'inherit', timeout: 120_000 }) : undefined;
+    if (result?.status !== 0) throw new Error('rabbitmq-plugins enable rabbitmq_management failed; enable it by hand');
+    await waitFor('the RabbitMQ management API', managementAnswers, SERVICE_START_TIMEOUT_MS);
+  }
+}
+
+async function stopRabbitMq() {
+  const marker = join(STATE_DIR, 'rabbitmq.started');
+  if (!existsSync(marker)) return false;
+  rmSync(marker, { force: true });
+  const ctl = findExecutable('rabbitmqctl', ['/usr/sbin/rabbitmqctl']);
+  if (ctl) spawnSync(ctl, ['stop'], { stdio: 'inherit', timeout: 60_000 });
+  return true;
+}
+
+const LOCAL_STARTERS = { redis: startRedis, mysql: startMariaDb, kafka: startKafka, rabbitmq: startRabbitMq };
 
 // --- commands -------------------------------------------------------------------
 
@@ -429,7 +498,7 @@ export async function up() {
 /** Stops what `up` started, and nothing else. */
 export async function down(names = Object.keys(SERVICES)) {
   for (const name of names) {
-    if (await stopPid(name)) log(`stopped ${name}`);
+    if (await (name === 'rabbitmq' ? stopRabbitMq() : stopPid(name))) log(`stopped ${name}`);
   }
   const composeState = join(STATE_DIR, 'compose.services');
   if (existsSync(composeState)) {
@@ -448,8 +517,15 @@ export async function status() {
   for (const [name, { port }] of Object.entries(SERVICES)) {
     const reachable = await answers(name);
     const pid = readPid(name);
-    const owner = pid !== undefined && isOurs(pid, MARKERS[name]) ? `started by infra (pid ${pid})` : 'not started by infra';
-    lines.push(`${name.padEnd(6)} 127.0.0.1:${port}  ${reachable ? 'up  ' : 'down'}  ${owner}`);
+    const owner =
+      name === 'rabbitmq'
+        ? existsSync(join(STATE_DIR, 'rabbitmq.started'))
+          ? 'started by infra'
+          : 'not started by infra'
+        : pid !== undefined && isOurs(pid, MARKERS[name])
+          ? `started by infra (pid ${pid})`
+          : 'not started by infra';
+    lines.push(`${name.padEnd(8)} 127.0.0.1:${port}  ${reachable ? 'up  ' : 'down'}  ${owner}`);
   }
   return lines.join('\n');
 }

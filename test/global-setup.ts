@@ -5,7 +5,7 @@ import { up } from '../scripts/infra.mjs';
 const root = fileURLToPath(new URL('../', import.meta.url));
 
 /**
- * Every test run needs real Redis, MariaDB and Kafka. This makes them reachable
+ * Every test run needs real Redis, MariaDB, Kafka and RabbitMQ. This makes them reachable
  * (starting what is missing) before any test file runs; if that fails the run
  * fails here, with the reason, instead of every integration test timing out.
  * It also builds the packages once (`tsc -b`, a no-op when up to date): the e2e

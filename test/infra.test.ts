@@ -11,12 +11,13 @@ describe('scripts/infra.mjs', () => {
   it('up is a no-op while every service answers, and status says so', async () => {
     // The global setup already ran `up`; a second one must start nothing.
     const { stdout, stderr } = await run(process.execPath, [infra, 'up']);
-    expect(stderr).not.toMatch(/starting|assembling|formatting/);
+    expect(stderr).not.toMatch(/starting|assembling|formatting|enabling/);
     const lines = stdout.trim().split('\n');
     expect(lines.map((line) => line.split(/\s+/).slice(0, 3))).toEqual([
       ['redis', '127.0.0.1:6379', 'up'],
       ['mysql', '127.0.0.1:3306', 'up'],
       ['kafka', '127.0.0.1:9092', 'up'],
+      ['rabbitmq', '127.0.0.1:5672', 'up'],
     ]);
   });
 
