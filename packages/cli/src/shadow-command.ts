@@ -105,8 +105,14 @@ export function registerShadowCommands(program: Command): void {
     if (!options.kafka && (options.topic.length > 0 || options.group.length > 0 || options.transactionalId.length > 0))
       throw new UsageError('--topic, --group and --transactional-id are for --kafka');
     if (options.redis) printRedisGrant(await runRedisGrant(options), options);
-    else if (options.kafka) printKafkaGrant(await runKafkaGrant(options), options);
-    else printGrant(await runGrant(options), options);
+    else if (options.kafka) {
+      const result = await runKafkaGrant(options);
+      printKafkaGrant(result, options);
+      if (result.conflicts.length > 0) {
+        process.exitCode = EXIT.failed;
+        return;
+      }
+    } else printGrant(await runGrant(options), options);
     process.exitCode = EXIT.ok;
   });
 
@@ -284,7 +290,12 @@ function printKafkaGrant(result: GrantKafkaShadowAccessResult, options: GrantOpt
   const lines = [pc.bold(`Kafka principal ${result.principal} → ${[...new Set(result.wanted.map((acl) => acl.resourceName))].join(', ')}`)];
   for (const acl of result.remove) lines.push(`  ${pc.red(result.applied ? '-' : '·')} remove ${describe(acl)}`);
   for (const acl of result.create) lines.push(`  ${pc.cyan(result.applied ? '+' : '·')} add ${describe(acl)}`);
-  if (result.inSync) lines.push(`  ${pc.green('✓')} confined to its isolated topics and groups, nothing to do`);
+  for (const acl of result.conflicts)
+    lines.push(
+      `  ${pc.red('✗')} ${describe(acl)} for User:* reaches production too and cannot be denied to this principal alone; remove it`,
+    );
+  if (result.conflicts.length > 0) lines.push(pc.red('not confined: every principal is allowed more than its isolated topics'));
+  else if (result.inSync) lines.push(`  ${pc.green('✓')} confined to its isolated topics and groups, nothing to do`);
   else if (!result.applied) lines.push(pc.dim('dry run: nothing changed; add --apply to change these ACLs'));
   else lines.push(`  ${pc.green('✓')} confined to its isolated topics and groups`);
   lines.push(

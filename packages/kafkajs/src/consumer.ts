@@ -28,6 +28,7 @@ import type {
   TopicPartitions,
 } from 'kafkajs';
 import type { IsolatedKafkaClient } from './isolated-client.js';
+import { markIsolatedMessage } from './isolated-messages.js';
 import { messageTenant } from './message-headers.js';
 import { CONSUMER_OPERATIONS } from './operations.js';
 import { isolatedTenantNow, isolates, laneApp } from './tenants.js';
@@ -93,7 +94,26 @@ export function tenantConsumer(
   let deadLetters: Producer | undefined;
 
   function isReserved(topic: string): boolean {
-    return topic.endsWith(DEAD_LETTER_SUFFIX) || ISOLATED_TOPIC.test(topic) || extraSuffixes.some((suffix) => topic.endsWith(suffix));
+    return (
+      topic.endsWith(DEAD_LETTER_SUFFIX) ||
+      ISOLATED_TOPIC.test(topic) ||
+      extraSuffixes.some((suffix) => topic.endsWith(suffix)) ||
+      isolatedByPolicy(topic)
+    );
+  }
+
+  /**
+   * Whether a topic is the twin of some tenant the policy isolates Kafka for
+   * (`orders_perf` for an isolated `perf`, `orders_blue` for a color with
+   * `isolate: ['kafka']`), whichever tenants this consumer reads twins of:
+   * every `_`-suffix is tried as a tenant name, as isolatedSuffix writes it.
+   */
+  function isolatedByPolicy(topic: string): boolean {
+    for (let at = topic.indexOf('_'); at !== -1; at = topic.indexOf('_', at + 1)) {
+      const resolved = policy().resolve(topic.slice(at + 1).replaceAll('_', '-'));
+      if (resolved.ok && isolates(policy(), resolved.tenant)) return true;
+    }
+    return false;
   }
 
   async function deadLetter(payload: EachMessagePayload, reason: string): Promise<void> {
@@ -239,17 +259,26 @@ export function tenantConsumer(
           ...runConfig,
           ...(eachMessage
             ? {
-                eachMessage: (payload) =>
-                  withTenant(tenant, () =>
+                eachMessage: (payload) => {
+                  markIsolatedMessage(payload.message, tenant);
+                  return withTenant(tenant, () =>
                     eachMessage({
                       ...payload,
                       topic: productionOf.get(payload.topic) ?? payload.topic,
                       isolatedTopic: payload.topic,
                     } as EachMessagePayload),
-                  ),
+                  );
+                },
               }
             : {}),
-          ...(eachBatch ? { eachBatch: (payload) => withTenant(tenant, () => eachBatch(isolatedBatchPayload(twin, payload))) } : {}),
+          ...(eachBatch
+            ? {
+                eachBatch: (payload) => {
+                  for (const message of payload.batch.messages) markIsolatedMessage(message, tenant);
+                  return withTenant(tenant, () => eachBatch(isolatedBatchPayload(twin, payload)));
+                },
+              }
+            : {}),
         }),
       );
     }

@@ -56,8 +56,9 @@ export const TRANSACTION_OPERATIONS: Readonly<Record<string, OperationKind>> = O
   send: 'isolated',
   sendBatch: 'isolated',
   sendOffsets: 'isolated',
-  commit: 'neutral',
-  abort: 'neutral',
+  // Ends the transaction as the tenant that opened it: refused to another, isolated, tenant.
+  commit: 'isolated',
+  abort: 'isolated',
   isActive: 'neutral',
 });
 

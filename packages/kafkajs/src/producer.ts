@@ -109,7 +109,7 @@ export function tenantProducer(
       if (now.name !== tenant.name && isolates(policy(), now)) {
         throw isolationRefusal('kafka', {
           tenant: now.name,
-          refused: `writing through a transaction opened by ${tenant.name}`,
+          refused: `writing through, committing or aborting a transaction opened by ${tenant.name}`,
           reason: 'its messages and offsets would be committed as that tenant; open a transaction in this tenant',
         });
       }
@@ -146,6 +146,12 @@ export function tenantProducer(
             return inner.sendBatch({ ...batch, topicMessages });
           };
         if (name === 'sendOffsets') return async (offsets: Offsets & { consumerGroupId: string }) => sendOffsets(offsets);
+        // Committing or aborting decides what another tenant's writes become (visible, or discarded).
+        if (name === 'commit' || name === 'abort')
+          return async () => {
+            writer();
+            return inner[name]();
+          };
         const value = Reflect.get(inner, name, inner);
         if (typeof value !== 'function') return value;
         if (Object.hasOwn(TRANSACTION_OPERATIONS, name)) return value.bind(inner);

@@ -39,14 +39,20 @@ export interface KafkaAcl {
 
 export interface GrantKafkaShadowAccessResult {
   principal: string;
-  /** What the principal should be allowed, and nothing else. */
+  /** What the principal should hold: ALLOWs on its twins, and DENYs overriding ALLOWs given to every principal. */
   wanted: KafkaAcl[];
   /** Wanted and missing. */
   create: KafkaAcl[];
   /** ALLOW entries of the principal beyond the wanted ones (a production topic, a prefix, the cluster). */
   remove: KafkaAcl[];
+  /**
+   * ALLOWs for every principal (`User:*`) that this grant cannot override
+   * without denying an isolated name too (`*`, a prefix of a twin, the
+   * cluster): while any is listed, the principal is not confined.
+   */
+  conflicts: KafkaAcl[];
   applied: boolean;
-  /** True when nothing was to change. */
+  /** True when nothing was to change and nothing conflicts: the principal is confined. */
   inSync: boolean;
 }
 
@@ -86,31 +92,54 @@ export async function grantShadowAccess(options: GrantKafkaShadowAccessOptions):
     }
   }
 
-  const described = await admin.describeAcls({
-    resourceType: AclResourceTypes.ANY,
-    resourcePatternType: ResourcePatternTypes.ANY,
-    principal,
-    operation: AclOperationTypes.ANY,
-    permissionType: AclPermissionTypes.ANY,
-  });
-  const existing: KafkaAcl[] = (described.resources as DescribeAclResource[]).flatMap((resource) =>
-    resource.acls.map((acl) => ({
-      resourceType: name(AclResourceTypes, resource.resourceType) as KafkaAcl['resourceType'],
-      resourceName: resource.resourceName,
-      patternType: name(ResourcePatternTypes, resource.resourcePatternType) as KafkaAcl['patternType'],
-      operation: name(AclOperationTypes, acl.operation),
-      permission: name(AclPermissionTypes, acl.permissionType) as KafkaAcl['permission'],
-      host: acl.host,
-    })),
-  );
+  const describe = async (who: string): Promise<KafkaAcl[]> => {
+    const described = await admin.describeAcls({
+      resourceType: AclResourceTypes.ANY,
+      resourcePatternType: ResourcePatternTypes.ANY,
+      principal: who,
+      operation: AclOperationTypes.ANY,
+      permissionType: AclPermissionTypes.ANY,
+    });
+    return (described.resources as DescribeAclResource[]).flatMap((resource) =>
+      resource.acls.map((acl) => ({
+        resourceType: name(AclResourceTypes, resource.resourceType) as KafkaAcl['resourceType'],
+        resourceName: resource.resourceName,
+        patternType: name(ResourcePatternTypes, resource.resourcePatternType) as KafkaAcl['patternType'],
+        operation: name(AclOperationTypes, acl.operation),
+        permission: name(AclPermissionTypes, acl.permissionType) as KafkaAcl['permission'],
+        host: acl.host,
+      })),
+    );
+  };
+  const existing = await describe(principal);
+  // An ALLOW for every principal (`User:*`) holds for this one too, and is not
+  // this grant's to delete: a DENY for this principal on the same resource
+  // overrides it. One that also covers an isolated name cannot be denied
+  // without denying the twin: it is reported, and the principal is not confined.
+  const conflicts: KafkaAcl[] = [];
+  const wantedNames = wanted.map((acl) => `${acl.resourceType}\u0000${acl.resourceName}`);
+  const covers = (acl: KafkaAcl) =>
+    wantedNames.some((entry) => {
+      const [type, resourceName] = entry.split('\u0000') as [string, string];
+      if (type !== acl.resourceType) return false;
+      if (acl.patternType === 'PREFIXED') return resourceName.startsWith(acl.resourceName);
+      return acl.resourceName === '*' || acl.resourceName === resourceName;
+    });
+  if (principal !== 'User:*') {
+    for (const acl of await describe('User:*')) {
+      if (acl.permission !== 'ALLOW') continue;
+      if (acl.resourceType === 'CLUSTER' || covers(acl)) conflicts.push(acl);
+      else wanted.push({ ...acl, permission: 'DENY' });
+    }
+  }
   const have = new Set(existing.map(key));
   const want = new Set(wanted.map(key));
   const create = wanted.filter((acl) => !have.has(key(acl)));
   // A DENY only narrows what the principal may do: it stays.
   const remove = existing.filter((acl) => acl.permission === 'ALLOW' && !want.has(key(acl)));
 
-  const inSync = create.length === 0 && remove.length === 0;
-  if (options.apply && !inSync) {
+  const inSync = create.length === 0 && remove.length === 0 && conflicts.length === 0;
+  if (options.apply && (create.length > 0 || remove.length > 0)) {
     const entry = (acl: KafkaAcl): AclEntry => ({
       resourceType: AclResourceTypes[acl.resourceType as keyof typeof AclResourceTypes],
       resourceName: acl.resourceName,
@@ -123,5 +152,6 @@ export async function grantShadowAccess(options: GrantKafkaShadowAccessOptions):
     if (remove.length > 0) await admin.deleteAcls({ filters: remove.map(entry) });
     if (create.length > 0) await admin.createAcls({ acl: create.map(entry) });
   }
-  return { principal, wanted, create, remove, applied: Boolean(options.apply) && !inSync, inSync };
+  const changed = create.length > 0 || remove.length > 0;
+  return { principal, wanted, create, remove, conflicts, applied: Boolean(options.apply) && changed, inSync };
 }

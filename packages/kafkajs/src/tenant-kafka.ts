@@ -1,8 +1,9 @@
-import { getDefaultPolicy, TenantConflictError, type TenantPolicy, withTenant } from '@dye/core';
+import { currentTenant, getDefaultPolicy, TenantConflictError, type TenantPolicy, withTenant } from '@dye/core';
 import type { Admin, AdminConfig, ConsumerConfig, Kafka, KafkaMessage, Producer, ProducerConfig } from 'kafkajs';
 import { tenantAdmin } from './admin.js';
 import { type TenantConsumer, tenantConsumer } from './consumer.js';
 import { IsolatedKafkaClient } from './isolated-client.js';
+import { isolatedReader } from './isolated-messages.js';
 import { messageTenant } from './message-headers.js';
 import { tenantProducer } from './producer.js';
 import { TopicCatalog } from './topic-catalog.js';
@@ -48,9 +49,16 @@ export function tenantKafka(kafka: Kafka, options: TenantKafkaOptions = {}): Ten
 
 /**
  * Runs `fn` in the tenant of a consumed message, for `eachBatch` handlers.
- * Throws TenantConflictError when the message names two tenants.
+ * A message an isolated consumer read is its tenant's whatever its headers
+ * say (the topic decides), and isolated code never leaves its tenant through
+ * a message's headers. Otherwise the headers decide; throws
+ * TenantConflictError when they name two tenants.
  */
 export function withMessageTenant<R>(message: Pick<KafkaMessage, 'headers'>, fn: () => R, policy: TenantPolicy = getDefaultPolicy()): R {
+  const reader = isolatedReader(message);
+  if (reader !== undefined) return withTenant(reader, fn);
+  const now = currentTenant();
+  if (now.kind !== 'baseline' && policy.isolates(now, 'kafka')) return withTenant(now, fn);
   const decided = messageTenant(message.headers, policy);
   if (!decided.ok) throw new TenantConflictError(decided.names);
   return withTenant(decided.tenant, fn);

@@ -31,6 +31,7 @@ const users = {
   leaky: 'leaky-secret',
   wild: 'wild-secret',
   cli: 'cli-secret',
+  star: 'star-secret',
 };
 let broker: OwnKafkaBroker;
 const client = (user: keyof typeof users) =>
@@ -437,4 +438,56 @@ describe('dye shadow grant --kafka', () => {
     expect(topicWithoutKafka.code).toBe(2);
     expect(topicWithoutKafka.stderr).toContain('are for --kafka');
   }, 30_000);
+});
+
+describe('ALLOWs for every principal (User:*)', () => {
+  const everyone = (resourceName: string, operation: number, patternType = ResourcePatternTypes.LITERAL) => ({
+    resourceType: AclResourceTypes.TOPIC,
+    resourceName,
+    resourcePatternType: patternType,
+    principal: 'User:*',
+    host: '*',
+    operation,
+    permissionType: AclPermissionTypes.ALLOW,
+  });
+
+  it('grantShadowAccess denies them to the principal; one that also covers a twin is a conflict, never in sync', async () => {
+    const admin = client('admin').admin();
+    await admin.connect();
+    try {
+      await createTopics(admin, 'payroll', 'payroll_shadow');
+      await admin.createAcls({ acl: [everyone('payroll', AclOperationTypes.WRITE), everyone('payroll', AclOperationTypes.DESCRIBE)] });
+      await writeVerdict('star', 'payroll', 'allowed');
+      const granted = await grantShadowAccess({ admin, principal: 'User:star', topics: ['payroll'], apply: true });
+      expect(granted.conflicts).toEqual([]);
+      expect(
+        granted.create
+          .filter((acl) => acl.permission === 'DENY')
+          .map((acl) => `${acl.operation} ${acl.resourceName}`)
+          .sort(),
+      ).toEqual(['DESCRIBE payroll', 'WRITE payroll']);
+      await writeVerdict('star', 'payroll', 'refused');
+      await writeVerdict('star', 'payroll_shadow', 'allowed');
+      expect((await grantShadowAccess({ admin, principal: 'User:star', topics: ['payroll'] })).inSync).toBe(true);
+      expect(await high(admin, 'payroll')).toBe(0);
+
+      // A prefix every principal may write, which also covers the twin: nothing the grant can deny alone.
+      const prefix = everyone('pay', AclOperationTypes.WRITE, ResourcePatternTypes.PREFIXED);
+      await admin.createAcls({ acl: [prefix] });
+      try {
+        const conflicted = await grantShadowAccess({ admin, principal: 'User:star', topics: ['payroll'] });
+        expect(conflicted.inSync).toBe(false);
+        expect(conflicted.conflicts.map((acl) => `${acl.patternType} ${acl.resourceName} ${acl.operation}`)).toEqual([
+          'PREFIXED pay WRITE',
+        ]);
+      } finally {
+        await admin.deleteAcls({ filters: [prefix] });
+      }
+    } finally {
+      await admin
+        .deleteAcls({ filters: [everyone('payroll', AclOperationTypes.WRITE), everyone('payroll', AclOperationTypes.DESCRIBE)] })
+        .catch(() => {});
+      await admin.disconnect();
+    }
+  }, 90_000);
 });
