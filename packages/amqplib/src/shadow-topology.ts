@@ -86,7 +86,7 @@ export interface SyncShadowTopologyResult {
   readonly missing: readonly ShadowDeclaration[];
   readonly drift: readonly TopologyDrift[];
   readonly skipped: readonly SkippedResource[];
-  /** Nothing missing and no drift. */
+  /** Nothing missing, no drift, and every exchange and queue named exists in production. */
   readonly inSync: boolean;
 }
 
@@ -150,6 +150,15 @@ export async function syncShadowTopology(options: SyncShadowTopologyOptions): Pr
   for (const name of [...(options.exchanges ?? []), ...(options.queues ?? [])]) {
     if (isReservedName(name, tenants))
       throw new TypeError(`syncShadowTopology: ${name} is an isolated or dead-letter resource, not a production one`);
+  }
+  // A name asked for that production does not have is a mistake to report, not a twin to skip quietly.
+  const absent: string[] = [];
+  for (const name of options.exchanges ?? [])
+    if (!listing.exchanges.some((exchange) => exchange.name === name)) absent.push(`exchange ${name}`);
+  for (const name of options.queues ?? []) if (!listing.queues.some((queue) => queue.name === name)) absent.push(`queue ${name}`);
+  for (const entry of absent) {
+    const [kind, ...rest] = entry.split(' ');
+    skip(kind as 'exchange' | 'queue', rest.join(' '), 'it does not exist in production');
   }
 
   for (const tenant of tenants) {
@@ -355,7 +364,7 @@ export async function syncShadowTopology(options: SyncShadowTopologyOptions): Pr
     missing: options.apply ? [] : missing,
     drift,
     skipped,
-    inSync: (options.apply ? missing.length === created.length : missing.length === 0) && drift.length === 0,
+    inSync: (options.apply ? missing.length === created.length : missing.length === 0) && drift.length === 0 && absent.length === 0,
   };
 }
 

@@ -1,3 +1,9 @@
+import {
+  type GrantAmqpShadowAccessResult,
+  grantShadowAccess as grantAmqpShadowAccess,
+  type SyncShadowTopologyResult,
+  syncShadowTopology,
+} from '@dye/amqplib';
 import { isolatedName } from '@dye/core';
 import { grantShadowAccess as grantRedisShadowAccess, type GrantShadowAccessResult as RedisGrantResult } from '@dye/ioredis';
 import {
@@ -14,14 +20,18 @@ import {
   type SyncShadowSchemaResult,
   syncShadowSchema,
 } from '@dye/mysql2';
+import amqplib from 'amqplib';
 import type { Command } from 'commander';
 import { Cluster, Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import pc from 'picocolors';
+import { type AmqpAdminOptions, addAmqpAdminOptions, amqpTarget } from './amqp-admin.js';
 import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaAdmin } from './kafka-admin.js';
 import { EXIT, UsageError } from './usage-error.js';
 
-interface ShadowOptions extends KafkaAdminOptions {
+interface ShadowOptions extends KafkaAdminOptions, AmqpAdminOptions {
+  exchange: string[];
+  queue: string[];
   mysql?: string;
   db?: string;
   definer?: string;
@@ -37,13 +47,16 @@ interface ShadowOptions extends KafkaAdminOptions {
 interface ShadowOutcome {
   mysql?: ShadowSchemaReport | SyncShadowSchemaResult;
   kafka?: SyncShadowTopicsResult;
+  amqp?: SyncShadowTopologyResult;
   inSync: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 function addShadowOptions(command: Command): Command {
-  return addKafkaAdminOptions(command)
+  return addAmqpAdminOptions(addKafkaAdminOptions(command))
+    .option('--exchange <name>', 'RabbitMQ: a production exchange to twin (repeat for more; default every one)', collect, [])
+    .option('--queue <name>', 'RabbitMQ: a production queue to twin (repeat for more; default every one)', collect, [])
     .option('--mysql <url>', 'admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
     .option('--db <name>', 'the production database (shop → shop_shadow)')
     .option('--kafka <brokers>', 'Kafka brokers, comma-separated')
@@ -78,6 +91,11 @@ export function registerShadowCommands(program: Command): void {
     .option('--mysql <url>', 'MySQL admin connection, as mysql://root@127.0.0.1:3306 (the database may be in the URL)')
     .option('--redis <url>', 'Redis admin connection, as redis://127.0.0.1:6379 (a cluster node: every node gets the user)')
     .option('--kafka <brokers>', 'Kafka brokers, comma-separated: ACLs for the principal User:<user>')
+    .option(
+      '--amqp <url>',
+      'RabbitMQ as an administrator (amqp://admin:secret@host:5672/<vhost>): the user gets only <name>_<tenant> in that vhost',
+    )
+    .option('--amqp-management <url>', 'the RabbitMQ management API (default http://<the --amqp host>:15672, same user)')
     .option('--topic <name>', 'Kafka: a production topic (repeat for more): the principal gets <topic>_<tenant>', collect, [])
     .option('--group <name>', 'Kafka: a production consumer group (repeat for more): the principal gets <group>_<tenant>', collect, [])
     .option(
@@ -100,11 +118,12 @@ export function registerShadowCommands(program: Command): void {
     .option('--apply', 'run the statements')
     .option('--json', 'print the result as JSON');
   addKafkaAdminOptions(grant).action(async (options: GrantOptions) => {
-    const stores = [options.mysql, options.redis, options.kafka].filter(Boolean).length;
-    if (stores !== 1) throw new UsageError('name one store to grant on: --mysql <url>, --redis <url> or --kafka <brokers>');
+    const stores = [options.mysql, options.redis, options.kafka, options.amqp].filter(Boolean).length;
+    if (stores !== 1) throw new UsageError('name one store to grant on: --mysql <url>, --redis <url>, --kafka <brokers> or --amqp <url>');
     if (!options.kafka && (options.topic.length > 0 || options.group.length > 0 || options.transactionalId.length > 0))
       throw new UsageError('--topic, --group and --transactional-id are for --kafka');
     if (options.redis) printRedisGrant(await runRedisGrant(options), options);
+    else if (options.amqp) printAmqpGrant(await runAmqpGrant(options), options);
     else if (options.kafka) {
       const result = await runKafkaGrant(options);
       printKafkaGrant(result, options);
@@ -126,8 +145,10 @@ export function registerShadowCommands(program: Command): void {
 }
 
 async function runShadow(options: ShadowOptions, apply: boolean): Promise<ShadowOutcome> {
-  if (!options.mysql && !options.kafka)
-    throw new UsageError('name what to sync: --mysql <url> --db <name>, and/or --kafka <brokers> --topic <name>');
+  if (!options.mysql && !options.kafka && !options.amqp)
+    throw new UsageError('name what to sync: --mysql <url> --db <name>, --kafka <brokers> --topic <name>, and/or --amqp <url>');
+  if (!options.amqp && (options.exchange.length > 0 || options.queue.length > 0))
+    throw new UsageError('--exchange and --queue are for --amqp <url>');
   if (options.kafka && options.topic.length === 0) throw new UsageError('--kafka needs at least one --topic');
   if (options.topic.length > 0 && !options.kafka) throw new UsageError('--topic needs --kafka <brokers>');
   if ((options.copyTable?.length ?? 0) > 0 && !apply) throw new UsageError('--copy-table copies rows, so it needs --apply');
@@ -172,10 +193,29 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
       await admin.disconnect();
     }
   }
+  if (options.amqp) {
+    const target = amqpTarget(options);
+    // Only an apply declares anything, over AMQP; reading is the management API's.
+    const connection = apply ? await amqplib.connect(target.url) : undefined;
+    try {
+      outcome.amqp = await syncShadowTopology({
+        management: target.management,
+        vhost: target.vhost,
+        tenants: [options.tenant],
+        ...(options.exchange.length > 0 ? { exchanges: options.exchange } : {}),
+        ...(options.queue.length > 0 ? { queues: options.queue } : {}),
+        ...(connection ? { connection, apply: true } : {}),
+      });
+      // After an apply, what is left is drift a declaration cannot fix.
+      outcome.inSync &&= apply ? outcome.amqp.drift.length === 0 && !outcome.amqp.skipped.some(isAbsent) : outcome.amqp.inSync;
+    } finally {
+      await connection?.close();
+    }
+  }
   return outcome;
 }
 
-interface GrantOptions extends KafkaAdminOptions {
+interface GrantOptions extends KafkaAdminOptions, AmqpAdminOptions {
   mysql?: string;
   redis?: string;
   topic: string[];
@@ -246,6 +286,46 @@ async function runRedisGrant(options: GrantOptions): Promise<RedisGrantResult> {
   } finally {
     admin.disconnect();
   }
+}
+
+const isAbsent = (skipped: { reason: string }) => skipped.reason === 'it does not exist in production';
+
+async function runAmqpGrant(options: GrantOptions): Promise<GrantAmqpShadowAccessResult> {
+  if (options.db.length > 0) throw new UsageError('--db is for --mysql; RabbitMQ users are confined by name patterns');
+  const target = amqpTarget(options);
+  const password = process.env[options.passwordEnv];
+  try {
+    return await grantAmqpShadowAccess({
+      management: target.management,
+      vhost: target.vhost,
+      user: options.user,
+      ...(password ? { password } : {}),
+      tenants: options.tenant.length > 0 ? options.tenant : ['shadow'],
+      apply: options.apply === true,
+    });
+  } catch (error) {
+    if (error instanceof TypeError)
+      throw new UsageError(error.message.replace(/give a password|needs a password/, `set ${options.passwordEnv}`));
+    throw error;
+  }
+}
+
+function printAmqpGrant(result: GrantAmqpShadowAccessResult, options: GrantOptions): void {
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  const wanted = result.wanted;
+  const lines = [
+    pc.bold(
+      `RabbitMQ user ${result.user} in vhost ${result.vhost} → configure ${wanted.configure}, write ${wanted.write}, read ${wanted.read}`,
+    ),
+  ];
+  for (const change of result.changes) lines.push(`  ${pc.cyan(result.applied ? '+' : '·')} ${change}`);
+  if (result.inSync) lines.push(`  ${pc.green('✓')} confined to its isolated exchanges and queues, nothing to do`);
+  else if (!result.applied) lines.push(pc.dim('dry run: nothing changed; add --apply to make these changes'));
+  else lines.push(`  ${pc.green('✓')} confined to its isolated exchanges and queues`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 async function runKafkaGrant(options: GrantOptions): Promise<GrantKafkaShadowAccessResult> {
@@ -428,6 +508,24 @@ function print(outcome: ShadowOutcome, options: ShadowOptions, mode: 'sync' | 'd
           : `${drift.shadowTopic}: config ${drift.name} = ${drift.shadow ?? '(default)'}, production has ${drift.production ?? '(default)'}`,
       );
     }
+    if (result.inSync && result.created.length === 0) ok('in sync');
+  }
+  if (outcome.amqp) {
+    const result = outcome.amqp;
+    lines.push(pc.bold(`RabbitMQ → twins for ${options.tenant}`));
+    const declared = (declaration: SyncShadowTopologyResult['missing'][number]) =>
+      declaration.kind === 'binding'
+        ? `binding ${declaration.source || '(default)'} → ${declaration.destinationType} ${declaration.destination} (${JSON.stringify(declaration.routingKey)})`
+        : `${declaration.kind} ${declaration.name}`;
+    for (const declaration of result.created) note(`declared ${declared(declaration)}`);
+    for (const declaration of result.missing) bad(`${declared(declaration)} missing`);
+    for (const drift of result.drift)
+      bad(
+        `${drift.resource} ${drift.shadowName}: ${drift.kind}${drift.setting ? ` ${drift.setting}` : ''} — production ${JSON.stringify(drift.production)}, shadow ${JSON.stringify(drift.shadow)}`,
+      );
+    for (const skipped of result.skipped)
+      if (isAbsent(skipped)) bad(`${skipped.kind} ${skipped.name} does not exist in production`);
+      else lines.push(`  ${pc.yellow('!')} ${skipped.kind} ${skipped.name} gets no twin: ${skipped.reason}`);
     if (result.inSync && result.created.length === 0) ok('in sync');
   }
   if (mode === 'dry-run' && !outcome.inSync) lines.push(pc.dim('dry run: nothing changed; add --apply to make the additive changes'));
