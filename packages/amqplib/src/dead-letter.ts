@@ -11,7 +11,22 @@ export const DEAD_LETTER_HEADERS = {
   routingKey: 'x-dye-dlq-routing-key',
 } as const;
 
-/** The message's properties for its dead letter: its own, with Dye's headers added. */
+/**
+ * The message's headers without those that route it (`CC`, `BCC`, in any
+ * case): RabbitMQ would also deliver the dead letter to each queue they name,
+ * production ones included, and a dead-letter queue named there would receive
+ * its own copies again and again.
+ */
+function withoutRouting(headers: Record<string, unknown> | undefined): Record<string, unknown> {
+  const kept: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(headers ?? {})) {
+    const lower = key.toLowerCase();
+    if (lower !== 'cc' && lower !== 'bcc') kept[key] = (headers as Record<string, unknown>)[key];
+  }
+  return kept;
+}
+
+/** The message's properties for its dead letter: its own without routing headers, with Dye's headers added. */
 function deadLetterOptions(message: ConsumeMessage, queue: string, reason: string): Options.Publish {
   const { headers, userId: _userId, expiration: _expiration, clusterId: _clusterId, deliveryMode, ...properties } = message.properties;
   // userId must name the publishing connection's user, or RabbitMQ closes the channel;
@@ -20,7 +35,7 @@ function deadLetterOptions(message: ConsumeMessage, queue: string, reason: strin
     ...Object.fromEntries(Object.entries(properties).filter(([, value]) => value !== undefined)),
     ...(deliveryMode === undefined ? {} : { deliveryMode }),
     headers: {
-      ...headers,
+      ...withoutRouting(headers),
       [DEAD_LETTER_HEADERS.reason]: reason,
       [DEAD_LETTER_HEADERS.queue]: queue,
       [DEAD_LETTER_HEADERS.exchange]: message.fields.exchange,

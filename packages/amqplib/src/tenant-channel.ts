@@ -174,6 +174,8 @@ export function tenantChannel<C extends Channel>(
     callback: ConfirmCallback | undefined,
   ): boolean {
     const refused = exchange === '' ? `sending to queue ${routingKey}` : `publishing to exchange ${exchange}`;
+    // Judged on Dye's own copy, which is what is sent: the caller's objects are read once, here.
+    const stamped = stampedOptions(options, tenant);
     if (exchange === '') {
       if (routingKey === '') throw refusal(tenant, refused, 'the default exchange with an empty routing key names no queue');
       if (isolated.ownAccount) {
@@ -184,12 +186,12 @@ export function tenantChannel<C extends Channel>(
         );
       }
       // Sender-selected distribution: through the default exchange each CC/BCC entry names a queue, a production one.
-      if (options?.CC !== undefined || options?.BCC !== undefined || hasHeader(options?.headers, /^b?cc$/i)) {
+      if (stamped.CC !== undefined || stamped.BCC !== undefined || hasHeader(stamped.headers, /^b?cc$/i)) {
         throw refusal(tenant, refused, 'CC and BCC through the default exchange name production queues; publish to an exchange instead');
       }
     }
     const target = targetOf(tenant, exchange, routingKey);
-    return laneOf(tenant).publish(target, routingKey, content, stampedOptions(options, tenant), bound(callback, tenant), refused);
+    return laneOf(tenant).publish(target, routingKey, content, stamped, bound(callback, tenant), refused);
   }
 
   function publish(exchange: string, routingKey: string, content: Buffer, options?: Options.Publish, callback?: ConfirmCallback): boolean {
@@ -300,11 +302,23 @@ export function tenantChannel<C extends Channel>(
 
   /** An acknowledgement goes to the channel that delivered the message, whatever the tenant. */
   function acknowledge(operation: 'ack' | 'nack' | 'reject', message: Message, ...args: unknown[]): void {
-    const channel = deliveringChannel(message) ?? unknownDelivery(operation);
+    const channel = deliveringChannel(message) ?? unknownDelivery(operation, message);
     Reflect.apply(channel[operation] as (...a: unknown[]) => void, channel, [message, ...args]);
   }
 
-  function unknownDelivery(operation: string): Channel {
+  function unknownDelivery(operation: string, message: Message): Channel {
+    // A copy (structuredClone, JSON, another thread) of a message read from an
+    // isolated queue: its tag is the isolated channel's, on this one it could
+    // name a production message, whoever acknowledges it.
+    const isolatedQueue = (message?.fields as { isolatedQueue?: unknown } | undefined)?.isolatedQueue;
+    if (isolatedQueue !== undefined) {
+      const tenant = isolatedNow() ?? currentTenant();
+      throw refusal(
+        tenant,
+        `${operation}() of a copy of a message read from ${String(isolatedQueue)}`,
+        'Dye knows which channel delivered the message object a handler was given, not a copy of it; acknowledge that object',
+      );
+    }
     const tenant = isolatedNow();
     if (tenant === undefined) return raw;
     // Delivery tags are per channel: a tag Dye cannot place could be a production message's.
@@ -426,6 +440,8 @@ export function tenantChannel<C extends Channel>(
     const kind = operationKind(name);
     if (kind === 'neutral') {
       wrapper = (...args: unknown[]) => {
+        const tenant = isolatedNow();
+        if (tenant !== undefined) refuseListenerAccess(tenant, name, args[0]);
         const result = Reflect.apply(Reflect.get(raw, name) as (...a: unknown[]) => unknown, raw, args);
         // `channel.on(...)` returns the channel: the wrapper, so chained code keeps using it.
         return result === raw ? receiver : result;
@@ -452,16 +468,53 @@ export function tenantChannel<C extends Channel>(
     return wrapper;
   }
 
+  /**
+   * amqplib drives deliveries and confirms through the channel's own events
+   * (`delivery`, `ack`, `nack`, …) and keeps its consumers, pending replies and
+   * connection in plain properties: in an isolated tenant these would hand
+   * over the production channel's messages and machinery. Only the events a
+   * user listens to (`error`, `close`, `drain`, `return`) may be listened to there, and
+   * listeners may not be listed or removed wholesale.
+   */
+  function refuseListenerAccess(tenant: Tenant, name: string, event: unknown): void {
+    if (LISTENER_COUNTS.has(name)) return;
+    if (LISTENER_ADDERS.has(name) && typeof event === 'string' && USER_EVENTS.has(event)) return;
+    throw refusal(
+      tenant,
+      `channel.${name}(${typeof event === 'string' ? JSON.stringify(event) : ''})`,
+      "amqplib's own events and listeners carry the production channel's deliveries and confirms; an isolated tenant may listen to 'error', 'close', 'drain' and 'return' only",
+    );
+  }
+
   return new Proxy(raw, {
     get(target, property, receiver) {
-      if (typeof property !== 'string') return Reflect.get(target, property, target);
+      if (typeof property !== 'string') {
+        // Node's and amqplib's internals by symbol: nothing for isolated code.
+        return isolatedNow() === undefined ? Reflect.get(target, property, target) : undefined;
+      }
       if (Object.hasOwn(methods, property) && typeof Reflect.get(target, property, target) === 'function') return methods[property];
       const value = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
+      if (typeof value !== 'function') {
+        const tenant = isolatedNow();
+        // A property the channel does not have (`then`, when a channel is awaited) reveals nothing.
+        if (tenant === undefined || value === undefined) return value;
+        // What amqplib's types promise of a channel's connection, and nothing that reaches its channels.
+        if (property === 'connection')
+          return Object.freeze({ serverProperties: (value as { serverProperties?: unknown })?.serverProperties });
+        throw refusal(
+          tenant,
+          `reading channel.${property}`,
+          "it is amqplib's internal state of the production channel (consumers, replies, frames)",
+        );
+      }
       return guard(property, receiver);
     },
   });
 }
+
+const LISTENER_ADDERS = new Set(['on', 'once', 'addListener', 'prependListener', 'prependOnceListener', 'off', 'removeListener']);
+const LISTENER_COUNTS = new Set(['setMaxListeners', 'getMaxListeners', 'listenerCount', 'eventNames']);
+const USER_EVENTS = new Set(['error', 'close', 'drain', 'return']);
 
 function hasHeader(headers: unknown, name: RegExp): boolean {
   if (typeof headers !== 'object' || headers === null) return false;
