@@ -8,7 +8,7 @@ import {
   type RabbitManagement,
   segment,
 } from './management-api.js';
-import { isReservedName } from './tenants.js';
+import { DEAD_LETTER_SUFFIX, isReservedName } from './tenants.js';
 
 export interface SyncShadowTopologyOptions {
   /** An AMQP connection to the vhost, as a user that may declare `_shadow` exchanges, queues and bindings. Needed with `apply`. */
@@ -97,18 +97,22 @@ interface Listing {
   exchanges: ManagedExchange[];
   queues: ManagedQueue[];
   bindings: ManagedBinding[];
+  policies: ManagedPolicy[];
 }
 
 async function list(api: ManagementApi, vhost: string): Promise<Listing> {
   const at = segment(vhost);
-  const [exchanges, queues, bindings] = await Promise.all([
+  const [exchanges, queues, bindings, policies, operatorPolicies] = await Promise.all([
     api.get<ManagedExchange[]>(`/exchanges/${at}?columns=name,type,durable,auto_delete,internal,arguments`),
     api.get<ManagedQueue[]>(`/queues/${at}?columns=name,durable,auto_delete,exclusive,arguments,effective_policy_definition`),
     api.get<ManagedBinding[]>(`/bindings/${at}`),
+    api.get<ManagedPolicy[]>(`/policies/${at}`),
+    // Operator policies are an administrator's to read; without them the user policies still count.
+    api.get<ManagedPolicy[]>(`/operator-policies/${at}`).catch(() => []),
   ]);
   if (exchanges === undefined || queues === undefined || bindings === undefined)
     throw new Error(`RabbitMQ has no vhost ${JSON.stringify(vhost)}`);
-  return { exchanges, queues, bindings };
+  return { exchanges, queues, bindings, policies: [...(policies ?? []), ...(operatorPolicies ?? [])] };
 }
 
 /**
@@ -266,18 +270,19 @@ export async function syncShadowTopology(options: SyncShadowTopologyOptions): Pr
       differs('auto_delete', queue.auto_delete, existing.auto_delete);
       for (const key of new Set([...Object.keys(twinArgs), ...Object.keys(existing.arguments ?? {})]))
         differs('argument', twinArgs[key] ?? null, existing.arguments?.[key] ?? null, key);
-      const policyExchange = existing.effective_policy_definition?.['dead-letter-exchange'];
-      if (typeof policyExchange === 'string' && policyExchange !== '' && !isReservedName(policyExchange, tenants)) {
-        drift.push({
-          resource: 'queue',
-          name: queue.name,
-          shadowName: name,
-          kind: 'policy',
-          setting: 'dead-letter-exchange',
-          production: null,
-          shadow: policyExchange,
-        });
-      }
+    }
+
+    // Policies whose pattern also matches a twin's name apply to the twin: one
+    // that routes its messages elsewhere (an alternate or dead-letter exchange,
+    // a federation or shovel) routes shadow messages to production, and
+    // RabbitMQ checks no permission on that step.
+    for (const production of twinned.exchange) {
+      const given = existingExchanges.get(production)?.arguments ?? {};
+      drift.push(...policyLeaks(listing.policies, 'exchange', production, exchangeTwin(production), given, tenants));
+    }
+    for (const production of twinned.queue) {
+      const given = existingQueues.get(production)?.arguments ?? {};
+      drift.push(...policyLeaks(listing.policies, 'queue', production, queueTwin(production), given, tenants));
     }
 
     const wantedBindings: Array<Extract<ShadowDeclaration, { kind: 'binding' }>> = [];
@@ -366,6 +371,77 @@ export async function syncShadowTopology(options: SyncShadowTopologyOptions): Pr
     skipped,
     inSync: (options.apply ? missing.length === created.length : missing.length === 0) && drift.length === 0 && absent.length === 0,
   };
+}
+
+/** A policy as the management API lists it. */
+interface ManagedPolicy {
+  name: string;
+  pattern: string;
+  'apply-to': string;
+  priority: number;
+  definition: Record<string, unknown>;
+}
+
+// The declared argument that overrides a policy key, where there is one.
+const ARGUMENT_OF_POLICY_KEY: Record<string, string> = {
+  'alternate-exchange': 'alternate-exchange',
+  'dead-letter-exchange': 'x-dead-letter-exchange',
+};
+
+// Policy keys that send a resource's messages somewhere else than where they were published.
+const ROUTING_POLICY_KEYS = ['alternate-exchange', 'dead-letter-exchange', 'federation-upstream', 'federation-upstream-set', 'shovel'];
+
+/**
+ * The policies that may apply to `twin` (each whose pattern matches it and
+ * that applies to its kind, user and operator policies alike: which one wins
+ * depends on priorities the broker may change), as drift where one routes the
+ * twin's messages to a resource that is not isolated and the twin's own
+ * arguments do not override it. A pattern JavaScript cannot read counts as matching:
+ * reported, never assumed harmless.
+ */
+function policyLeaks(
+  policies: readonly ManagedPolicy[],
+  kind: 'exchange' | 'queue',
+  production: string,
+  twin: string,
+  given: Record<string, unknown>,
+  tenants: readonly string[],
+): TopologyDrift[] {
+  const appliesTo = (target: string) => target === 'all' || (kind === 'exchange' ? target === 'exchanges' : target !== 'exchanges');
+  const matching = policies.filter((policy) => {
+    if (!appliesTo(policy['apply-to'] ?? 'all')) return false;
+    try {
+      return new RegExp(policy.pattern).test(twin);
+    } catch {
+      return true;
+    }
+  });
+  // A twin, not a dead-letter queue (production's own, though its name is reserved).
+  const isTwin = (name: string) => isReservedName(name, tenants) && !name.endsWith(DEAD_LETTER_SUFFIX);
+  const leaks: TopologyDrift[] = [];
+  for (const policy of matching) {
+    for (const key of ROUTING_POLICY_KEYS) {
+      const value = policy.definition?.[key];
+      if (value === undefined) continue;
+      // The twin's own argument (copied from production, pointed at a twin) wins over a policy.
+      if (ARGUMENT_OF_POLICY_KEY[key] !== undefined && given[ARGUMENT_OF_POLICY_KEY[key]] !== undefined) continue;
+      if (key === 'dead-letter-exchange' && value === '') {
+        // Through the default exchange, to the queue the routing key (or each message's own key) names.
+        const routingKey = policy.definition['dead-letter-routing-key'];
+        if (typeof routingKey === 'string' && routingKey !== '' && isTwin(routingKey)) continue;
+      } else if ((key === 'alternate-exchange' || key === 'dead-letter-exchange') && typeof value === 'string' && isTwin(value)) continue;
+      leaks.push({
+        resource: kind,
+        name: production,
+        shadowName: twin,
+        kind: 'policy',
+        setting: `${policy.name}: ${key}`,
+        production: null,
+        shadow: value,
+      });
+    }
+  }
+  return leaks;
 }
 
 /** The drift report: syncShadowTopology without declaring anything. */
