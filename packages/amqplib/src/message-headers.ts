@@ -1,13 +1,13 @@
 import {
   BAGGAGE_HEADER,
   BASELINE,
+  decideMessageTenant,
   getDefaultPolicy,
   injectTenant,
   logWarning,
-  readTenantInput,
+  type MessageTenant,
   TENANT_HEADER,
   type Tenant,
-  TenantConflictError,
   type TenantPolicy,
   type TenantSetter,
 } from '@dye/core';
@@ -95,29 +95,9 @@ function stampHeaders(given: AmqpHeaders | undefined, tenant: Tenant): AmqpHeade
   return headers;
 }
 
-export type MessageTenant =
-  | { readonly ok: true; readonly tenant: Tenant }
-  | { readonly ok: false; readonly reason: string; readonly names: readonly string[] };
+export type { MessageTenant } from '@dye/core';
 
-/**
- * The tenant a consumed message carries. No headers → baseline; malformed →
- * baseline with a log line; two different tenants → not ok (dead-letter it,
- * never guess).
- */
+/** The tenant a consumed message's headers carry (see decideMessageTenant in @dye/core). */
 export function messageTenant(headers: AmqpHeaders | undefined, policy: TenantPolicy = getDefaultPolicy()): MessageTenant {
-  if (headers === undefined || headers === null) return { ok: true, tenant: BASELINE };
-  const input = readTenantInput(headers, amqpHeaders);
-  switch (input.kind) {
-    case 'none':
-      return { ok: true, tenant: BASELINE };
-    case 'conflict':
-      return { ok: false, reason: new TenantConflictError(input.names).message, names: input.names };
-    case 'malformed':
-      logWarning('dye.amqp.malformed', `message with malformed tenant headers processed as baseline: ${input.reason}`);
-      return { ok: true, tenant: BASELINE };
-    case 'named': {
-      const resolved = policy.resolve(input.name);
-      return { ok: true, tenant: resolved.ok ? resolved.tenant : BASELINE };
-    }
-  }
+  return decideMessageTenant(headers, amqpHeaders, 'amqp', policy);
 }

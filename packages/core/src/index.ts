@@ -31,6 +31,8 @@ export type { DyeLogEvent, DyeLogger } from './log.js';
 export { logWarning, setLogger } from './log.js';
 export type { TenantLogFields } from './log-mixin.js';
 export { tenantLogMixin } from './log-mixin.js';
+export type { MessageTenant } from './message-tenant.js';
+export { decideMessageTenant } from './message-tenant.js';
 export type { FallbackRoute, RefusingResource } from './metrics.js';
 export {
   ISOLATION_REFUSALS_METRIC,

@@ -1,10 +1,10 @@
 import {
   BASELINE,
+  decideMessageTenant,
   getDefaultPolicy,
   logWarning,
-  readTenantInput,
+  type MessageTenant,
   type Tenant,
-  TenantConflictError,
   type TenantPolicy,
   type TenantSetter,
 } from '@dye/core';
@@ -34,29 +34,9 @@ export const kafkaHeaders: TenantSetter<IHeaders> = {
   },
 };
 
-export type MessageTenant =
-  | { readonly ok: true; readonly tenant: Tenant }
-  | { readonly ok: false; readonly reason: string; readonly names: readonly string[] };
+export type { MessageTenant } from '@dye/core';
 
-/**
- * The tenant a consumed message carries. No headers → baseline; malformed →
- * baseline with a log line; two different tenants → not ok (dead-letter it,
- * never guess).
- */
+/** The tenant a consumed message's headers carry (see decideMessageTenant in @dye/core). */
 export function messageTenant(headers: IHeaders | undefined, policy: TenantPolicy = getDefaultPolicy()): MessageTenant {
-  if (!headers) return { ok: true, tenant: BASELINE };
-  const input = readTenantInput(headers, kafkaHeaders);
-  switch (input.kind) {
-    case 'none':
-      return { ok: true, tenant: BASELINE };
-    case 'conflict':
-      return { ok: false, reason: new TenantConflictError(input.names).message, names: input.names };
-    case 'malformed':
-      logWarning('dye.kafka.malformed', `message with malformed tenant headers processed as baseline: ${input.reason}`);
-      return { ok: true, tenant: BASELINE };
-    case 'named': {
-      const resolved = policy.resolve(input.name);
-      return { ok: true, tenant: resolved.ok ? resolved.tenant : BASELINE };
-    }
-  }
+  return decideMessageTenant(headers, kafkaHeaders, 'kafka', policy);
 }
