@@ -86,6 +86,8 @@ export interface SyncShadowTopologyResult {
   readonly missing: readonly ShadowDeclaration[];
   readonly drift: readonly TopologyDrift[];
   readonly skipped: readonly SkippedResource[];
+  /** Exchanges and queues named in the options that production does not have: a mistake, never in sync. */
+  readonly absent: ReadonlyArray<{ readonly kind: 'exchange' | 'queue'; readonly name: string }>;
   /** Nothing missing, no drift, and every exchange and queue named exists in production. */
   readonly inSync: boolean;
 }
@@ -156,14 +158,14 @@ export async function syncShadowTopology(options: SyncShadowTopologyOptions): Pr
       throw new TypeError(`syncShadowTopology: ${name} is an isolated or dead-letter resource, not a production one`);
   }
   // A name asked for that production does not have is a mistake to report, not a twin to skip quietly.
-  const absent: string[] = [];
-  for (const name of options.exchanges ?? [])
-    if (!listing.exchanges.some((exchange) => exchange.name === name)) absent.push(`exchange ${name}`);
-  for (const name of options.queues ?? []) if (!listing.queues.some((queue) => queue.name === name)) absent.push(`queue ${name}`);
-  for (const entry of absent) {
-    const [kind, ...rest] = entry.split(' ');
-    skip(kind as 'exchange' | 'queue', rest.join(' '), 'it does not exist in production');
-  }
+  const absent: Array<{ kind: 'exchange' | 'queue'; name: string }> = [
+    ...(options.exchanges ?? [])
+      .filter((name) => !listing.exchanges.some((exchange) => exchange.name === name))
+      .map((name) => ({ kind: 'exchange' as const, name })),
+    ...(options.queues ?? [])
+      .filter((name) => !listing.queues.some((queue) => queue.name === name))
+      .map((name) => ({ kind: 'queue' as const, name })),
+  ];
 
   for (const tenant of tenants) {
     const exchangeTwin = (name: string) => isolatedName('amqp-exchange', name, tenant);
@@ -369,6 +371,7 @@ export async function syncShadowTopology(options: SyncShadowTopologyOptions): Pr
     missing: options.apply ? [] : missing,
     drift,
     skipped,
+    absent,
     inSync: (options.apply ? missing.length === created.length : missing.length === 0) && drift.length === 0 && absent.length === 0,
   };
 }

@@ -207,7 +207,7 @@ async function runShadow(options: ShadowOptions, apply: boolean): Promise<Shadow
         ...(connection ? { connection, apply: true } : {}),
       });
       // After an apply, what is left is drift a declaration cannot fix.
-      outcome.inSync &&= apply ? outcome.amqp.drift.length === 0 && !outcome.amqp.skipped.some(isAbsent) : outcome.amqp.inSync;
+      outcome.inSync &&= apply ? outcome.amqp.drift.length === 0 && outcome.amqp.absent.length === 0 : outcome.amqp.inSync;
     } finally {
       await connection?.close();
     }
@@ -287,8 +287,6 @@ async function runRedisGrant(options: GrantOptions): Promise<RedisGrantResult> {
     admin.disconnect();
   }
 }
-
-const isAbsent = (skipped: { reason: string }) => skipped.reason === 'it does not exist in production';
 
 async function runAmqpGrant(options: GrantOptions): Promise<GrantAmqpShadowAccessResult> {
   if (options.db.length > 0) throw new UsageError('--db is for --mysql; RabbitMQ users are confined by name patterns');
@@ -523,9 +521,8 @@ function print(outcome: ShadowOutcome, options: ShadowOptions, mode: 'sync' | 'd
       bad(
         `${drift.resource} ${drift.shadowName}: ${drift.kind}${drift.setting ? ` ${drift.setting}` : ''} — production ${JSON.stringify(drift.production)}, shadow ${JSON.stringify(drift.shadow)}`,
       );
-    for (const skipped of result.skipped)
-      if (isAbsent(skipped)) bad(`${skipped.kind} ${skipped.name} does not exist in production`);
-      else lines.push(`  ${pc.yellow('!')} ${skipped.kind} ${skipped.name} gets no twin: ${skipped.reason}`);
+    for (const { kind, name } of result.absent) bad(`${kind} ${name} does not exist in production`);
+    for (const skipped of result.skipped) lines.push(`  ${pc.yellow('!')} ${skipped.kind} ${skipped.name} gets no twin: ${skipped.reason}`);
     if (result.inSync && result.created.length === 0) ok('in sync');
   }
   if (mode === 'dry-run' && !outcome.inSync) lines.push(pc.dim('dry run: nothing changed; add --apply to make the additive changes'));
