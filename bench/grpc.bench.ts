@@ -65,17 +65,12 @@ async function pickCost() {
   // 1,000 lanes × 10 READY instances; each leaf picker answers at once, so the
   // figure is the cost of Dye's choice (tenant from metadata, lane, round-robin).
   const completed = { pickResultType: 1, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
-  const leaf: PickTarget = { picker: { pick: () => completed as never } };
+  const picker0 = { pick: () => completed as never };
+  const leaves = (lane: string): PickTarget[] =>
+    Array.from({ length: 10 }, (_, i) => ({ key: `10.0.${lane.length}.${i}:50051`, weight: 1, picker: picker0 }));
   const ready = new Map<string, PickTarget[]>();
-  ready.set(
-    'baseline',
-    Array.from({ length: 10 }, () => leaf),
-  );
-  for (let lane = 0; lane < 1000; lane++)
-    ready.set(
-      `lane-${lane}`,
-      Array.from({ length: 10 }, () => leaf),
-    );
+  ready.set('baseline', leaves('baseline'));
+  for (let lane = 0; lane < 1000; lane++) ready.set(`lane-${lane}`, leaves(`lane-${lane}`));
   const picker = new TenantPicker('bench.inventory', ready, new Set());
   const plainRoundRobin = (() => {
     let next = 0;

@@ -21,7 +21,7 @@ import {
   TenantConflictError,
   type TenantPolicy,
 } from '@dye/core';
-import { BASELINE_LANE, chooseLane, type Instance, type InstancesUpdate, type Registry } from '@dye/discovery';
+import { BASELINE_LANE, chooseLane, type Instance, type InstancesUpdate, LaneRotation, type Registry } from '@dye/discovery';
 import { connectivityState as ConnectivityState, experimental, Metadata, status } from '@grpc/grpc-js';
 import { metadataCarrier } from './metadata-carrier.js';
 
@@ -34,8 +34,13 @@ type ChannelOptions = Record<string, unknown>;
 
 export const RESOLVER_SCHEME = 'dye';
 export const LOAD_BALANCER_NAME = 'dye_tenant';
-/** Resolver attribute: Map of endpoint address (`host:port`) → lane. */
+/** Resolver attribute: Map of endpoint address (`host:port`) → its instance's lane and weight. */
 const LANES_ATTRIBUTE = 'dye.lanes';
+
+interface EndpointLabel {
+  readonly lane: string;
+  readonly weight: number;
+}
 
 export interface TenantRoutingOptions {
   /** Where instances of apps are found. */
@@ -116,11 +121,11 @@ class TenantResolver implements experimental.Resolver {
   }
 
   #report(update: InstancesUpdate): void {
-    const lanes = new Map<string, string>();
+    const lanes = new Map<string, EndpointLabel>();
     const endpoints: Endpoint[] = [];
     for (const instance of update.instances as Instance[]) {
       const endpoint = endpointOf(instance.address);
-      lanes.set(addressKey(endpoint), instance.lane);
+      lanes.set(addressKey(endpoint), { lane: instance.lane, weight: instance.weight ?? 1 });
       endpoints.push(endpoint);
     }
     const serviceConfig = { loadBalancingConfig: [{ [LOAD_BALANCER_NAME]: { app: this.#app } }], methodConfig: [] };
@@ -152,20 +157,25 @@ class TenantLoadBalancingConfig implements experimental.TypedLoadBalancingConfig
 interface Child {
   readonly key: string;
   lane: string;
+  weight: number;
   readonly leaf: experimental.LeafLoadBalancer;
   state: ConnectivityState;
   /** Failed since it was last READY: its lane falls back instead of waiting for it. */
   failed: boolean;
 }
 
-/** A leaf of a lane as the picker sees it. */
+/** A leaf of a lane as the picker sees it: its address is its rotation key. */
 export interface PickTarget {
+  readonly key: string;
+  readonly weight: number;
   readonly picker: Picker;
 }
 
 class TenantLoadBalancer implements experimental.LoadBalancer {
   readonly #helper: ChannelControlHelper;
   readonly #children = new Map<string, Child>();
+  // Outlives the pickers: each rebuilt picker goes on with this channel's rotation.
+  readonly #rotation = new LaneRotation();
   #app = 'unknown';
   #updatesPaused = false;
 
@@ -191,7 +201,7 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
       }
       return true;
     }
-    const lanes = (options[LANES_ATTRIBUTE] as Map<string, string> | undefined) ?? new Map<string, string>();
+    const lanes = (options[LANES_ATTRIBUTE] as Map<string, EndpointLabel> | undefined) ?? new Map<string, EndpointLabel>();
     const wanted = new Map(endpointList.value.map((endpoint) => [addressKey(endpoint), endpoint]));
     this.#updatesPaused = true;
     for (const [key, child] of this.#children) {
@@ -201,16 +211,20 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
       }
     }
     for (const [key, endpoint] of wanted) {
-      const lane = lanes.get(key) ?? BASELINE_LANE;
+      const label = lanes.get(key);
+      const lane = label?.lane ?? BASELINE_LANE;
+      const weight = label?.weight ?? 1;
       const existing = this.#children.get(key);
       if (existing) {
         existing.lane = lane;
+        existing.weight = weight;
         existing.leaf.updateEndpoint(endpoint, options);
         continue;
       }
       const child: Child = {
         key,
         lane,
+        weight,
         state: ConnectivityState.IDLE,
         failed: false,
         leaf: undefined as unknown as experimental.LeafLoadBalancer,
@@ -268,7 +282,7 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
       child.state = state;
       if (state === ConnectivityState.READY) {
         const list = ready.get(child.lane);
-        const target = { picker: child.leaf.getPicker() };
+        const target = { key: child.key, weight: child.weight, picker: child.leaf.getPicker() };
         if (list) list.push(target);
         else ready.set(child.lane, [target]);
       } else if (state === ConnectivityState.CONNECTING || state === ConnectivityState.IDLE) {
@@ -282,8 +296,9 @@ class TenantLoadBalancer implements experimental.LoadBalancer {
       if (state === ConnectivityState.IDLE) child.leaf.exitIdle();
     }
     const policy = routing?.policy;
+    this.#rotation.retain(new Set([...this.#children.values()].map((child) => child.lane)));
     if (ready.size > 0) {
-      this.#publish(ConnectivityState.READY, new TenantPicker(this.#app, ready, pending, policy), null);
+      this.#publish(ConnectivityState.READY, new TenantPicker(this.#app, ready, pending, policy, this.#rotation), null);
     } else if (connecting) {
       this.#publish(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null);
     } else {
@@ -316,20 +331,28 @@ const queue: PickResult = {
 /**
  * Chooses a lane per call from the call's metadata (never from
  * AsyncLocalStorage: grpc-js re-runs queued picks from the channel's context),
- * then round-robins over that lane's READY leaves.
+ * then picks among that lane's READY leaves by the channel's rotation
+ * (round robin from a random start, weighted by `Instance.weight`).
  */
 export class TenantPicker implements Picker {
   readonly #app: string;
   readonly #ready: ReadonlyMap<string, readonly PickTarget[]>;
   readonly #pending: ReadonlySet<string>;
   readonly #policy: TenantPolicy | undefined;
-  readonly #next = new Map<string, number>();
+  readonly #rotation: LaneRotation;
 
-  constructor(app: string, ready: ReadonlyMap<string, readonly PickTarget[]>, pending: ReadonlySet<string>, policy?: TenantPolicy) {
+  constructor(
+    app: string,
+    ready: ReadonlyMap<string, readonly PickTarget[]>,
+    pending: ReadonlySet<string>,
+    policy?: TenantPolicy,
+    rotation: LaneRotation = new LaneRotation(),
+  ) {
     this.#app = app;
     this.#ready = ready;
     this.#pending = pending;
     this.#policy = policy;
+    this.#rotation = rotation;
   }
 
   pick(args: PickArgs): PickResult {
@@ -350,12 +373,10 @@ export class TenantPicker implements Picker {
         onCallEnded: null,
       };
     }
-    const targets = this.#ready.get(choice.lane);
-    if (!targets || targets.length === 0) return queue;
+    const target = this.#rotation.pick(choice.lane, this.#ready.get(choice.lane) ?? []);
+    if (target === undefined) return queue;
     if (choice.fellBack) recordRoutingFallback({ app: this.#app, tenant, via: 'grpc' });
-    const index = this.#next.get(choice.lane) ?? 0;
-    this.#next.set(choice.lane, (index + 1) % targets.length);
-    return (targets[index % targets.length] as PickTarget).picker.pick(args);
+    return target.picker.pick(args);
   }
 }
 

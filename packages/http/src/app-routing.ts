@@ -1,13 +1,30 @@
 import { getDefaultPolicy, logWarning, recordRoutingFallback, type Tenant, type TenantPolicy } from '@dye/core';
-import { chooseLane, groupByLane, type Instance, type Registry } from '@dye/discovery';
+import { chooseLane, groupByLane, type Instance, LaneRotation, type Registry } from '@dye/discovery';
 
 /** Hostnames checked against the registry and found empty are not asked again for this long, ms. */
 const NOT_AN_APP_MS = 5_000;
 const APP_HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
 
 interface AppState {
-  lanes: Map<string, Instance[]>;
-  readonly next: Map<string, number>;
+  lanes: Map<string, RoutedInstance[]>;
+  /** Kept across registry changes: round robin from a random start, weighted by `Instance.weight`. */
+  readonly rotation: LaneRotation;
+}
+
+interface RoutedInstance {
+  readonly key: string;
+  readonly weight: number | undefined;
+  readonly instance: Instance;
+}
+
+function lanesOf(instances: readonly Instance[]): Map<string, RoutedInstance[]> {
+  const lanes = new Map<string, RoutedInstance[]>();
+  for (const [lane, members] of groupByLane(instances))
+    lanes.set(
+      lane,
+      members.map((instance) => ({ key: instance.id, weight: instance.weight, instance })),
+    );
+  return lanes;
 }
 
 export type AppRoute = { readonly ok: true; readonly origin: string } | { readonly ok: false; readonly error: Error };
@@ -15,8 +32,8 @@ export type AppRoute = { readonly ok: true; readonly origin: string } | { readon
 /**
  * Routes `http://<app>/…` (a dotted app name, no port) to an instance of the
  * app's lane for the tenant, through a Registry: the same tenant pool rule as
- * gRPC (own lane, else baseline or refusal per policy), round-robin within the
- * lane. Apps are watched once seen, so later requests route without waiting.
+ * gRPC (own lane, else baseline or refusal per policy), round robin within the
+ * lane from a random start, weighted by `Instance.weight`. Apps are watched once seen, so later requests route without waiting.
  */
 export class AppRouter {
   readonly #registry: Registry;
@@ -66,10 +83,11 @@ export class AppRouter {
       this.#notApps.set(app, Date.now() + NOT_AN_APP_MS);
       return undefined;
     }
-    const state: AppState = { lanes: groupByLane(snapshot.instances), next: new Map() };
+    const state: AppState = { lanes: lanesOf(snapshot.instances), rotation: new LaneRotation() };
     this.#apps.set(app, state);
     this.#registry.watch(app, (update) => {
-      state.lanes = groupByLane(update.instances);
+      state.lanes = lanesOf(update.instances);
+      state.rotation.retain(state.lanes.keys());
     });
     return state;
   }
@@ -78,9 +96,7 @@ export class AppRouter {
     const choice = chooseLane(app, tenant, (lane) => (state.lanes.get(lane)?.length ?? 0) > 0, this.#policy ?? getDefaultPolicy());
     if (!choice.ok) return { ok: false, error: new Error(`dye: ${choice.message}`) };
     if (choice.fellBack) recordRoutingFallback({ app, tenant, via: 'http' });
-    const instances = state.lanes.get(choice.lane) as Instance[];
-    const index = (state.next.get(choice.lane) ?? 0) % instances.length;
-    state.next.set(choice.lane, index + 1);
-    return { ok: true, origin: `http://${(instances[index] as Instance).address}` };
+    const chosen = state.rotation.pick(choice.lane, state.lanes.get(choice.lane) ?? []) as RoutedInstance;
+    return { ok: true, origin: `http://${chosen.instance.address}` };
   }
 }
