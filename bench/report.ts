@@ -116,7 +116,7 @@ export function markdown(results: BenchResults): string {
     '',
     '- *Per-operation tables* (core, grpc-pick) time one call in nanoseconds; a request makes a handful of them, so they explain request-level figures rather than set targets.',
     "- *kafkajs-produce*: the row of bare kafkajs sending the same two headers Dye adds (`x-tenant`, `baggage`) is kafkajs alone: most of the shadow path's cost is kafkajs encoding message headers, which any header-carried context (OpenTelemetry's trace context included) pays.",
-    '- *amqplib-publish*: the row of bare amqplib publishing with the same two headers Dye adds (`x-tenant`, `baggage`) is amqplib and RabbitMQ alone: a message with a headers table costs the broker and the client encoder more than one without, and that, not Dye, is most of the red and shadow rows\' loss. Consume figures are medians of three rounds of 20,000 messages; their noise control shows how far two runs of the same client differ.',
+    "- *amqplib-publish*: the row of bare amqplib publishing with the same two headers Dye adds (`x-tenant`, `baggage`) is amqplib and RabbitMQ alone: a message with a headers table costs the broker and the client encoder more than one without, and that, not Dye, is most of the red and shadow rows' loss. Consume figures are medians of three rounds of 20,000 messages; their noise control shows how far two runs of the same client differ.",
     '- *otel-http, otel-grpc*: the OpenTelemetry rows record spans too (a tracer provider with a batch processor and an exporter that drops them), as a service running the SDK does; Dye rows carry the tenant only. They answer "what would carrying a tenant with the OTel SDK cost instead".',
     '',
   ];

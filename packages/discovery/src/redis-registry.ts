@@ -3,7 +3,7 @@ import { logWarning } from '@dye/core';
 import type { Redis } from 'ioredis';
 import { checkAppName, type Instance, normalizeInstance } from './instance.js';
 import type { InstancesListener, InstancesUpdate, Registration, Registry } from './registry.js';
-import { SelfPreservation } from './self-preservation.js';
+import { HOLD_TTLS, SelfPreservation } from './self-preservation.js';
 
 export interface RedisRegistryOptions {
   /** A Redis URL, or an ioredis client to copy connection settings from (the registry opens its own connections). */
@@ -107,9 +107,16 @@ export class RedisRegistry implements Registry {
     await this.#renew(stored);
     await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'register', id: normalized.id }));
     const timer = setInterval(() => {
-      this.#renew(stored).catch((error: Error) =>
-        logWarning('dye.discovery.heartbeat-failed', `heartbeat of ${normalized.app}/${normalized.id} failed: ${error.message}`),
-      );
+      this.#renew(stored)
+        .then(async (recreated) => {
+          // The entry was gone (a registry restarted empty, keys removed):
+          // watchers hear of it now, not at their next resync.
+          if (recreated)
+            await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'register', id: normalized.id }));
+        })
+        .catch((error: Error) =>
+          logWarning('dye.discovery.heartbeat-failed', `heartbeat of ${normalized.app}/${normalized.id} failed: ${error.message}`),
+        );
     }, this.#heartbeatInterval);
     timer.unref();
     const handle = { stop: () => clearInterval(timer) };
@@ -123,10 +130,13 @@ export class RedisRegistry implements Registry {
         handle.stop();
         this.#registrations.delete(handle);
         await this.#ready();
+        // The tombstone tells watchers this instance left on purpose: one gone
+        // without it was lost with the registry's data, and is held.
         await this.#commands
           .multi()
           .hdel(this.#instancesKey(normalized.app), normalized.id)
           .zrem(this.#expiryKey(normalized.app), normalized.id)
+          .zadd(this.#deregisteredKey(normalized.app), Date.now(), normalized.id)
           .exec();
         await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'deregister', id: normalized.id }));
       },
@@ -185,12 +195,26 @@ export class RedisRegistry implements Registry {
 
   /** Every stored instance of `app` with registration and expiry times, expired ones included. */
   async records(app: string): Promise<InstanceRecord[]> {
+    return (await this.#readApp(app)).records;
+  }
+
+  /** The records of `app` and the ids deregistered from it lately (their tombstones), in one read. */
+  async #readApp(app: string): Promise<{ records: InstanceRecord[]; deregistered: Set<string> }> {
     checkAppName(app);
     await this.#ready();
-    const results = await this.#commands.multi().hgetall(this.#instancesKey(app)).zrange(this.#expiryKey(app), 0, -1, 'WITHSCORES').exec();
+    const results = await this.#commands
+      .multi()
+      .hgetall(this.#instancesKey(app))
+      .zrange(this.#expiryKey(app), 0, -1, 'WITHSCORES')
+      .zrange(this.#deregisteredKey(app), 0, -1)
+      .exec();
     if (!results) throw new Error(`registry read of ${app} was aborted`);
-    const [[hashError, hash], [zsetError, zset]] = results as [[Error | null, Record<string, string>], [Error | null, string[]]];
-    if (hashError || zsetError) throw hashError ?? zsetError;
+    const [[hashError, hash], [zsetError, zset], [goneError, gone]] = results as [
+      [Error | null, Record<string, string>],
+      [Error | null, string[]],
+      [Error | null, string[]],
+    ];
+    if (hashError || zsetError || goneError) throw hashError ?? zsetError ?? goneError;
     const expiries = new Map<string, number>();
     for (let i = 0; i + 1 < zset.length; i += 2) expiries.set(zset[i] as string, Number(zset[i + 1]));
     const records: InstanceRecord[] = [];
@@ -209,7 +233,7 @@ export class RedisRegistry implements Registry {
         logWarning('dye.discovery.bad-record', `ignored an unreadable registry entry ${app}/${id}: ${(error as Error).message}`);
       }
     }
-    return records;
+    return { records, deregistered: new Set(gone) };
   }
 
   /** Apps that ever registered here. */
@@ -249,19 +273,26 @@ export class RedisRegistry implements Registry {
     });
   }
 
-  async #renew(stored: StoredInstance): Promise<void> {
+  /** Writes the instance's entry and expiry; true when the entry was not there (made anew). */
+  async #renew(stored: StoredInstance): Promise<boolean> {
     await this.#ready();
     const { instance } = stored;
     const now = Date.now();
-    await this.#commands
+    const results = await this.#commands
       .multi()
       .sadd(this.#appsKey(), instance.app)
       .hset(this.#instancesKey(instance.app), instance.id, JSON.stringify(stored))
       .zadd(this.#expiryKey(instance.app), now + this.#ttl, instance.id)
+      // An id registered again (a restart keeping its name) is no longer deregistered.
+      .zrem(this.#deregisteredKey(instance.app), instance.id)
       // Entries expired long ago belong to instances that died without
-      // deregistering; any live instance of the app may clear them.
-      .zremrangebyscore(this.#expiryKey(instance.app), '-inf', now - 10 * this.#ttl)
+      // deregistering, and tombstones outlive every hold; any live instance of
+      // the app may clear them.
+      .zremrangebyscore(this.#expiryKey(instance.app), '-inf', now - HOLD_TTLS * this.#ttl)
+      .zremrangebyscore(this.#deregisteredKey(instance.app), '-inf', now - 2 * HOLD_TTLS * this.#ttl)
       .exec();
+    const fieldsAdded = results?.[1]?.[1];
+    return fieldsAdded === 1;
   }
 
   #sync(app: string): Promise<void> {
@@ -275,9 +306,9 @@ export class RedisRegistry implements Registry {
   }
 
   async #read(app: string, watched: Watched): Promise<void> {
-    let records: InstanceRecord[];
+    let read: { records: InstanceRecord[]; deregistered: Set<string> };
     try {
-      records = await this.records(app);
+      read = await this.#readApp(app);
     } catch (error) {
       if (watched.current && !watched.current.stale) {
         logWarning('dye.discovery.stale', `registry unreachable, routing ${app} from cache: ${(error as Error).message}`);
@@ -286,11 +317,11 @@ export class RedisRegistry implements Registry {
       return;
     }
     const now = Date.now();
-    const routed = watched.preservation.decide(records, now);
+    const routed = watched.preservation.decide(read.records, now, read.deregistered);
     if (routed.preserving && !watched.current?.preserving) {
       logWarning(
         'dye.discovery.self-preservation',
-        `holding back a mass expiry of ${app} instances; connection failures still remove them`,
+        `holding ${app} instances the registry no longer shows alive (a mass expiry, or entries lost with the registry's data); connection failures still remove them`,
         {
           held: routed.held,
         },
@@ -320,6 +351,9 @@ export class RedisRegistry implements Registry {
   }
   #expiryKey(app: string): string {
     return `${this.#prefix}:app:${app}:expiry`;
+  }
+  #deregisteredKey(app: string): string {
+    return `${this.#prefix}:app:${app}:deregistered`;
   }
   #channel(app: string): string {
     return `${this.#prefix}:events:${app}`;

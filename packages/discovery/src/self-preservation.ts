@@ -7,59 +7,115 @@ interface ExpiryRecord {
 
 export interface RoutedInstances {
   readonly instances: readonly Instance[];
-  /** True while expired instances are held back. */
+  /** True while lost instances are held back. */
   readonly preserving: boolean;
-  /** Ids held back although expired. */
+  /** Ids held back although expired or gone from the registry. */
   readonly held: readonly string[];
 }
 
+/** An instance this caller was routing to that the registry no longer shows alive. */
+interface Lost {
+  instance: Instance;
+  /** When it expired, or (gone from the registry without a deregistration) when that was noticed. */
+  readonly at: number;
+  /** Gone from the registry altogether: not expired, not deregistered. */
+  readonly vanished: boolean;
+  held: boolean;
+  /** Let go (not held when it was lost, or held for as long as a hold lasts): routed no more, never held again for this loss. */
+  released: boolean;
+}
+
+const NOTHING: ReadonlySet<string> = new Set();
+
+/** How many TTLs a hold lasts at most. */
+export const HOLD_TTLS = 10;
+
 /**
- * Eureka-style self-preservation, on the caller's side. When many instances of
- * an app stop renewing at once, the likelier cause is the registry or the
- * network between it and them, not that they all died: so if more than
- * `threshold` of the app's instances (and at least two) expired within one TTL
- * window, the expired ones stay in the caller's pool. Connection and health
- * failures still take them out of rotation in the router; an explicit
- * deregistration removes them at once; a hold lasts at most ten TTLs.
+ * Eureka-style self-preservation, on the caller's side. Instances this caller
+ * routes to are held in its pool, although the registry no longer shows them
+ * alive, when the likelier cause is the registry or the network between it and
+ * them rather than that they all died:
+ *
+ * - **an expiry storm**: more than `threshold` of the app's instances (and at
+ *   least two) expired within one TTL window;
+ * - **instances gone from the registry** without being deregistered (a
+ *   deregistration leaves a tombstone the registry reports): the registry lost
+ *   its data (a Redis restarted empty, keys removed by hand), so its answer
+ *   says nothing about the instances. One such instance is enough.
+ *
+ * A lost instance is held when it is lost or never: one let go (a single
+ * crash) is not brought back by a storm noticed later. A held instance stays
+ * held until it is alive in the registry again, is deregistered, or
+ * `HOLD_TTLS` TTLs after it was lost; then it leaves once and for good (no
+ * flapping at the hold's edge). Connection and health failures still take
+ * held instances out of rotation in the routers.
  */
 export class SelfPreservation {
   readonly #ttl: number;
   readonly #threshold: number;
   /** Instances routed at the previous decision, by id. */
   #routed = new Map<string, Instance>();
-  /** When each recently expired instance (that we were routing to) expired. */
-  readonly #expiredAt = new Map<string, number>();
+  readonly #lost = new Map<string, Lost>();
 
   constructor(ttl: number, threshold: number) {
     this.#ttl = ttl;
     this.#threshold = threshold;
   }
 
-  decide(records: readonly ExpiryRecord[], now: number): RoutedInstances {
+  /**
+   * The instances to route to, from a full read of the app: its `records`
+   * (expired ones included) and the ids `deregistered` on purpose since (their
+   * tombstones). Without tombstones, an instance gone from the records counts
+   * as vanished.
+   */
+  decide(records: readonly ExpiryRecord[], now: number, deregistered: ReadonlySet<string> = NOTHING): RoutedInstances {
     const live: Instance[] = [];
+    const liveIds = new Set<string>();
     const expired = new Map<string, ExpiryRecord>();
     for (const record of records) {
-      if (record.expiresAt > now) live.push(record.instance);
-      else expired.set(record.instance.id, record);
+      if (deregistered.has(record.instance.id)) continue;
+      if (record.expiresAt > now) {
+        live.push(record.instance);
+        liveIds.add(record.instance.id);
+      } else expired.set(record.instance.id, record);
     }
-    // Forget expiries of instances that came back, were deregistered, or fell out of the window.
-    for (const [id, at] of this.#expiredAt) {
-      if (!expired.has(id) || now - at > 10 * this.#ttl) this.#expiredAt.delete(id);
+    // Losses: routed until now, and neither alive nor deregistered.
+    for (const [id, instance] of this.#routed) {
+      if (liveIds.has(id) || deregistered.has(id) || this.#lost.has(id)) continue;
+      const record = expired.get(id);
+      this.#lost.set(id, {
+        instance: record?.instance ?? instance,
+        at: record ? record.expiresAt : now,
+        vanished: record === undefined,
+        held: false,
+        released: false,
+      });
     }
-    for (const [id, record] of expired) {
-      if (this.#routed.has(id) && !this.#expiredAt.has(id)) this.#expiredAt.set(id, record.expiresAt);
+    const limit = HOLD_TTLS * this.#ttl;
+    for (const [id, lost] of this.#lost) {
+      // Back, gone on purpose, or long since out of every pool (a released loss
+      // is routed no more, so it cannot be taken for a new one).
+      if (liveIds.has(id) || deregistered.has(id) || now - lost.at > 2 * limit) this.#lost.delete(id);
+      else if (now - lost.at > limit) {
+        lost.held = false;
+        lost.released = true;
+      }
     }
-    const inWindow = [...this.#expiredAt].filter(([, at]) => now - at <= this.#ttl).map(([id]) => id);
-    const population = live.length + inWindow.length;
-    const massExpiry = inWindow.length >= 2 && inWindow.length / population > this.#threshold;
-
-    let instances: Instance[] = live;
-    let held: string[] = [];
-    if (massExpiry) {
-      held = [...this.#expiredAt.keys()].filter((id) => expired.has(id));
-      instances = [...live, ...held.map((id) => (expired.get(id) as ExpiryRecord).instance)];
+    // Vanished instances: the registry's answer is not about them. Hold them.
+    for (const lost of this.#lost.values()) if (lost.vanished && !lost.released) lost.held = true;
+    // Expiries within a TTL, those let go already included, make a storm; what
+    // the storm holds is what is still routed (nothing let go comes back).
+    const recentExpiries = [...this.#lost.values()].filter((lost) => !lost.vanished && now - lost.at <= this.#ttl);
+    if (recentExpiries.length >= 2 && recentExpiries.length / (live.length + recentExpiries.length) > this.#threshold) {
+      for (const lost of recentExpiries) if (!lost.released) lost.held = true;
     }
+    const held: Lost[] = [];
+    for (const lost of this.#lost.values()) {
+      if (lost.held) held.push(lost);
+      else lost.released = true;
+    }
+    const instances = held.length === 0 ? live : [...live, ...held.map((lost) => lost.instance)];
     this.#routed = new Map(instances.map((instance) => [instance.id, instance]));
-    return { instances, preserving: massExpiry, held };
+    return { instances, preserving: held.length > 0, held: held.map((lost) => lost.instance.id) };
   }
 }

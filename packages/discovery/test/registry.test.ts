@@ -205,4 +205,103 @@ describe('RedisRegistry on a real Redis', () => {
       await own.stop();
     }
   });
+
+  it('never empties a pool when Redis comes back empty after an outage longer than a TTL; instances are alive again within a heartbeat', async () => {
+    const own = new OwnRedisServer(await freePort());
+    await own.start();
+    const app = 'shop.restart';
+    // Instances renew every second; the caller re-reads every 100 ms, so its
+    // first read after the restart may come before any heartbeat wrote again.
+    const timings = { heartbeatInterval: 1000, ttl: 3000 };
+    const writer = new RedisRegistry({ redis: own.url, ...timings });
+    const reader = new RedisRegistry({ redis: own.url, ...timings, resyncInterval: 100 });
+    const seen: InstancesUpdate[] = [];
+    const watcher = new Watcher(reader, app);
+    const stopRecording = reader.watch(app, (update) => seen.push(update));
+    try {
+      for (const [id, lane] of [
+        ['r1', 'baseline'],
+        ['r2', 'baseline'],
+        ['r3', 'red'],
+      ] as const)
+        await writer.register(instance(id, lane, app));
+      await watcher.until((update) => update.instances.length === 3);
+      await own.stop();
+      await new Promise((resolve) => setTimeout(resolve, timings.ttl + 500));
+      await own.start(); // empty: no data survived
+      const restartedAt = Date.now();
+      const back = await watcher.until((update) => !update.stale && !update.preserving && update.instances.length === 3, 8000);
+      expect(ids(back)).toEqual(['r1', 'r2', 'r3']);
+      // One heartbeat, plus ioredis's reconnect backoff (at most 2 s) after a long outage.
+      expect(Date.now() - restartedAt).toBeLessThan(timings.heartbeatInterval + 2000 + 500);
+      // At no point did the caller's pool lose an instance.
+      const sinceFull = seen.slice(seen.findIndex((update) => update.instances.length === 3));
+      expect(Math.min(...sinceFull.map((update) => update.instances.length))).toBe(3);
+    } finally {
+      stopRecording();
+      watcher.stop();
+      await writer.close();
+      await reader.close();
+      await own.stop();
+    }
+  });
+
+  it("holds instances lost with the registry's data for as long as they cannot renew (3 TTLs and more), then takes them back alive", async () => {
+    const own = new OwnRedisServer(await freePort());
+    await own.start();
+    const app = 'shop.partition';
+    const writer = new RedisRegistry({ redis: own.url, ...fast });
+    const reader = new RedisRegistry({ redis: own.url, ...fast });
+    const seen: InstancesUpdate[] = [];
+    const watcher = new Watcher(reader, app);
+    const stopRecording = reader.watch(app, (update) => seen.push(update));
+    let again: RedisRegistry | undefined;
+    try {
+      for (const id of ['p1', 'p2', 'p3']) await writer.register(instance(id, 'baseline', app));
+      await watcher.until((update) => update.instances.length === 3);
+      // The instances lose the registry (their heartbeats stop) and it comes back empty.
+      await writer.close();
+      await own.stop();
+      await new Promise((resolve) => setTimeout(resolve, fast.ttl + 200));
+      await own.start();
+      const held = await watcher.until((update) => !update.stale && update.preserving, 5000);
+      expect(ids(held)).toEqual(['p1', 'p2', 'p3']);
+      await new Promise((resolve) => setTimeout(resolve, 3 * fast.ttl));
+      expect(watcher.latest && [ids(watcher.latest), watcher.latest.preserving]).toEqual([['p1', 'p2', 'p3'], true]);
+      // They reach the registry again.
+      again = new RedisRegistry({ redis: own.url, ...fast });
+      for (const id of ['p1', 'p2', 'p3']) await again.register(instance(id, 'baseline', app));
+      const back = await watcher.until((update) => !update.preserving, 3000);
+      expect(ids(back)).toEqual(['p1', 'p2', 'p3']);
+      const sinceFull = seen.slice(seen.findIndex((update) => update.instances.length === 3));
+      expect(Math.min(...sinceFull.map((update) => update.instances.length))).toBe(3);
+    } finally {
+      stopRecording();
+      watcher.stop();
+      await again?.close();
+      await reader.close();
+      await own.stop();
+    }
+  });
+
+  it('announces an instance its heartbeat had to write again, so watchers need not wait for a resync', async () => {
+    const app = 'shop.recreated';
+    const slowReader = new RedisRegistry({ redis: REDIS_URL, prefix, ...fast, resyncInterval: 60_000 });
+    const watcher = new Watcher(slowReader, app);
+    const registration = await registry.register(instance('n1', 'baseline', app));
+    try {
+      await watcher.until((update) => update.instances.length === 1);
+      // The entry is lost (keys removed by hand); the caller holds it as vanished...
+      await deleteRedisKeys(`${prefix}:app:${app}:`);
+      await slowReader.snapshot(app);
+      expect(watcher.latest?.preserving).toBe(true);
+      // ...and the next heartbeat writes it again and says so: alive, not held, long before a resync.
+      const back = await watcher.until((update) => !update.preserving && update.instances.length === 1, 2000);
+      expect(ids(back)).toEqual(['n1']);
+    } finally {
+      watcher.stop();
+      await registration.deregister();
+      await slowReader.close();
+    }
+  });
 });
