@@ -13,6 +13,7 @@ import {
 } from 'amqplib';
 import { rememberDelivery } from './deliveries.js';
 import { firstFailed, type Requirement } from './requirements.js';
+import { markIsolatedMessage } from './tenants.js';
 
 /** Where an isolated message goes: the real (renamed) exchange, and what must hold first. */
 export interface LaneTarget {
@@ -332,7 +333,9 @@ export class ShadowLane {
     channel.on('drain', () => owner.emit('drain'));
     channel.on('return', (message: Message) => {
       productionFields(message, this.tenant, undefined);
-      owner.emit('return', message);
+      // The publisher's tenant: a listener that publishes the message again
+      // (to its production-named exchange) publishes to the twin.
+      callInTenant(this.tenant, owner.emit, owner, ['return', message]);
     });
     if (this.#closed) {
       await channel.close().catch(() => {});
@@ -453,6 +456,7 @@ export interface IsolatedMessageFields {
 }
 
 export function productionFields(message: Message, tenant: Tenant, isolatedQueue: string | undefined): void {
+  markIsolatedMessage(message, tenant);
   const suffix = isolatedSuffix(tenant.name);
   const fields = message.fields as Message['fields'] & { isolatedQueue?: string };
   const strip = (name: string) => (name.endsWith(suffix) ? name.slice(0, -suffix.length) : name);

@@ -1,10 +1,21 @@
-import { BASELINE, getDefaultPolicy, isolatedName, TenantConflictError, type TenantPolicy, warnGuardOnly, withTenant } from '@dye/core';
+import {
+  BASELINE,
+  currentTenant,
+  getDefaultPolicy,
+  isolatedName,
+  isolationRefusal,
+  TenantConflictError,
+  type TenantPolicy,
+  warnGuardOnly,
+  withTenant,
+} from '@dye/core';
 import type { Channel, ChannelModel, ChannelOptions, ConfirmChannel, Message } from 'amqplib';
 import { IsolatedAccountCheck } from './account-check.js';
 import { type AmqpHeaders, messageTenant } from './message-headers.js';
 import { AccountConfined, type Requirement, TwinExists } from './requirements.js';
 import { ResourceCatalog } from './resource-catalog.js';
 import { type AmqpContext, tenantChannel } from './tenant-channel.js';
+import { isolatedOnProduction, isolatedReader, isolates } from './tenants.js';
 import type { TenantAmqpOptions } from './types.js';
 
 /** Production names whose `_shadow` twins isolated work will use. */
@@ -133,10 +144,26 @@ const withBaseline = <T>(fn: () => Promise<T>) => withTenant(BASELINE, fn);
 
 /**
  * Runs `fn` in the tenant of a message (one from `get()`, or a 'return'
- * event). Throws TenantConflictError when the message names two tenants.
+ * event). A message an isolated tenant's channel received (from a twin queue,
+ * or returned to a twin's publisher) is that tenant's whatever its headers
+ * say, and code already in an isolated tenant never leaves it through a
+ * message's headers. Otherwise the headers decide: TenantConflictError when
+ * they name two tenants, IsolationError when they name an isolated tenant
+ * (Dye never publishes its messages to production queues: this one came from
+ * outside Dye; dead-letter it).
  */
 export function withMessageTenant<R>(message: Pick<Message, 'properties'>, fn: () => R, policy: TenantPolicy = getDefaultPolicy()): R {
+  const reader = isolatedReader(message);
+  if (reader !== undefined) return withTenant(reader, fn);
+  const now = currentTenant();
+  if (isolates(policy, now)) return withTenant(now, fn);
   const decided = messageTenant(message.properties.headers as AmqpHeaders | undefined, policy);
   if (!decided.ok) throw new TenantConflictError(decided.names);
+  if (isolates(policy, decided.tenant))
+    throw isolationRefusal('amqp', {
+      tenant: decided.tenant.name,
+      refused: 'processing a message of a production queue in an isolated tenant',
+      reason: isolatedOnProduction(decided.tenant, 'its queue'),
+    });
   return withTenant(decided.tenant, fn);
 }

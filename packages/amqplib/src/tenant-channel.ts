@@ -29,7 +29,7 @@ import { operationKind } from './operations.js';
 import { AccountConfined, type Requirement, TwinExists } from './requirements.js';
 import { isNotFound, MissingResourceError, type ResourceCatalog } from './resource-catalog.js';
 import { type ConfirmCallback, type LaneTarget, ShadowLane } from './shadow-lane.js';
-import { isolates, isReservedName } from './tenants.js';
+import { isolatedOnProduction, isolatedReader, isolates, isReservedName } from './tenants.js';
 
 /** What every channel of one tenantAmqp shares. */
 export interface AmqpContext {
@@ -93,6 +93,7 @@ export function tenantChannel<C extends Channel>(
     await Promise.all(all.map((lane) => lane.close()));
   };
   context.openChannels.add(closeLanes);
+  runReturnsInTheirTenant(raw, policy);
   // When the caller's channel is gone (closed, or by a channel error), its shadow consumers go with it.
   raw.on('close', () => {
     closed = true;
@@ -235,6 +236,13 @@ export function tenantChannel<C extends Channel>(
       const decided = messageTenant(message.properties.headers as AmqpHeaders | undefined, policy());
       if (!decided.ok) {
         void deadLetter(raw, context.production, queue, message, decided.reason, noAck);
+        return;
+      }
+      // Dye publishes an isolated tenant's messages to its twins only: one in
+      // a production queue came from outside Dye, and is processed neither in
+      // that tenant nor as baseline.
+      if (isolates(policy(), decided.tenant)) {
+        void deadLetter(raw, context.production, queue, message, isolatedOnProduction(decided.tenant, queue), noAck);
         return;
       }
       return callInTenant(decided.tenant, onMessage, undefined, [message]);
@@ -520,4 +528,28 @@ function hasHeader(headers: unknown, name: RegExp): boolean {
   if (typeof headers !== 'object' || headers === null) return false;
   for (const key in headers) if (name.test(key) && (headers as Record<string, unknown>)[key] !== undefined) return true;
   return false;
+}
+
+const RETURNS_HELD = Symbol.for('dye.amqp.returnsInTheirTenant');
+
+/**
+ * amqplib emits 'return' (a mandatory message no queue took) from the
+ * connection's socket, in whatever context that has: listeners run in the
+ * tenant that published the message instead, so one that publishes it again
+ * publishes it as that tenant. A twin's returns are marked by its lane; the
+ * production channel's carry the tenant Dye stamped on them.
+ */
+function runReturnsInTheirTenant(raw: Channel, policy: () => TenantPolicy): void {
+  const channel = raw as Channel & { [RETURNS_HELD]?: true };
+  if (channel[RETURNS_HELD]) return;
+  Object.defineProperty(channel, RETURNS_HELD, { value: true });
+  const emit = channel.emit;
+  channel.emit = function emitInTenant(this: Channel, event: string | symbol, ...args: unknown[]): boolean {
+    const message = args[0];
+    if (event !== 'return' || typeof message !== 'object' || message === null) return Reflect.apply(emit, this, [event, ...args]);
+    const reader = isolatedReader(message);
+    const decided = reader ? undefined : messageTenant((message as Message).properties?.headers as AmqpHeaders | undefined, policy());
+    const tenant = reader ?? (decided?.ok ? decided.tenant : BASELINE);
+    return callInTenant(tenant, emit, this, [event, ...args]);
+  };
 }

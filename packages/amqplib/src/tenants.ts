@@ -27,3 +27,26 @@ export function isReservedName(name: string, tenants: readonly string[] = []): b
   if (name.endsWith(DEAD_LETTER_SUFFIX) || ISOLATED_NAME.test(name)) return true;
   return tenants.some((tenant) => name.endsWith(isolatedSuffix(tenant)));
 }
+
+/** Why a message of a production queue that names an isolated tenant is not processed. */
+export function isolatedOnProduction(tenant: Tenant, queue: string): string {
+  return `it names isolated tenant ${tenant.name} but was delivered from production queue ${queue}, where Dye never sends ${tenant.name} messages; processed in ${tenant.name} it would act as that tenant for a production delivery, processed as baseline it would write production`;
+}
+
+// Messages a ShadowLane handed out (deliveries and get() of a twin queue,
+// messages the broker returned to a twin's publisher), with the tenant they
+// belong to, process-wide (any copy of this package sees what another
+// marked): where a message was read decides its tenant, not its headers.
+const READ_BY = Symbol.for('dye.amqp.isolatedMessages');
+const holder = globalThis as { [READ_BY]?: WeakMap<object, Tenant> };
+const readBy = (holder[READ_BY] ??= new WeakMap<object, Tenant>());
+
+/** Marks a message an isolated tenant's channel received. */
+export function markIsolatedMessage(message: object, tenant: Tenant): void {
+  readBy.set(message, tenant);
+}
+
+/** The isolated tenant whose channel received `message`, if one did. */
+export function isolatedReader(message: object): Tenant | undefined {
+  return readBy.get(message);
+}

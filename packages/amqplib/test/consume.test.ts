@@ -102,8 +102,8 @@ describe('consumers run handlers in the message tenant', () => {
     await channel.close();
   });
 
-  it('a message in a _shadow queue runs in shadow whatever its headers say; one in production claiming shadow runs in shadow', async () => {
-    const route = await declareRoute(admin, 'claims', cleanup);
+  it('a message in a _shadow queue runs in shadow whatever its headers say; one in production claiming shadow is dead-lettered, run in no tenant', async () => {
+    const route = await declareRoute(admin, 'claims', cleanup, { deadLetters: true });
     const channel = await dye.createChannel();
     const seen: string[] = [];
     await channel.consume(route.queue, (message) => {
@@ -116,13 +116,9 @@ describe('consumers run handlers in the message tenant', () => {
     raw.sendToQueue(`${route.queue}_shadow`, body('twin claiming baseline'), { headers: { 'x-tenant': 'baseline' } });
     raw.sendToQueue(`${route.queue}_shadow`, body('twin claiming red'), { headers: { 'x-tenant': 'red', baggage: 'tenant=red' } });
     raw.sendToQueue(route.queue, body('production claiming shadow'), { headers: { 'x-tenant': 'shadow' } });
-    await waitFor(() => seen.length === 4);
-    expect(seen.sort()).toEqual([
-      'headerless twin:shadow',
-      'production claiming shadow:shadow',
-      'twin claiming baseline:shadow',
-      'twin claiming red:shadow',
-    ]);
+    await waitFor(() => seen.length === 3);
+    await waitFor(async () => (await queueDepth(admin, `${route.queue}.dye-dlq`)) === 1, 10_000, 'the dead letter');
+    expect(seen.sort()).toEqual(['headerless twin:shadow', 'twin claiming baseline:shadow', 'twin claiming red:shadow']);
     await channel.close();
     expect(await queueDepth(admin, route.queue)).toBe(0);
     expect(await queueDepth(admin, `${route.queue}_shadow`)).toBe(0);

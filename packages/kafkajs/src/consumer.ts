@@ -31,7 +31,7 @@ import type { IsolatedKafkaClient } from './isolated-client.js';
 import { markIsolatedMessage } from './isolated-messages.js';
 import { messageTenant } from './message-headers.js';
 import { CONSUMER_OPERATIONS } from './operations.js';
-import { isolatedTenantNow, isolates, laneApp } from './tenants.js';
+import { isolatedOnProduction, isolatedTenantNow, isolates, laneApp } from './tenants.js';
 import type { TopicCatalog } from './topic-catalog.js';
 import type { TenantKafkaOptions } from './types.js';
 
@@ -147,6 +147,11 @@ export function tenantConsumer(
       const decided = messageTenant(payload.message.headers, policy());
       // Never processed as a guess: a message naming two tenants goes aside.
       if (!decided.ok) return deadLetter(payload, decided.reason);
+      // Dye sends an isolated tenant's messages to its twin topics only: one on
+      // a production topic came from outside Dye. Run as that tenant, its
+      // handler's consumer calls would act on the isolated group for a
+      // production delivery; run as baseline, it would write production.
+      if (isolates(policy(), decided.tenant)) return deadLetter(payload, isolatedOnProduction(decided.tenant, payload.topic));
       if (belongsElsewhere(decided.tenant)) return;
       return withTenant(decided.tenant, () => handler(payload));
     };

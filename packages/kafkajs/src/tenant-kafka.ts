@@ -1,4 +1,4 @@
-import { currentTenant, getDefaultPolicy, TenantConflictError, type TenantPolicy, withTenant } from '@dye/core';
+import { currentTenant, getDefaultPolicy, isolationRefusal, TenantConflictError, type TenantPolicy, withTenant } from '@dye/core';
 import type { Admin, AdminConfig, ConsumerConfig, Kafka, KafkaMessage, Producer, ProducerConfig } from 'kafkajs';
 import { tenantAdmin } from './admin.js';
 import { type TenantConsumer, tenantConsumer } from './consumer.js';
@@ -6,6 +6,7 @@ import { IsolatedKafkaClient } from './isolated-client.js';
 import { isolatedReader } from './isolated-messages.js';
 import { messageTenant } from './message-headers.js';
 import { tenantProducer } from './producer.js';
+import { isolatedOnProduction } from './tenants.js';
 import { TopicCatalog } from './topic-catalog.js';
 import type { TenantKafkaOptions } from './types.js';
 
@@ -52,7 +53,9 @@ export function tenantKafka(kafka: Kafka, options: TenantKafkaOptions = {}): Ten
  * A message an isolated consumer read is its tenant's whatever its headers
  * say (the topic decides), and isolated code never leaves its tenant through
  * a message's headers. Otherwise the headers decide; throws
- * TenantConflictError when they name two tenants.
+ * TenantConflictError when they name two tenants, and IsolationError when
+ * they name an isolated tenant (Dye never sends its messages to a production
+ * topic: this one came from outside Dye; dead-letter it).
  */
 export function withMessageTenant<R>(message: Pick<KafkaMessage, 'headers'>, fn: () => R, policy: TenantPolicy = getDefaultPolicy()): R {
   const reader = isolatedReader(message);
@@ -61,5 +64,12 @@ export function withMessageTenant<R>(message: Pick<KafkaMessage, 'headers'>, fn:
   if (now.kind !== 'baseline' && policy.isolates(now, 'kafka')) return withTenant(now, fn);
   const decided = messageTenant(message.headers, policy);
   if (!decided.ok) throw new TenantConflictError(decided.names);
+  // Read by a production consumer, yet naming an isolated tenant: not through Dye (see isolatedOnProduction).
+  if (decided.tenant.kind !== 'baseline' && policy.isolates(decided.tenant, 'kafka'))
+    throw isolationRefusal('kafka', {
+      tenant: decided.tenant.name,
+      refused: 'processing a message of a production topic in an isolated tenant',
+      reason: isolatedOnProduction(decided.tenant, 'its topic'),
+    });
   return withTenant(decided.tenant, fn);
 }

@@ -20,3 +20,8 @@ export function laneApp(groupId: string): string {
     .replace(/\.{2,}/g, '.');
   return `kafka.${name || 'group'}`;
 }
+
+/** Why a message on a production topic that names an isolated tenant is not processed. */
+export function isolatedOnProduction(tenant: Tenant, topic: string): string {
+  return `it names isolated tenant ${tenant.name} but was read from production topic ${topic}, where Dye never sends ${tenant.name} messages; processed in ${tenant.name} it would act on the isolated group for a production delivery, processed as baseline it would write production`;
+}
