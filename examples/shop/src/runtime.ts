@@ -62,7 +62,8 @@ export async function serveGrpc(options: {
     lane: config.lane,
   });
   onShutdown(log, async () => {
-    const how = await gracefulShutdown(server, registration, { health, timeoutMs: 5000 });
+    // Serves on for the registry's resync + 1 s (6 s) while callers drop it, then 3 s for calls in flight: within STOP_DEADLINE_MS.
+    const how = await gracefulShutdown(server, registration, { health, timeoutMs: 3000 });
     log.info({ how }, 'gRPC server stopped');
     await options.onStop?.();
     await registry.close();

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { logWarning } from '@dye/core';
 import type { Redis } from 'ioredis';
 import { checkAppName, type Instance, normalizeInstance } from './instance.js';
@@ -66,16 +67,20 @@ export class RedisRegistry implements Registry {
   readonly #heartbeatInterval: number;
   readonly #ttl: number;
   readonly #threshold: number;
+  readonly #resyncInterval: number;
   readonly #watched = new Map<string, Watched>();
   readonly #registrations = new Set<{ stop: () => void }>();
   readonly #resync: NodeJS.Timeout;
   #closed = false;
+  /** Aborted by close(): wakes a registration waiting to retry. */
+  readonly #closing = new AbortController();
 
   constructor(options: RedisRegistryOptions) {
     this.#prefix = options.prefix ?? 'dye:registry';
     this.#heartbeatInterval = options.heartbeatInterval ?? 10_000;
     this.#ttl = options.ttl ?? 30_000;
     this.#threshold = options.selfPreservationThreshold ?? 0.15;
+    this.#resyncInterval = options.resyncInterval ?? 5_000;
     if (!(this.#ttl > this.#heartbeatInterval)) throw new TypeError('RedisRegistry: ttl must be longer than heartbeatInterval');
     // Commands fail fast while Redis is down (no offline queue): a watcher
     // then serves its cache instead of waiting behind a queue.
@@ -97,15 +102,20 @@ export class RedisRegistry implements Registry {
     });
     this.#resync = setInterval(() => {
       for (const app of this.#watched.keys()) void this.#sync(app);
-    }, options.resyncInterval ?? 5_000);
+    }, this.#resyncInterval);
     this.#resync.unref();
   }
 
+  /**
+   * Announces `instance`. While Redis cannot be reached the first write is
+   * retried with backoff (each failure logged as `dye.discovery.register-retry`)
+   * until it succeeds; it rejects only for an invalid instance or when the
+   * registry is closed meanwhile.
+   */
   async register(instance: Instance): Promise<Registration> {
     const normalized = normalizeInstance(instance);
     const stored: StoredInstance = { instance: normalized, registeredAt: Date.now(), ttl: this.#ttl };
-    await this.#renew(stored);
-    await this.#commands.publish(this.#channel(normalized.app), JSON.stringify({ type: 'register', id: normalized.id }));
+    await this.#firstWrite(stored);
     const timer = setInterval(() => {
       this.#renew(stored)
         .then(async (recreated) => {
@@ -124,6 +134,8 @@ export class RedisRegistry implements Registry {
     let deregistered = false;
     return {
       instance: normalized,
+      // A change message can be lost; every watcher re-reads within a resync, and a read takes up to a command timeout.
+      propagationMs: this.#resyncInterval + 1_000,
       deregister: async () => {
         if (deregistered) return;
         deregistered = true;
@@ -245,6 +257,7 @@ export class RedisRegistry implements Registry {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     clearInterval(this.#resync);
     for (const registration of this.#registrations) registration.stop();
     this.#registrations.clear();
@@ -271,6 +284,25 @@ export class RedisRegistry implements Registry {
       };
       this.#commands.once('ready', onReady);
     });
+  }
+
+  async #firstWrite(stored: StoredInstance): Promise<void> {
+    const { instance } = stored;
+    for (let attempt = 1, delay = 200; ; attempt++, delay = Math.min(delay * 2, this.#heartbeatInterval)) {
+      if (this.#closed) throw new Error(`RedisRegistry closed before ${instance.app}/${instance.id} could register`);
+      try {
+        await this.#renew(stored);
+        await this.#commands.publish(this.#channel(instance.app), JSON.stringify({ type: 'register', id: instance.id }));
+        if (attempt > 1) logWarning('dye.discovery.registered', `${instance.app}/${instance.id} registered after ${attempt} attempts`);
+        return;
+      } catch (error) {
+        logWarning(
+          'dye.discovery.register-retry',
+          `cannot register ${instance.app}/${instance.id} yet (attempt ${attempt}, next in ${delay} ms): ${(error as Error).message}`,
+        );
+        await sleep(delay, undefined, { signal: this.#closing.signal }).catch(() => {});
+      }
+    }
   }
 
   /** Writes the instance's entry and expiry; true when the entry was not there (made anew). */

@@ -3,6 +3,13 @@ import type { Instance } from './instance.js';
 /** Removes a registration: the instance stops being routed to. */
 export interface Registration {
   readonly instance: Instance;
+  /**
+   * How long after `deregister()` every caller has stopped picking the
+   * instance, ms: the registry's change events may be lost, and its callers
+   * re-read within this time. A drain keeps serving for this long (a
+   * preStop sleep). 0 when callers hear of changes at once.
+   */
+  readonly propagationMs?: number;
   deregister(): Promise<void>;
 }
 

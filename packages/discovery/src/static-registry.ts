@@ -34,6 +34,8 @@ export class StaticRegistry implements Registry {
     this.#notify(normalized.app);
     return {
       instance: normalized,
+      // Watchers are told synchronously.
+      propagationMs: 0,
       deregister: async () => {
         this.#instances.get(normalized.app)?.delete(normalized.id);
         this.#notify(normalized.app);

@@ -1,3 +1,4 @@
+import { logWarning } from '@dye/core';
 import type { Registration } from '@dye/discovery';
 import type { Server } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
@@ -10,7 +11,14 @@ export function addHealthService(server: Server, initial: ServingStatusMap = { '
 }
 
 export interface GracefulShutdownOptions {
-  /** How long in-flight calls may take before the server is forced down, ms. Default 10 000. */
+  /**
+   * How long the instance keeps serving after it deregistered, ms, so that
+   * callers that have not yet seen the change still get answers (a preStop
+   * sleep). Default: the registration's `propagationMs` (RedisRegistry: its
+   * resync interval + 1 s), 0 without a registration.
+   */
+  drainDelayMs?: number;
+  /** How long calls in flight may take once the server stops taking new ones, ms, before it is forced down. Default 10 000. */
   timeoutMs?: number;
   /** The health service to report NOT_SERVING on (for every listed service name). */
   health?: HealthImplementation;
@@ -19,18 +27,34 @@ export interface GracefulShutdownOptions {
 }
 
 /**
- * Takes an instance out of rotation and stops it without cutting calls short:
- * deregisters it (callers' pickers drop it on the registry's change event),
- * reports NOT_SERVING, waits for in-flight calls with `tryShutdown`, and forces
- * the rest down after `timeoutMs`. Resolves `'graceful'` or `'forced'`.
+ * Takes an instance out of rotation and stops it without losing a call:
+ * reports NOT_SERVING and deregisters it (callers' pickers drop it when they
+ * hear of the change), keeps serving for the drain delay (calls from callers
+ * that have not heard yet still succeed), then stops taking calls
+ * (`tryShutdown`: HTTP/2 GOAWAY, which grpc-js callers retry elsewhere) and
+ * waits for those in flight, forcing the rest down after `timeoutMs`. A
+ * registry that cannot be reached is logged and the drain goes on (the
+ * instance then leaves callers' pools when its connections close or its
+ * entry expires): it never rejects. Resolves `'graceful'` or `'forced'`.
+ * Budget `drainDelayMs + timeoutMs` for it (Kubernetes:
+ * terminationGracePeriodSeconds).
  */
 export async function gracefulShutdown(
   server: Server,
   registration: Registration | undefined,
   options: GracefulShutdownOptions = {},
 ): Promise<'graceful' | 'forced'> {
-  await registration?.deregister();
   for (const service of options.services ?? ['']) options.health?.setStatus(service, 'NOT_SERVING');
+  try {
+    await registration?.deregister();
+  } catch (error) {
+    logWarning(
+      'dye.grpc.deregister-failed',
+      `could not deregister ${registration?.instance.app}/${registration?.instance.id} (draining anyway; callers drop it when its connections close or its entry expires): ${(error as Error).message}`,
+    );
+  }
+  const drainDelay = options.drainDelayMs ?? registration?.propagationMs ?? 0;
+  if (drainDelay > 0) await new Promise((resolve) => setTimeout(resolve, drainDelay));
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();
