@@ -32,6 +32,8 @@ interface Admission {
   head: string | undefined;
   /** The checked head went into Node's output queue (no socket yet): what is flushed must begin with it. */
   queued: boolean;
+  /** For a request routed to an app instance: sends it elsewhere when its connection failed (true), or not (false). */
+  connectFailover?: (error: Error) => boolean;
 }
 type Admitted = ClientRequest & { [ADMISSION]?: Admission };
 
@@ -39,6 +41,16 @@ function admissionOf(req: ClientRequest, sender: Tenant | undefined, outbound: T
   const admission = { sender, method: req.method, path: req.path, outbound, head: undefined, queued: false };
   (req as Admitted)[ADMISSION] = admission;
   return admission;
+}
+
+/**
+ * Gives a request routed to an app instance a way around a connection that
+ * could not be made (nothing of the request was sent): `failover` sends it
+ * elsewhere and answers true, or answers false and the request fails.
+ */
+export function setConnectFailover(req: ClientRequest, failover: (error: Error) => boolean): void {
+  const admission = (req as Admitted)[ADMISSION] ?? admissionOf(req, undefined, undefined);
+  admission.connectFailover = failover;
 }
 
 /** Records who sent a request; from here on its events, and its socket's, run in that tenant. */
@@ -454,6 +466,11 @@ export function installClientRequestGuards(): void {
       configurable: true,
       writable: true,
       value: function guardedOnSocket(this: Admitted, socket?: Socket, error?: Error) {
+        const failover = this[ADMISSION]?.connectFailover;
+        if (failover !== undefined && socket === undefined && error !== undefined) {
+          (this[ADMISSION] as Admission).connectFailover = undefined;
+          if (failover(error)) return;
+        }
         const sender = this[ADMISSION]?.sender;
         if (sender !== undefined) {
           if (socket) holdTenant(socket, sender);

@@ -75,7 +75,7 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
           const now = apps.routeNow(url, tenant);
           if (now !== undefined && now !== 'not-an-app') {
             if (!now.ok) throw now.error;
-            return send(opts, handler, tenant, now.origin);
+            return send(opts, failover(apps, opts, handler, tenant, url, now.origin, send), tenant, now.origin);
           }
           if (now === undefined) {
             // First request to this host: look it up, then go on (or fail the request).
@@ -83,7 +83,8 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
               (route) => {
                 if (route !== 'not-an-app' && !route.ok) return failRequest(handler, route.error);
                 try {
-                  send(opts, handler, tenant, route === 'not-an-app' ? undefined : route.origin);
+                  if (route === 'not-an-app') send(opts, handler, tenant);
+                  else send(opts, failover(apps, opts, handler, tenant, url, route.origin, send), tenant, route.origin);
                 } catch (error) {
                   failRequest(handler, error as Error);
                 }
@@ -116,6 +117,87 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
       }
     };
   };
+}
+
+type Send = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant, routedOrigin?: string) => boolean;
+
+// Errors of a connection, not of the request: the instance is ejected. Those
+// of the first group come before a byte of the request left.
+const NOTHING_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
+const CONNECTION_FAILED = new Set([...NOTHING_SENT, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const RESPONSE_STARTED = new Set(['onHeaders', 'onResponseStart', 'onUpgrade', 'onRequestUpgrade']);
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof cause === 'string' ? cause : undefined;
+}
+
+/** Whether the request can be sent again: its body, if any, can be read again. */
+function replayable(body: Dispatcher.DispatchOptions['body']): boolean {
+  return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
+}
+
+/**
+ * The handler of a request routed to an app instance, with outlier ejection:
+ * a connection failure before the response ejects the instance from this
+ * caller's pools, and the request goes once to another instance of its lane
+ * (or where the tenant pool rule sends it without that one: baseline, still
+ * carrying the tenant) when that is safe: nothing of it was sent, or it is
+ * idempotent with a body that can be sent again. A response marks the
+ * instance healthy. Either handler API (legacy `onError`, `onResponseError`).
+ */
+function failover(
+  apps: AppRouter,
+  opts: Dispatcher.DispatchOptions,
+  handler: Dispatcher.DispatchHandler,
+  tenant: Tenant,
+  url: URL,
+  origin: string,
+  send: Send,
+): Dispatcher.DispatchHandler {
+  let current = origin;
+  let started = false;
+  let retried = false;
+  const proxy: Dispatcher.DispatchHandler = new Proxy(handler, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      if (typeof property === 'string' && RESPONSE_STARTED.has(property))
+        return (...args: unknown[]) => {
+          started = true;
+          apps.succeeded(current);
+          return Reflect.apply(value, target, args);
+        };
+      if (property === 'onError' || property === 'onResponseError')
+        return (...args: unknown[]) => {
+          const error = args[args.length - 1];
+          const code = errorCode(error);
+          if (!started && code !== undefined && CONNECTION_FAILED.has(code)) {
+            apps.eject(current);
+            const safe = NOTHING_SENT.has(code) || (IDEMPOTENT.has(String(opts.method).toUpperCase()) && replayable(opts.body));
+            if (!retried && safe) {
+              retried = true;
+              const next = apps.routeNow(url, tenant, current);
+              if (next !== undefined && next !== 'not-an-app' && next.ok) {
+                current = next.origin;
+                try {
+                  send(opts, proxy, tenant, next.origin);
+                  return;
+                } catch {
+                  // Not sent again: the request fails with its own error.
+                }
+              }
+            }
+          }
+          return Reflect.apply(value, target, args);
+        };
+      return value.bind(target);
+    },
+  });
+  return proxy;
 }
 
 /** The tenant each request started in, by the handlers that follow it through redirects and retries. */

@@ -1,8 +1,16 @@
 import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { BASELINE, currentTenant, isolationRefusal, type Tenant } from '@dye/core';
 import { AppRouter } from './app-routing.js';
-import { admitSender, installClientRequestGuards, keepOutboundTenant, refuseUnadmittedIsolated } from './client-request-guard.js';
+import {
+  admitSender,
+  installClientRequestGuards,
+  keepOutboundTenant,
+  refuseUnadmittedIsolated,
+  setConnectFailover,
+} from './client-request-guard.js';
 import type { TenantDispatcherOptions } from './dispatcher.js';
 import { createEgressPolicy, type EgressPolicy } from './egress.js';
 import { proxyTarget } from './proxy-target.js';
@@ -23,6 +31,15 @@ interface AgentRequestOptions extends https.RequestOptions {
 }
 
 const agentAddRequest = (http.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
+
+// On the options of a request routed to an app instance: its agent hands it a
+// socket only once connected, so a connection that cannot be made reaches
+// the request before a byte of it was written (see TenantGate#routeApp).
+const APP_INSTANCE = Symbol('dye.http.appInstance');
+type RoutedOptions = AgentRequestOptions & { [APP_INSTANCE]?: string };
+
+/** Connection failures that send a routed request to another instance: nothing of it left. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ECONNRESET']);
 const secureAddRequest = (https.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
 
 /**
@@ -40,6 +57,10 @@ class TenantGate {
   readonly #egress: EgressPolicy;
   readonly #apps: AppRouter | undefined;
   readonly #protocol: 'http:' | 'https:';
+
+  get apps(): AppRouter | undefined {
+    return this.#apps;
+  }
 
   constructor(options: NodeHttpOptions, protocol: 'http:' | 'https:') {
     this.#egress = options.egress ?? createEgressPolicy(options);
@@ -108,9 +129,26 @@ class TenantGate {
   ): void {
     if (route === undefined || route === 'not-an-app') return this.#send(agent, req, options, addRequest, tenant, url);
     if (!route.ok) return failRequest(req, route.error);
-    const instance = new URL(route.origin);
     if (!keepTenantHeaders(req, tenant)) return;
-    addRequest.call(agent, req, { ...options, host: instance.hostname, hostname: instance.hostname, port: Number(instance.port) });
+    const apps = this.#apps as AppRouter;
+    const toInstance = (origin: string): RoutedOptions => {
+      const instance = new URL(origin);
+      return { ...options, host: instance.hostname, hostname: instance.hostname, port: Number(instance.port), [APP_INSTANCE]: origin };
+    };
+    // Outlier ejection: an instance that cannot be connected to leaves this
+    // caller's pools, and the request (nothing of it sent) goes once to
+    // another instance of its lane, or where the pool rule sends it without
+    // that one, still in its tenant.
+    setConnectFailover(req, (error) => {
+      const code = (error as { code?: string }).code;
+      if (code === undefined || !NOT_CONNECTED.has(code)) return false;
+      apps.eject(route.origin);
+      const next = apps.routeNow(url, tenant, route.origin);
+      if (next === undefined || next === 'not-an-app' || !next.ok) return false;
+      addRequest.call(agent, req, toInstance(next.origin));
+      return true;
+    });
+    addRequest.call(agent, req, toInstance(route.origin));
   }
 
   /**
@@ -237,13 +275,36 @@ function keepTenantHeaders(req: ClientRequest, tenant: Tenant): boolean {
 /** An `http.Agent` whose requests carry the tenant and obey egress; for clients given their own agent. */
 export class TenantHttpAgent extends http.Agent {
   readonly #gate: TenantGate;
+  readonly #apps: AppRouter | undefined;
   constructor(options: NodeHttpOptions = {}) {
     super(options.agentOptions);
     installClientRequestGuards();
     this.#gate = new TenantGate(options, 'http:');
+    this.#apps = this.#gate.apps;
   }
   addRequest(req: ClientRequest, options: AgentRequestOptions): void {
     this.#gate.admit(this, req, options, agentAddRequest);
+  }
+  /** A socket to an app instance is handed over once connected (or its failure, for the request to go elsewhere). */
+  override createConnection(
+    options: http.ClientRequestArgs,
+    oncreate?: (error: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const origin = (options as RoutedOptions)[APP_INSTANCE];
+    if (origin === undefined || oncreate === undefined) return super.createConnection(options, oncreate);
+    const socket = net.createConnection(options as net.NetConnectOpts);
+    const onError = (error: Error) => {
+      socket.off('connect', onConnect);
+      oncreate(error, socket);
+    };
+    const onConnect = () => {
+      socket.off('error', onError);
+      this.#apps?.succeeded(origin);
+      oncreate(null, socket);
+    };
+    socket.once('error', onError);
+    socket.once('connect', onConnect);
+    return undefined;
   }
 }
 
