@@ -1,5 +1,5 @@
 export type { TenantClientOptions } from './client.js';
-export { createTenantClient } from './client.js';
+export { createTenantClient, TENANT_CLIENT_KEEPALIVE } from './client.js';
 export { tenantClientInterceptor } from './client-interceptor.js';
 export type { GracefulShutdownOptions } from './health.js';
 export { addHealthService, gracefulShutdown } from './health.js';

@@ -23,6 +23,9 @@ import {
 } from '@dye/core';
 import { BASELINE_LANE, chooseLane, type Instance, type InstancesUpdate, LaneRotation, type Registry } from '@dye/discovery';
 import { connectivityState as ConnectivityState, experimental, Metadata, status } from '@grpc/grpc-js';
+// Not in grpc-js's public API (pinned ~1.14, like the experimental one): a
+// resolver must hand over a validated service config (durations parsed).
+import { validateServiceConfig } from '@grpc/grpc-js/build/src/service-config.js';
 import { metadataCarrier } from './metadata-carrier.js';
 
 type ChannelControlHelper = experimental.ChannelControlHelper;
@@ -90,11 +93,13 @@ function addressKey(endpoint: Endpoint): string {
 class TenantResolver implements experimental.Resolver {
   readonly #app: string;
   readonly #listener: experimental.ResolverListener;
+  readonly #serviceConfig: Record<string, unknown>;
   #unwatch: (() => void) | undefined;
 
-  constructor(target: experimental.GrpcUri, listener: experimental.ResolverListener, _options: ChannelOptions) {
+  constructor(target: experimental.GrpcUri, listener: experimental.ResolverListener, options: ChannelOptions) {
     this.#app = target.path.replace(/^\/+/, '');
     this.#listener = listener;
+    this.#serviceConfig = userServiceConfig(this.#app, options);
   }
 
   updateResolution(): void {
@@ -128,7 +133,11 @@ class TenantResolver implements experimental.Resolver {
       lanes.set(addressKey(endpoint), { lane: instance.lane, weight: instance.weight ?? 1 });
       endpoints.push(endpoint);
     }
-    const serviceConfig = { loadBalancingConfig: [{ [LOAD_BALANCER_NAME]: { app: this.#app } }], methodConfig: [] };
+    const serviceConfig = validateServiceConfig({
+      methodConfig: [],
+      ...this.#serviceConfig,
+      loadBalancingConfig: [{ [LOAD_BALANCER_NAME]: { app: this.#app } }],
+    });
     const note = update.stale ? `registry unreachable, instances of ${this.#app} from cache` : '';
     this.#listener(
       experimental.statusOrFromValue(endpoints),
@@ -137,6 +146,27 @@ class TenantResolver implements experimental.Resolver {
       note,
     );
   }
+}
+
+/**
+ * The service config the channel was given (`grpc.service_config`: retry
+ * policies, timeouts, `waitForReady`, retry throttling), which a resolver's
+ * config would otherwise replace: it is kept, with Dye's balancer as the only
+ * load-balancing choice (a policy of the user's would route around tenants,
+ * so it is dropped, with a log line).
+ */
+function userServiceConfig(app: string, options: ChannelOptions): Record<string, unknown> {
+  const raw = options['grpc.service_config'];
+  if (typeof raw !== 'string' || raw.trim() === '') return {};
+  // grpc-js validated it when it made the channel.
+  const { loadBalancingConfig, loadBalancingPolicy, ...rest } = JSON.parse(raw) as Record<string, unknown>;
+  if (loadBalancingConfig !== undefined || loadBalancingPolicy !== undefined) {
+    logWarning(
+      'dye.grpc.lb-policy-ignored',
+      `dye:///${app}: the load-balancing policy in grpc.service_config is ignored; dye_tenant chooses instances by tenant`,
+    );
+  }
+  return rest;
 }
 
 // --- load balancer ------------------------------------------------------------------
