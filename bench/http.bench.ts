@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setLogger, withTenant } from '@dye/core';
+import { StaticRegistry } from '@dye/discovery';
 import { tenantDispatcher, tenantMiddleware } from '@dye/http';
 import { Agent, type Dispatcher } from 'undici';
 import { compareThroughput, printThroughput, type ThroughputResult } from './harness.js';
@@ -56,12 +57,37 @@ export async function run(): Promise<ThroughputResult[]> {
   ]);
   printThroughput('One HTTP hop: requests/s with 16 in flight (higher is better)', results);
 
-  await Promise.all([bareAgent.close(), dyeAgent.close()]);
-  for (const { server } of [bareServer, dyeServer, edgeServer]) {
+  // App routing: http://bench.pricing/ resolved by the registry to one of two
+  // baseline instances (or the red one), next to the same dispatcher sent to
+  // an instance's address.
+  const secondServer = await serve((req, res) => middleware(req, res, () => respond(res)));
+  const redServer = await serve((req, res) => middleware(req, res, () => respond(res)));
+  const address = (url: string) => new URL(url).host;
+  const registry = new StaticRegistry([
+    { app: 'bench.pricing', id: 'p1', address: address(dyeServer.url), lane: 'baseline' },
+    { app: 'bench.pricing', id: 'p2', address: address(secondServer.url), lane: 'baseline' },
+    { app: 'bench.pricing', id: 'p-red', address: address(redServer.url), lane: 'red' },
+  ]);
+  const routingAgent = tenantDispatcher({ agent: { connections: 32 }, registry });
+  // The first request looks the app up; the figures are of routed requests after it.
+  await call('http://bench.pricing/', routingAgent);
+  const routed = await compareThroughput('http-routing', [
+    { name: 'bare address: tenantDispatcher to an instance address, no routing', run: () => call(dyeServer.url, dyeAgent) },
+    { name: 'dye baseline: http://bench.pricing/ routed over 2 instances', run: () => call('http://bench.pricing/', routingAgent) },
+    {
+      name: 'dye red: http://bench.pricing/ routed to the red lane',
+      run: () => withTenant('red', () => call('http://bench.pricing/', routingAgent)),
+    },
+    { name: 'bare address again (noise control)', run: () => call(dyeServer.url, dyeAgent) },
+  ]);
+  printThroughput('HTTP app routing: requests/s with 16 in flight, routed through the registry vs sent to an address', routed);
+
+  await Promise.all([bareAgent.close(), dyeAgent.close(), routingAgent.close()]);
+  for (const { server } of [bareServer, dyeServer, edgeServer, secondServer, redServer]) {
     server.closeAllConnections();
     server.close();
   }
-  return results;
+  return [...results, ...routed];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -161,42 +161,51 @@ function failover(
   let current = origin;
   let started = false;
   let retried = false;
+  // The handler's methods, bound once: undici calls some per chunk.
+  const bound = new Map<PropertyKey, unknown>();
   const proxy: Dispatcher.DispatchHandler = new Proxy(handler, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
-      if (typeof property === 'string' && RESPONSE_STARTED.has(property))
-        return (...args: unknown[]) => {
-          started = true;
-          apps.succeeded(current);
-          return Reflect.apply(value, target, args);
-        };
-      if (property === 'onError' || property === 'onResponseError')
-        return (...args: unknown[]) => {
-          const error = args[args.length - 1];
-          const code = errorCode(error);
-          if (!started && code !== undefined && CONNECTION_FAILED.has(code)) {
-            apps.eject(current);
-            const safe = NOTHING_SENT.has(code) || (IDEMPOTENT.has(String(opts.method).toUpperCase()) && replayable(opts.body));
-            if (!retried && safe) {
-              retried = true;
-              const next = apps.routeNow(url, tenant, current);
-              if (next !== undefined && next !== 'not-an-app' && next.ok) {
-                current = next.origin;
-                try {
-                  send(opts, proxy, tenant, next.origin);
-                  return;
-                } catch {
-                  // Not sent again: the request fails with its own error.
-                }
+      const known = bound.get(property);
+      if (known !== undefined) return known;
+      const wrapped = wrap(target, property, value);
+      bound.set(property, wrapped);
+      return wrapped;
+    },
+  });
+  function wrap(target: Dispatcher.DispatchHandler, property: PropertyKey, value: (...args: unknown[]) => unknown): unknown {
+    if (typeof property === 'string' && RESPONSE_STARTED.has(property))
+      return (...args: unknown[]) => {
+        started = true;
+        apps.succeeded(current);
+        return Reflect.apply(value, target, args);
+      };
+    if (property === 'onError' || property === 'onResponseError')
+      return (...args: unknown[]) => {
+        const error = args[args.length - 1];
+        const code = errorCode(error);
+        if (!started && code !== undefined && CONNECTION_FAILED.has(code)) {
+          apps.eject(current);
+          const safe = NOTHING_SENT.has(code) || (IDEMPOTENT.has(String(opts.method).toUpperCase()) && replayable(opts.body));
+          if (!retried && safe) {
+            retried = true;
+            const next = apps.routeNow(url, tenant, current);
+            if (next !== undefined && next !== 'not-an-app' && next.ok) {
+              current = next.origin;
+              try {
+                send(opts, proxy, tenant, next.origin);
+                return;
+              } catch {
+                // Not sent again: the request fails with its own error.
               }
             }
           }
-          return Reflect.apply(value, target, args);
-        };
-      return value.bind(target);
-    },
-  });
+        }
+        return Reflect.apply(value, target, args);
+      };
+    return value.bind(target);
+  }
   return proxy;
 }
 
