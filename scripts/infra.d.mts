@@ -1,4 +1,4 @@
-export declare const SERVICES: Record<'redis' | 'mysql' | 'kafka', { port: number; compose: string }>;
+export declare const SERVICES: Record<'redis' | 'mysql' | 'kafka' | 'rabbitmq' | 'etcd', { port: number; compose: string }>;
 export declare function isPortOpen(port: number, timeoutMs?: number): Promise<boolean>;
 export declare function up(): Promise<void>;
 /** Stops what `up` started (all services, or the ones named); leaves the rest alone. */
@@ -21,3 +21,9 @@ export declare function startKafkaBroker(options: {
   runDir: string;
   sasl?: KafkaSasl;
 }): Promise<OwnKafkaBroker>;
+/** True when etcd on 127.0.0.1:port says it is healthy. */
+export declare function etcdAnswers(port?: number): Promise<boolean>;
+/** The etcd binary (installing Debian's etcd-server when missing, as root with apt-get); throws when there is none. */
+export declare function etcdBinary(): string;
+/** Arguments of a one-member etcd on loopback ports. */
+export declare function etcdArgs(dataDir: string, clientPort: number, peerPort: number): string[];

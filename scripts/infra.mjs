@@ -33,6 +33,7 @@ export const SERVICES = {
   mysql: { port: 3306, compose: 'mariadb' },
   kafka: { port: 9092, compose: 'kafka' },
   rabbitmq: { port: 5672, compose: 'rabbitmq' },
+  etcd: { port: 2379, compose: 'etcd' },
 };
 
 /** RabbitMQ's management API (the rabbitmq_management plugin): topology and permissions are read and written there. */
@@ -101,9 +102,20 @@ async function managementAnswers() {
   }
 }
 
+/** True when etcd's client port says it is healthy (a member with a leader). */
+export async function etcdAnswers(port = SERVICES.etcd.port) {
+  try {
+    const response = await fetch(`http://${HOST}:${port}/health`, { signal: AbortSignal.timeout(2000) });
+    return response.ok && (await response.json()).health === 'true';
+  } catch {
+    return false;
+  }
+}
+
 async function answers(name) {
   if (name === 'kafka') return kafkaAnswers();
   if (name === 'rabbitmq') return rabbitMqAnswers();
+  if (name === 'etcd') return etcdAnswers();
   return isPortOpen(SERVICES[name].port);
 }
 
@@ -150,7 +162,7 @@ function isOurs(pid, marker) {
   }
 }
 
-const MARKERS = { redis: 'redis-server', mysql: 'mariadbd', kafka: 'kafka.Kafka' };
+const MARKERS = { redis: 'redis-server', mysql: 'mariadbd', kafka: 'kafka.Kafka', etcd: 'etcd' };
 
 async function stopPid(name) {
   const pid = readPid(name);
@@ -470,7 +482,70 @@ async function stopRabbitMq() {
   return true;
 }
 
-const LOCAL_STARTERS = { redis: startRedis, mysql: startMariaDb, kafka: startKafka, rabbitmq: startRabbitMq };
+// --- etcd from Debian's etcd-server ----------------------------------------------
+
+/** The etcd binary, installing Debian's etcd-server when it is missing and this is a root shell with apt-get. */
+export function etcdBinary() {
+  const found = findExecutable('etcd', ['/usr/bin/etcd', '/usr/local/bin/etcd']);
+  if (found) return found;
+  if (process.getuid?.() === 0 && which('apt-get')) {
+    log('installing etcd-server (apt-get)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    let result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { stdio: 'inherit', env });
+    if (result.status !== 0) {
+      spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+      result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { stdio: 'inherit', env });
+    }
+    const installed = findExecutable('etcd', ['/usr/bin/etcd']);
+    if (installed) return installed;
+  }
+  throw new Error('etcd is not reachable on 127.0.0.1:2379 and etcd is not installed (apt-get install etcd-server, or use Docker)');
+}
+
+/** The arguments of a one-member etcd on loopback ports, its data in `dataDir`. */
+export function etcdArgs(dataDir, clientPort, peerPort) {
+  const client = `http://${HOST}:${clientPort}`;
+  const peer = `http://${HOST}:${peerPort}`;
+  return [
+    '--name',
+    'dye',
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `dye=${peer}`,
+  ];
+}
+
+async function startEtcd() {
+  const server = etcdBinary();
+  const dir = join(STATE_DIR, 'etcd');
+  mkdirSync(dir, { recursive: true });
+  const logFile = join(STATE_DIR, 'etcd.log');
+  log('starting etcd');
+  const out = openSync(logFile, 'a');
+  const child = spawn(server, etcdArgs(join(dir, 'data'), SERVICES.etcd.port, SERVICES.etcd.port + 1), {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  child.unref();
+  writeFileSync(pidFile('etcd'), String(child.pid));
+  await waitFor(
+    'etcd',
+    () => etcdAnswers(),
+    SERVICE_START_TIMEOUT_MS,
+    () => `see ${logFile}`,
+  );
+}
+
+const LOCAL_STARTERS = { redis: startRedis, mysql: startMariaDb, kafka: startKafka, rabbitmq: startRabbitMq, etcd: startEtcd };
 
 // --- commands -------------------------------------------------------------------
 

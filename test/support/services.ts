@@ -9,6 +9,9 @@ export const MYSQL = {
   password: process.env.DYE_TEST_MYSQL_PASSWORD ?? '',
 } as const;
 export const AMQP_URL = process.env.DYE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** etcd's client URL (the infra script runs one member on 2379). */
+export const ETCD_URL = process.env.DYE_TEST_ETCD_URL ?? 'http://127.0.0.1:2379';
 /** RabbitMQ's management HTTP API (the rabbitmq_management plugin), for topology and permissions. */
 export const RABBITMQ_MANAGEMENT = {
   url: process.env.DYE_TEST_RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672',
