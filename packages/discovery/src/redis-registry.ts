@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { logWarning } from '@dye/core';
 import type { Redis } from 'ioredis';
+import { type AppRead, AppWatchers, untilWritten } from './app-watchers.js';
 import { checkAppName, type Instance, normalizeInstance } from './instance.js';
 import type { InstancesListener, InstancesUpdate, Registration, Registry } from './registry.js';
-import { HOLD_TTLS, SelfPreservation } from './self-preservation.js';
+import { HOLD_TTLS } from './self-preservation.js';
 
 export interface RedisRegistryOptions {
   /** A Redis URL, or an ioredis client to copy connection settings from (the registry opens its own connections). */
@@ -37,13 +37,6 @@ interface StoredInstance {
   ttl?: number;
 }
 
-interface Watched {
-  readonly listeners: Set<InstancesListener>;
-  readonly preservation: SelfPreservation;
-  current: InstancesUpdate | undefined;
-  syncing: Promise<void> | undefined;
-}
-
 function loadIoredis(): typeof import('ioredis') {
   try {
     return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
@@ -66,9 +59,8 @@ export class RedisRegistry implements Registry {
   readonly #prefix: string;
   readonly #heartbeatInterval: number;
   readonly #ttl: number;
-  readonly #threshold: number;
   readonly #resyncInterval: number;
-  readonly #watched = new Map<string, Watched>();
+  readonly #watchers: AppWatchers;
   readonly #registrations = new Set<{ stop: () => void }>();
   readonly #resync: NodeJS.Timeout;
   #closed = false;
@@ -79,9 +71,20 @@ export class RedisRegistry implements Registry {
     this.#prefix = options.prefix ?? 'dye:registry';
     this.#heartbeatInterval = options.heartbeatInterval ?? 10_000;
     this.#ttl = options.ttl ?? 30_000;
-    this.#threshold = options.selfPreservationThreshold ?? 0.15;
     this.#resyncInterval = options.resyncInterval ?? 5_000;
     if (!(this.#ttl > this.#heartbeatInterval)) throw new TypeError('RedisRegistry: ttl must be longer than heartbeatInterval');
+    this.#watchers = new AppWatchers({
+      registry: 'RedisRegistry',
+      ttl: this.#ttl,
+      threshold: options.selfPreservationThreshold ?? 0.15,
+      read: (app) => this.#readApp(app),
+      listen: (app, on) => {
+        if (!on) return void this.#subscriber.unsubscribe(this.#channel(app)).catch(() => {});
+        this.#subscriber.subscribe(this.#channel(app)).catch((error: Error) => {
+          logWarning('dye.discovery.subscribe-failed', `cannot subscribe to changes of ${app} (resync continues): ${error.message}`);
+        });
+      },
+    });
     // Commands fail fast while Redis is down (no offline queue): a watcher
     // then serves its cache instead of waiting behind a queue.
     const connection = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 } as const;
@@ -96,13 +99,8 @@ export class RedisRegistry implements Registry {
     for (const client of [this.#commands, this.#subscriber]) {
       client.on('error', (error: Error) => logWarning('dye.discovery.redis-error', `registry connection error: ${error.message}`));
     }
-    this.#subscriber.on('message', (channel: string) => {
-      const app = channel.slice(this.#channel('').length);
-      if (this.#watched.has(app)) void this.#sync(app);
-    });
-    this.#resync = setInterval(() => {
-      for (const app of this.#watched.keys()) void this.#sync(app);
-    }, this.#resyncInterval);
+    this.#subscriber.on('message', (channel: string) => void this.#watchers.sync(channel.slice(this.#channel('').length)));
+    this.#resync = setInterval(() => this.#watchers.syncAll(), this.#resyncInterval);
     this.#resync.unref();
   }
 
@@ -157,52 +155,12 @@ export class RedisRegistry implements Registry {
 
   watch(app: string, listener: InstancesListener): () => void {
     checkAppName(app);
-    let watched = this.#watched.get(app);
-    if (!watched) {
-      watched = {
-        listeners: new Set(),
-        preservation: new SelfPreservation(this.#ttl, this.#threshold),
-        current: undefined,
-        syncing: undefined,
-      };
-      this.#watched.set(app, watched);
-      this.#subscriber.subscribe(this.#channel(app)).catch((error: Error) => {
-        logWarning('dye.discovery.subscribe-failed', `cannot subscribe to changes of ${app} (resync continues): ${error.message}`);
-      });
-    }
-    watched.listeners.add(listener);
-    const entry = watched;
-    if (entry.current) {
-      const current = entry.current;
-      queueMicrotask(() => entry.listeners.has(listener) && listener(current));
-    } else {
-      void this.#sync(app);
-    }
-    return () => {
-      entry.listeners.delete(listener);
-      if (entry.listeners.size === 0 && this.#watched.get(app) === entry) {
-        this.#watched.delete(app);
-        this.#subscriber.unsubscribe(this.#channel(app)).catch(() => {});
-      }
-    };
+    return this.#watchers.watch(app, listener);
   }
 
   async snapshot(app: string): Promise<InstancesUpdate> {
     checkAppName(app);
-    const watched = this.#watched.get(app);
-    if (watched) {
-      await this.#sync(app);
-      if (watched.current) return watched.current;
-    }
-    const records = await this.records(app);
-    const now = Date.now();
-    return {
-      app,
-      instances: records.filter((record) => record.expiresAt > now).map((record) => record.instance),
-      syncedAt: now,
-      stale: false,
-      preserving: false,
-    };
+    return this.#watchers.snapshot(app);
   }
 
   /** Every stored instance of `app` with registration and expiry times, expired ones included. */
@@ -211,7 +169,7 @@ export class RedisRegistry implements Registry {
   }
 
   /** The records of `app` and the ids deregistered from it lately (their tombstones), in one read. */
-  async #readApp(app: string): Promise<{ records: InstanceRecord[]; deregistered: Set<string> }> {
+  async #readApp(app: string): Promise<AppRead & { records: InstanceRecord[] }> {
     checkAppName(app);
     await this.#ready();
     const results = await this.#commands
@@ -261,7 +219,7 @@ export class RedisRegistry implements Registry {
     clearInterval(this.#resync);
     for (const registration of this.#registrations) registration.stop();
     this.#registrations.clear();
-    this.#watched.clear();
+    this.#watchers.clear();
     this.#commands.disconnect();
     this.#subscriber.disconnect();
   }
@@ -288,21 +246,15 @@ export class RedisRegistry implements Registry {
 
   async #firstWrite(stored: StoredInstance): Promise<void> {
     const { instance } = stored;
-    for (let attempt = 1, delay = 200; ; attempt++, delay = Math.min(delay * 2, this.#heartbeatInterval)) {
-      if (this.#closed) throw new Error(`RedisRegistry closed before ${instance.app}/${instance.id} could register`);
-      try {
+    await untilWritten(
+      `${instance.app}/${instance.id}`,
+      async () => {
         await this.#renew(stored);
         await this.#commands.publish(this.#channel(instance.app), JSON.stringify({ type: 'register', id: instance.id }));
-        if (attempt > 1) logWarning('dye.discovery.registered', `${instance.app}/${instance.id} registered after ${attempt} attempts`);
-        return;
-      } catch (error) {
-        logWarning(
-          'dye.discovery.register-retry',
-          `cannot register ${instance.app}/${instance.id} yet (attempt ${attempt}, next in ${delay} ms): ${(error as Error).message}`,
-        );
-        await sleep(delay, undefined, { signal: this.#closing.signal }).catch(() => {});
-      }
-    }
+      },
+      this.#heartbeatInterval,
+      this.#closing.signal,
+    );
   }
 
   /** Writes the instance's entry and expiry; true when the entry was not there (made anew). */
@@ -327,54 +279,6 @@ export class RedisRegistry implements Registry {
     return fieldsAdded === 1;
   }
 
-  #sync(app: string): Promise<void> {
-    const watched = this.#watched.get(app);
-    if (!watched) return Promise.resolve();
-    // Coalesce: a burst of change messages causes one read at a time.
-    watched.syncing ??= this.#read(app, watched).finally(() => {
-      watched.syncing = undefined;
-    });
-    return watched.syncing;
-  }
-
-  async #read(app: string, watched: Watched): Promise<void> {
-    let read: { records: InstanceRecord[]; deregistered: Set<string> };
-    try {
-      read = await this.#readApp(app);
-    } catch (error) {
-      if (watched.current && !watched.current.stale) {
-        logWarning('dye.discovery.stale', `registry unreachable, routing ${app} from cache: ${(error as Error).message}`);
-        this.#deliver(watched, { ...watched.current, stale: true });
-      }
-      return;
-    }
-    const now = Date.now();
-    const routed = watched.preservation.decide(read.records, now, read.deregistered);
-    if (routed.preserving && !watched.current?.preserving) {
-      logWarning(
-        'dye.discovery.self-preservation',
-        `holding ${app} instances the registry no longer shows alive (a mass expiry, or entries lost with the registry's data); connection failures still remove them`,
-        {
-          held: routed.held,
-        },
-      );
-    }
-    this.#deliver(watched, { app, instances: routed.instances, syncedAt: now, stale: false, preserving: routed.preserving });
-  }
-
-  #deliver(watched: Watched, update: InstancesUpdate): void {
-    const previous = watched.current;
-    watched.current = update;
-    if (previous && sameUpdate(previous, update)) return;
-    for (const listener of watched.listeners) {
-      try {
-        listener(update);
-      } catch (error) {
-        logWarning('dye.discovery.listener-failed', `a registry watcher of ${update.app} threw: ${(error as Error).message}`);
-      }
-    }
-  }
-
   #appsKey(): string {
     return `${this.#prefix}:apps`;
   }
@@ -390,11 +294,4 @@ export class RedisRegistry implements Registry {
   #channel(app: string): string {
     return `${this.#prefix}:events:${app}`;
   }
-}
-
-function sameUpdate(a: InstancesUpdate, b: InstancesUpdate): boolean {
-  if (a.stale !== b.stale || a.preserving !== b.preserving || a.instances.length !== b.instances.length) return false;
-  const key = (instance: Instance) => `${instance.id}|${instance.address}|${instance.lane}|${instance.weight ?? 1}`;
-  const left = new Set(a.instances.map(key));
-  return b.instances.every((instance) => left.has(key(instance)));
 }
