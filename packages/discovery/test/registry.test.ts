@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
 import { deleteRedisKeys, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { type Instance, type InstancesUpdate, RedisRegistry, StaticRegistry } from '../src/index.js';
+import { ids, nextUpdate, Watcher } from './watching.js';
 
 beforeAll(() => setLogger({ warn: () => {} }));
 
@@ -15,56 +16,6 @@ const instance = (id: string, lane = 'baseline', app = 'shop.inventory'): Instan
   address: `127.0.0.1:${5000 + Number(id.replace(/\D/g, '') || 0)}`,
   lane,
 });
-
-/** Resolves with the first update a watcher gets that satisfies `done`. */
-function nextUpdate(
-  registry: { watch: RedisRegistry['watch'] },
-  app: string,
-  done: (update: InstancesUpdate) => boolean,
-  timeoutMs = 5000,
-) {
-  const watcher = new Watcher(registry, app);
-  return watcher.until(done, timeoutMs).finally(() => watcher.stop());
-}
-
-/** A caller that keeps watching an app, as a router does, and can wait for a state. */
-class Watcher {
-  latest: InstancesUpdate | undefined;
-  readonly #waiters = new Set<{ done: (update: InstancesUpdate) => boolean; resolve: (update: InstancesUpdate) => void }>();
-  readonly stop: () => void;
-
-  constructor(registry: { watch: RedisRegistry['watch'] }, app: string) {
-    this.stop = registry.watch(app, (update) => {
-      this.latest = update;
-      for (const waiter of this.#waiters) {
-        if (waiter.done(update)) {
-          this.#waiters.delete(waiter);
-          waiter.resolve(update);
-        }
-      }
-    });
-  }
-
-  until(done: (update: InstancesUpdate) => boolean, timeoutMs = 5000): Promise<InstancesUpdate> {
-    if (this.latest && done(this.latest)) return Promise.resolve(this.latest);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        done,
-        resolve: (update: InstancesUpdate) => {
-          clearTimeout(timer);
-          resolve(update);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(waiter);
-        reject(new Error(`no matching update within ${timeoutMs} ms; latest: ${JSON.stringify(this.latest)}`));
-      }, timeoutMs);
-      this.#waiters.add(waiter);
-    });
-  }
-}
-
-const ids = (update: InstancesUpdate) => update.instances.map((item) => item.id).sort();
 
 describe('StaticRegistry', () => {
   it('serves instances from a list and from a JSON file, with validation', async () => {
