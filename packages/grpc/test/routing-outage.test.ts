@@ -68,3 +68,58 @@ describe('registry outage', () => {
     expect([...reds].every((name) => name.startsWith('red-'))).toBe(true);
   });
 });
+
+/** Red and baseline calls, 8 at a time, until stopped: failures, and calls answered off their lane. */
+function steadyLoad() {
+  const result = { calls: 0, failed: [] as string[], offLane: [] as string[] };
+  let running = true;
+  const workers = Array.from({ length: 8 }, async (_, worker) => {
+    const tenant = worker % 2 === 0 ? 'red' : 'baseline';
+    while (running) {
+      try {
+        const stock = await withTenant(tenant, () => check(inventory));
+        result.calls++;
+        if (stock.lane !== tenant || stock.tenant !== tenant) result.offLane.push(`${tenant}->${stock.instance}`);
+      } catch (error) {
+        result.calls++;
+        result.failed.push((error as Error).message);
+      }
+    }
+  });
+  return async () => {
+    running = false;
+    await Promise.all(workers);
+    return result;
+  };
+}
+
+describe('registry failures under load', () => {
+  it('Redis killed for longer than a TTL and back empty: 0 calls failed, 0 off-lane; instances announced again', async () => {
+    const stop = steadyLoad();
+    await redis.stop();
+    await new Promise((resolve) => setTimeout(resolve, timings.ttl + 500));
+    await redis.start(); // empty
+    // The instances' heartbeats write their entries again; callers see them alive (not held) again.
+    await eventually(
+      () => callerRegistry.snapshot('shop.inventory'),
+      (update) => !update.stale && !update.preserving && update.instances.length >= 2,
+      10_000,
+    );
+    const result = await stop();
+    expect(result.calls).toBeGreaterThan(200);
+    expect(result.failed).toEqual([]);
+    expect(result.offLane).toEqual([]);
+  }, 30_000);
+
+  it('a partition (instances alive, their heartbeats stopped): 0 calls failed for 3 TTLs', async () => {
+    const stop = steadyLoad();
+    await instanceRegistry.close(); // no deregistration: every entry expires together
+    await new Promise((resolve) => setTimeout(resolve, 3 * timings.ttl + 500));
+    const update = await callerRegistry.snapshot('shop.inventory');
+    const result = await stop();
+    expect(update.preserving).toBe(true);
+    expect(result.calls).toBeGreaterThan(200);
+    expect(result.failed).toEqual([]);
+    expect(result.offLane).toEqual([]);
+  }, 30_000);
+});
