@@ -14,4 +14,6 @@ export { refuse, tenantMiddleware } from './middleware.js';
 export type { NodeHttpOptions } from './node-http.js';
 export { enableNodeHttp, TenantHttpAgent, TenantHttpsAgent } from './node-http.js';
 export { holdTenant } from './node-request.js';
+export type { GracefulHttpShutdownOptions } from './shutdown.js';
+export { gracefulHttpShutdown } from './shutdown.js';
 export { guardUpgrades } from './upgrade.js';
