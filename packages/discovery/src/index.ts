@@ -5,6 +5,7 @@ export { checkAppName, normalizeInstance } from './instance.js';
 export type { InstanceRecord, RedisRegistryOptions } from './redis-registry.js';
 export { RedisRegistry } from './redis-registry.js';
 export type { InstancesListener, InstancesUpdate, Registration, Registry } from './registry.js';
+export { leaveRotation } from './registry.js';
 export type { RotationTarget } from './rotation.js';
 export { LaneRotation } from './rotation.js';
 export type { RoutedInstances } from './self-preservation.js';

@@ -1,3 +1,4 @@
+import { logWarning } from '@dye/core';
 import type { Instance } from './instance.js';
 
 /** Removes a registration: the instance stops being routed to. */
@@ -37,4 +38,28 @@ export interface Registry {
   snapshot(app: string): Promise<InstancesUpdate>;
   /** Stops timers and connections the registry owns. */
   close(): Promise<void>;
+}
+
+/**
+ * The first half of a drain, for every server kind: deregisters (an
+ * unreachable registry is logged as `<source>.deregister-failed`, never a
+ * rejection: the instance then leaves callers' pools when its connections
+ * close or its entry expires) and waits `drainDelayMs` (default the
+ * registration's `propagationMs`) while the server keeps serving.
+ */
+export async function leaveRotation(
+  registration: Registration | undefined,
+  drainDelayMs: number | undefined,
+  source: string,
+): Promise<void> {
+  try {
+    await registration?.deregister();
+  } catch (error) {
+    logWarning(
+      `${source}.deregister-failed`,
+      `could not deregister ${registration?.instance.app}/${registration?.instance.id} (draining anyway; callers drop it when its connections close or its entry expires): ${(error as Error).message}`,
+    );
+  }
+  const delay = drainDelayMs ?? registration?.propagationMs ?? 0;
+  if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
 }

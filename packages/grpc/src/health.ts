@@ -1,5 +1,4 @@
-import { logWarning } from '@dye/core';
-import type { Registration } from '@dye/discovery';
+import { leaveRotation, type Registration } from '@dye/discovery';
 import type { Server } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 
@@ -45,16 +44,7 @@ export async function gracefulShutdown(
   options: GracefulShutdownOptions = {},
 ): Promise<'graceful' | 'forced'> {
   for (const service of options.services ?? ['']) options.health?.setStatus(service, 'NOT_SERVING');
-  try {
-    await registration?.deregister();
-  } catch (error) {
-    logWarning(
-      'dye.grpc.deregister-failed',
-      `could not deregister ${registration?.instance.app}/${registration?.instance.id} (draining anyway; callers drop it when its connections close or its entry expires): ${(error as Error).message}`,
-    );
-  }
-  const drainDelay = options.drainDelayMs ?? registration?.propagationMs ?? 0;
-  if (drainDelay > 0) await new Promise((resolve) => setTimeout(resolve, drainDelay));
+  await leaveRotation(registration, options.drainDelayMs, 'dye.grpc');
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();

@@ -4,13 +4,13 @@
  * hear of registry changes 50–150 ms late, as callers across a network do.
  * Judged by the callers: every call answered, by an instance of its lane.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setLogger, withTenant } from '@dye/core';
-import { type InstancesListener, RedisRegistry, type Registry } from '@dye/discovery';
+import { RedisRegistry } from '@dye/discovery';
 import { addHealthService, createTenantClient, gracefulShutdown, registerTenantRouting } from '@dye/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lateRegistry, startInstance, terminate } from '../../../test/support/child-instance.js';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
 import { deleteRedisKeys, eventually, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { check, InventoryClient, type InventoryClientType, type InventoryInstance, startInventory } from './support.js';
@@ -22,45 +22,14 @@ const serverScript = fileURLToPath(new URL('./fixtures/inventory-server.mjs', im
 const children = new Set<ChildProcess>();
 const local: InventoryInstance[] = [];
 
-/** The registry as a remote caller sees it: every change 50–150 ms late. */
-function late(registry: Registry): Registry {
-  return {
-    register: (instance) => registry.register(instance),
-    snapshot: (app) => registry.snapshot(app),
-    close: () => registry.close(),
-    watch: (app, listener: InstancesListener) =>
-      registry.watch(app, (update) => setTimeout(() => listener(update), 50 + Math.random() * 100)),
-  };
-}
-
-async function startChild(name: string, lane: string): Promise<ChildProcess> {
-  const child = fork(serverScript, [], {
-    env: { ...process.env, INSTANCE: name, LANE: lane, REDIS_URL, PREFIX: prefix, TIMINGS: JSON.stringify(timings) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const [message] = (await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => {
-      throw new Error(`instance ${name} exited (${code}) before it was ready`);
-    }),
-  ])) as [{ port?: number }];
-  if (!message.port) throw new Error(`instance ${name} said ${JSON.stringify(message)}`);
-  return child;
-}
-
-/** SIGTERM, as Kubernetes sends it; resolves with how the drain ended once the process is gone. */
-async function terminate(child: ChildProcess): Promise<string> {
-  const stopped = new Promise<string>((resolve) =>
-    child.on('message', (message: { stopped?: string }) => message.stopped && resolve(message.stopped)),
-  );
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const how = await stopped;
-  await exited;
-  return how;
-}
+const childEnv = (name: string, lane: string) => ({
+  INSTANCE: name,
+  LANE: lane,
+  REDIS_URL,
+  PREFIX: prefix,
+  TIMINGS: JSON.stringify(timings),
+});
+const startChild = (name: string, lane: string) => startInstance(serverScript, childEnv(name, lane), children);
 
 let callerRegistry: RedisRegistry;
 let client: InventoryClientType;
@@ -70,7 +39,7 @@ const warnings: string[] = [];
 beforeAll(async () => {
   setLogger({ warn: (event) => void warnings.push(event.code) });
   callerRegistry = new RedisRegistry({ redis: REDIS_URL, prefix, ...timings });
-  registerTenantRouting({ registry: late(callerRegistry) });
+  registerTenantRouting({ registry: lateRegistry(callerRegistry) });
   // Baseline has an instance too: a red call that fell back would show as off-lane.
   const baselineRegistry = new RedisRegistry({ redis: REDIS_URL, prefix, ...timings });
   local.push(await startInventory({ name: 'base-1', lane: 'baseline', registry: baselineRegistry }));

@@ -1,7 +1,6 @@
 import type { Server } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
-import { logWarning } from '@dye/core';
-import type { Registration } from '@dye/discovery';
+import { leaveRotation, type Registration } from '@dye/discovery';
 
 export interface GracefulHttpShutdownOptions {
   /**
@@ -33,16 +32,7 @@ export async function gracefulHttpShutdown(
     if (!res.headersSent && (res as { stream?: unknown }).stream === undefined) res.setHeader?.('connection', 'close');
   };
   server.prependListener('request', closing as never);
-  try {
-    await registration?.deregister();
-  } catch (error) {
-    logWarning(
-      'dye.http.deregister-failed',
-      `could not deregister ${registration?.instance.app}/${registration?.instance.id} (draining anyway; callers drop it when its connections fail or its entry expires): ${(error as Error).message}`,
-    );
-  }
-  const drainDelay = options.drainDelayMs ?? registration?.propagationMs ?? 0;
-  if (drainDelay > 0) await new Promise((resolve) => setTimeout(resolve, drainDelay));
+  await leaveRotation(registration, options.drainDelayMs, 'dye.http');
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       (server as Server).closeAllConnections?.();

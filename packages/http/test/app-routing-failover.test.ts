@@ -4,14 +4,14 @@
  * instance stays registered throughout), callers through tenantDispatcher.
  * Judged by the callers: every request answered, in its tenant.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { setLogger, withTenant } from '@dye/core';
 import { RedisRegistry } from '@dye/discovery';
 import { TenantHttpAgent, tenantDispatcher } from '@dye/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInstance } from '../../../test/support/child-instance.js';
 import { deleteRedisKeys, eventually, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { forGlobalFetch } from './support.js';
 
@@ -23,22 +23,8 @@ const children = new Set<ChildProcess>();
 let registry: RedisRegistry;
 let dispatcher: ReturnType<typeof tenantDispatcher>;
 
-async function startChild(name: string, lane: string): Promise<ChildProcess> {
-  const child = fork(serverScript, [], {
-    env: { ...process.env, INSTANCE: name, LANE: lane, REDIS_URL, PREFIX: prefix, TIMINGS: JSON.stringify(timings) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const [message] = (await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => {
-      throw new Error(`instance ${name} exited (${code}) before it was ready`);
-    }),
-  ])) as [{ port?: number }];
-  if (!message.port) throw new Error(`instance ${name} said ${JSON.stringify(message)}`);
-  return child;
-}
+const startChild = (name: string, lane: string) =>
+  startInstance(serverScript, { INSTANCE: name, LANE: lane, REDIS_URL, PREFIX: prefix, TIMINGS: JSON.stringify(timings) }, children);
 
 interface Answer {
   instance: string;

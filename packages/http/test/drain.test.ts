@@ -4,13 +4,13 @@
  * app routing) hearing of registry changes 50–150 ms late. POSTs are in the
  * load: a request that is not safe to send again fails if a drain cuts it.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setLogger, withTenant } from '@dye/core';
-import { type InstancesListener, RedisRegistry, type Registry } from '@dye/discovery';
+import { RedisRegistry } from '@dye/discovery';
 import { tenantDispatcher } from '@dye/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lateRegistry, startInstance, terminate } from '../../../test/support/child-instance.js';
 import { deleteRedisKeys, eventually, REDIS_URL, uniqueName } from '../../../test/support/services.js';
 import { forGlobalFetch } from './support.js';
 
@@ -21,37 +21,8 @@ const children = new Set<ChildProcess>();
 let registry: RedisRegistry;
 let dispatcher: ReturnType<typeof tenantDispatcher>;
 
-function late(inner: Registry): Registry {
-  return {
-    register: (instance) => inner.register(instance),
-    snapshot: (app) => inner.snapshot(app),
-    close: () => inner.close(),
-    watch: (app, listener: InstancesListener) => inner.watch(app, (update) => setTimeout(() => listener(update), 50 + Math.random() * 100)),
-  };
-}
-
-async function startChild(name: string, lane: string): Promise<ChildProcess> {
-  const child = fork(serverScript, [], {
-    env: { ...process.env, INSTANCE: name, LANE: lane, REDIS_URL, PREFIX: prefix, TIMINGS: JSON.stringify(timings) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const [message] = (await once(child, 'message')) as [{ port?: number }];
-  if (!message.port) throw new Error(`instance ${name} said ${JSON.stringify(message)}`);
-  return child;
-}
-
-async function terminate(child: ChildProcess): Promise<string> {
-  const stopped = new Promise<string>((resolve) =>
-    child.on('message', (message: { stopped?: string }) => message.stopped && resolve(message.stopped)),
-  );
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const how = await stopped;
-  await exited;
-  return how;
-}
+const startChild = (name: string, lane: string) =>
+  startInstance(serverScript, { INSTANCE: name, LANE: lane, REDIS_URL, PREFIX: prefix, TIMINGS: JSON.stringify(timings) }, children);
 
 interface Answer {
   instance: string;
@@ -62,7 +33,7 @@ interface Answer {
 beforeAll(async () => {
   setLogger({ warn: () => {} });
   registry = new RedisRegistry({ redis: REDIS_URL, prefix, ...timings });
-  dispatcher = tenantDispatcher({ registry: late(registry), internal: ['loopback'] });
+  dispatcher = tenantDispatcher({ registry: lateRegistry(registry), internal: ['loopback'] });
   await startChild('base-1', 'baseline');
 });
 
