@@ -75,6 +75,17 @@ export function callInTenant<R>(tenant: Tenant, fn: (...args: never[]) => R, thi
   return storage.run(tenant, Reflect.apply, fn, thisArg, args) as R;
 }
 
+/**
+ * Whether calling code now would run in `tenant` already (and no OTel context
+ * manager needs its baggage aligned): then a hot path calls straight through,
+ * without handing its `arguments` to {@link callInTenant}.
+ */
+export function inTenantAlready(tenant: Tenant): boolean {
+  if (otelContextActive()) return false;
+  const current = storage.getStore();
+  return current === tenant || (current === undefined && tenant.kind === 'baseline');
+}
+
 function runRaw<R>(tenant: Tenant, fn: () => R): R {
   return otelContextActive() ? storage.run(tenant, withOtelTenant, tenant, fn) : storage.run(tenant, fn);
 }

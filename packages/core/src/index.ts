@@ -21,7 +21,7 @@ export {
   readTenantInput,
   TENANT_HEADER,
 } from './codec.js';
-export { bindTenant, callInTenant, currentTenant, withTenant } from './context.js';
+export { bindTenant, callInTenant, currentTenant, inTenantAlready, withTenant } from './context.js';
 export type { EdgeDecision, EdgeGuard, EdgeGuardOptions, EdgeMode, EdgeRequest, EdgeSource } from './edge-guard.js';
 export { createEdgeGuard } from './edge-guard.js';
 export type { EnforcementMode } from './enforcement.js';

@@ -5,6 +5,7 @@ import {
   callInTenant,
   currentTenant,
   injectTenant,
+  inTenantAlready,
   isolationRefusal,
   isTenantHeaderName,
   objectHeaders,
@@ -128,8 +129,12 @@ function headMaySayOtherwise(req: ClientRequest, head: string, tenant: Tenant): 
   const baggage = req.getHeader(BAGGAGE_HEADER);
   if (typeof baggage === 'string') expected += 1 + carrierWordsOf(baggage);
   else if (baggage !== undefined) return true;
+  // Baseline without baggage, the common case: one search, nothing allocated.
+  if (expected === 0) return ANY_CARRIER_WORD.test(head) && linesMaySayOtherwise(req, head, tenant);
   return carrierWords(head.toLowerCase()) !== expected && linesMaySayOtherwise(req, head, tenant);
 }
+
+const ANY_CARRIER_WORD = /tenant|baggage/i;
 
 // Where a header name may carry a tenant (`x-tenant`, `X-Tenant` through
 // Node's internal map, `x_tenant`, `uberctx-tenant`, `baggage`, `ot-baggage-…`).
@@ -448,7 +453,11 @@ export function installClientRequestGuards(): void {
           admission.queued = false;
           // The queue still begins with the head Dye checked (nothing was put before it, or edited).
           const first = this.outputData?.[0]?.data;
-          if (admission.head === undefined || typeof first !== 'string' || !first.startsWith(admission.head)) {
+          // The same string as checked, nearly always (Node queues the head, joined to an empty body, as it is).
+          if (
+            first !== admission.head &&
+            (admission.head === undefined || typeof first !== 'string' || !first.startsWith(admission.head))
+          ) {
             this.outputData = [];
             this.outputSize = 0;
             refuseHead(
@@ -474,6 +483,7 @@ export function installClientRequestGuards(): void {
         const sender = this[ADMISSION]?.sender;
         if (sender !== undefined) {
           if (socket) holdTenant(socket, sender);
+          if (inTenantAlready(sender)) return onSocket.apply(this, arguments as unknown as [Socket?, Error?]);
           return callInTenant(sender, onSocket, this, arguments);
         }
         if (socket) {
@@ -509,7 +519,7 @@ export function installClientRequestGuards(): void {
     value: function guardedResponseEmit(this: IncomingMessage & { req?: Admitted }, event: string | symbol) {
       const sender = this.req?.[ADMISSION]?.sender;
       // An event nobody listens to runs no code that could read the tenant.
-      if (sender === undefined || this.listenerCount(event) === 0)
+      if (sender === undefined || this.listenerCount(event) === 0 || inTenantAlready(sender))
         return incomingEmit.apply(this, arguments as unknown as Parameters<IncomingMessage['emit']>);
       return callInTenant(sender, incomingEmit, this, arguments);
     },

@@ -7,6 +7,7 @@ import {
   type EdgeDecision,
   type EdgeGuard,
   type EdgeGuardOptions,
+  inTenantAlready,
   stripTenantInput,
   syncRawHeaders,
   TENANT_TOKEN_HEADER,
@@ -74,7 +75,8 @@ function heldEmit(this: HeldEmitter, event: string | symbol): boolean {
   if (state.beforeEnd !== undefined && event === 'end') state.beforeEnd(this);
   // An event nobody listens to runs no code that could read the tenant.
   if (this.listenerCount(event) === 0) return state.emit.apply(this, arguments as unknown as Parameters<EventEmitter['emit']>);
-  // `arguments` as it came: no array built per event.
+  // Nearly always the socket's context is the tenant's already: a direct call, `arguments` passed on as it came.
+  if (inTenantAlready(state.tenant)) return state.emit.apply(this, arguments as unknown as Parameters<EventEmitter['emit']>);
   return callInTenant(state.tenant, state.emit, this, arguments);
 }
 
