@@ -68,10 +68,22 @@ export function tenantInterceptor(options: TenantDispatcherOptions = {}): Dispat
       // OTel's undici instrumentation injects baggage while this runs: it must say the same.
       return withOtelBaggageFor(effective, dispatch, rewritten, handler);
     };
+    // Origins repeat: each is parsed and asked whether it may name an app once (bounded).
+    const appUrls = new Map<string, URL | null>();
+    const appUrlOf = (raw: string): URL | undefined => {
+      let known = appUrls.get(raw);
+      if (known === undefined) {
+        const url = new URL(raw);
+        known = AppRouter.candidate(url) ? url : null;
+        if (appUrls.size >= 1024) appUrls.clear();
+        appUrls.set(raw, known);
+      }
+      return known ?? undefined;
+    };
     const route = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, tenant: Tenant): boolean => {
       if (apps && opts.origin !== undefined) {
-        const url = new URL(String(opts.origin));
-        if (AppRouter.candidate(url)) {
+        const url = appUrlOf(String(opts.origin));
+        if (url !== undefined) {
           const now = apps.routeNow(url, tenant);
           if (now !== undefined && now !== 'not-an-app') {
             if (!now.ok) throw now.error;
@@ -126,7 +138,6 @@ type Send = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandl
 const NOTHING_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
 const CONNECTION_FAILED = new Set([...NOTHING_SENT, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-const RESPONSE_STARTED = new Set(['onHeaders', 'onResponseStart', 'onUpgrade', 'onRequestUpgrade']);
 
 function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
@@ -140,6 +151,132 @@ function replayable(body: Dispatcher.DispatchOptions['body']): boolean {
   return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
 }
 
+/** What a routed request's handler wrapper knows: the instance it went to, and whether it may go elsewhere. */
+class Failover {
+  current: string;
+  #started = false;
+  #retried = false;
+  constructor(
+    readonly apps: AppRouter,
+    readonly opts: Dispatcher.DispatchOptions,
+    readonly tenant: Tenant,
+    readonly url: URL,
+    origin: string,
+    readonly send: Send,
+  ) {
+    this.current = origin;
+  }
+
+  responded(): void {
+    this.#started = true;
+    this.apps.succeeded(this.current);
+  }
+
+  /** True when the request was sent again (through `wrapper`): its error is not the caller's. */
+  retried(error: unknown, wrapper: Dispatcher.DispatchHandler): boolean {
+    const code = errorCode(error);
+    if (this.#started || code === undefined || !CONNECTION_FAILED.has(code)) return false;
+    this.apps.eject(this.current);
+    const { opts } = this;
+    const safe = NOTHING_SENT.has(code) || (IDEMPOTENT.has(String(opts.method).toUpperCase()) && replayable(opts.body));
+    if (this.#retried || !safe) return false;
+    this.#retried = true;
+    const next = this.apps.routeNow(this.url, this.tenant, this.current);
+    if (next === undefined || next === 'not-an-app' || !next.ok) return false;
+    this.current = next.origin;
+    try {
+      this.send(opts, wrapper, this.tenant, next.origin);
+      return true;
+    } catch {
+      // Not sent again: the request fails with its own error.
+      return false;
+    }
+  }
+}
+
+type Legacy = {
+  onConnect?(abort: (error?: Error) => void, context?: object): void;
+  onUpgrade?(statusCode: number, headers: unknown, socket: unknown): void;
+  onHeaders?(statusCode: number, headers: unknown, resume: () => void, statusText: string): boolean;
+  onData?(chunk: Buffer): boolean;
+  onComplete?(trailers: unknown): void;
+  onError?(error: Error): void;
+  onBodySent?(chunk: unknown): void;
+  onResponseStarted?(): void;
+};
+type Modern = {
+  onRequestStart?(controller: unknown, context: unknown): void;
+  onRequestUpgrade?(controller: unknown, statusCode: number, headers: unknown, socket: unknown): void;
+  onResponseStart?(controller: unknown, statusCode: number, headers: unknown, statusMessage?: string): void;
+  onResponseData?(controller: unknown, chunk: Buffer): void;
+  onResponseEnd?(controller: unknown, trailers: unknown): void;
+  onResponseError?(controller: unknown, error: Error): void;
+};
+
+/** A routed request's handler in undici's legacy API (onConnect … onError). */
+class LegacyFailoverHandler implements Legacy {
+  constructor(
+    readonly handler: Legacy,
+    readonly failover: Failover,
+  ) {}
+  onConnect(abort: (error?: Error) => void, context?: object) {
+    return this.handler.onConnect?.(abort, context);
+  }
+  onUpgrade(statusCode: number, headers: unknown, socket: unknown) {
+    this.failover.responded();
+    return this.handler.onUpgrade?.(statusCode, headers, socket);
+  }
+  onHeaders(statusCode: number, headers: unknown, resume: () => void, statusText: string) {
+    this.failover.responded();
+    return this.handler.onHeaders?.(statusCode, headers, resume, statusText) as boolean;
+  }
+  onData(chunk: Buffer) {
+    return this.handler.onData?.(chunk) as boolean;
+  }
+  onComplete(trailers: unknown) {
+    return this.handler.onComplete?.(trailers);
+  }
+  onError(error: Error) {
+    if (this.failover.retried(error, this as unknown as Dispatcher.DispatchHandler)) return;
+    return this.handler.onError?.(error);
+  }
+  onBodySent(chunk: unknown) {
+    return this.handler.onBodySent?.(chunk);
+  }
+  onResponseStarted() {
+    return this.handler.onResponseStarted?.();
+  }
+}
+
+/** A routed request's handler in undici's controller API (onRequestStart … onResponseError). */
+class ModernFailoverHandler implements Modern {
+  constructor(
+    readonly handler: Modern,
+    readonly failover: Failover,
+  ) {}
+  onRequestStart(controller: unknown, context: unknown) {
+    return this.handler.onRequestStart?.(controller, context);
+  }
+  onRequestUpgrade(controller: unknown, statusCode: number, headers: unknown, socket: unknown) {
+    this.failover.responded();
+    return this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+  onResponseStart(controller: unknown, statusCode: number, headers: unknown, statusMessage?: string) {
+    this.failover.responded();
+    return this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+  onResponseData(controller: unknown, chunk: Buffer) {
+    return this.handler.onResponseData?.(controller, chunk);
+  }
+  onResponseEnd(controller: unknown, trailers: unknown) {
+    return this.handler.onResponseEnd?.(controller, trailers);
+  }
+  onResponseError(controller: unknown, error: Error) {
+    if (this.failover.retried(error, this as unknown as Dispatcher.DispatchHandler)) return;
+    return this.handler.onResponseError?.(controller, error);
+  }
+}
+
 /**
  * The handler of a request routed to an app instance, with outlier ejection:
  * a connection failure before the response ejects the instance from this
@@ -147,7 +284,7 @@ function replayable(body: Dispatcher.DispatchOptions['body']): boolean {
  * (or where the tenant pool rule sends it without that one: baseline, still
  * carrying the tenant) when that is safe: nothing of it was sent, or it is
  * idempotent with a body that can be sent again. A response marks the
- * instance healthy. Either handler API (legacy `onError`, `onResponseError`).
+ * instance healthy. The wrapper speaks the handler's own API.
  */
 function failover(
   apps: AppRouter,
@@ -158,55 +295,11 @@ function failover(
   origin: string,
   send: Send,
 ): Dispatcher.DispatchHandler {
-  let current = origin;
-  let started = false;
-  let retried = false;
-  // The handler's methods, bound once: undici calls some per chunk.
-  const bound = new Map<PropertyKey, unknown>();
-  const proxy: Dispatcher.DispatchHandler = new Proxy(handler, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      const known = bound.get(property);
-      if (known !== undefined) return known;
-      const wrapped = wrap(target, property, value);
-      bound.set(property, wrapped);
-      return wrapped;
-    },
-  });
-  function wrap(target: Dispatcher.DispatchHandler, property: PropertyKey, value: (...args: unknown[]) => unknown): unknown {
-    if (typeof property === 'string' && RESPONSE_STARTED.has(property))
-      return (...args: unknown[]) => {
-        started = true;
-        apps.succeeded(current);
-        return Reflect.apply(value, target, args);
-      };
-    if (property === 'onError' || property === 'onResponseError')
-      return (...args: unknown[]) => {
-        const error = args[args.length - 1];
-        const code = errorCode(error);
-        if (!started && code !== undefined && CONNECTION_FAILED.has(code)) {
-          apps.eject(current);
-          const safe = NOTHING_SENT.has(code) || (IDEMPOTENT.has(String(opts.method).toUpperCase()) && replayable(opts.body));
-          if (!retried && safe) {
-            retried = true;
-            const next = apps.routeNow(url, tenant, current);
-            if (next !== undefined && next !== 'not-an-app' && next.ok) {
-              current = next.origin;
-              try {
-                send(opts, proxy, tenant, next.origin);
-                return;
-              } catch {
-                // Not sent again: the request fails with its own error.
-              }
-            }
-          }
-        }
-        return Reflect.apply(value, target, args);
-      };
-    return value.bind(target);
-  }
-  return proxy;
+  const state = new Failover(apps, opts, tenant, url, origin, send);
+  const modern = typeof (handler as Modern).onRequestStart === 'function' || typeof (handler as Modern).onResponseStart === 'function';
+  return (modern
+    ? new ModernFailoverHandler(handler as Modern, state)
+    : new LegacyFailoverHandler(handler as Legacy, state)) as unknown as Dispatcher.DispatchHandler;
 }
 
 /** The tenant each request started in, by the handlers that follow it through redirects and retries. */
