@@ -1,31 +1,22 @@
-import { DEAD_LETTER_HEADERS, type IsolatedMessageFields, type TenantAmqp, tenantAmqp } from '@dye/amqplib';
-import { currentTenant, IsolationError, setLogger, withTenant } from '@dye/core';
+import { DEAD_LETTER_HEADERS, type IsolatedMessageFields, type TenantAmqp } from '@dye/amqplib';
+import { currentTenant, IsolationError, withTenant } from '@dye/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { uniqueName } from '../../../test/support/services.js';
-import { beforeAllOrFail, cleanUp, cleanupList, connectAmqp, declareRoute, queueDepth, sleep, takeAll, waitFor } from './support.js';
+import { cleanupList, declareRoute, queueDepth, sleep, takeAll, useAmqpFixture, waitFor } from './support.js';
 
 const cleanup = cleanupList();
 let admin: ChannelModel;
 let app: ChannelModel;
 let dye: TenantAmqp;
 let raw: Channel;
-
-beforeAllOrFail(async () => {
-  setLogger({ warn: () => {} });
-  admin = await connectAmqp();
-  app = await connectAmqp();
-  dye = tenantAmqp(app);
-  raw = await admin.createChannel();
-});
-
-afterAll(async () => {
-  await dye?.close();
-  await raw?.close().catch(() => {});
-  await cleanUp(admin, cleanup);
-  await app?.close();
-  await admin?.close();
-});
+useAmqpFixture(
+  cleanup,
+  (opened) => {
+    ({ admin, app, dye, raw } = opened);
+  },
+  false,
+);
 
 const body = (text: string) => Buffer.from(text);
 

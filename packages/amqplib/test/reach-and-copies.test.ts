@@ -5,33 +5,20 @@
  * headers in a dead letter and in caller objects read twice. Judged by the
  * broker: queue depths and unacknowledged counts.
  */
-import { type TenantAmqp, tenantAmqp } from '@dye/amqplib';
-import { IsolationError, setLogger, withTenant } from '@dye/core';
+import { type TenantAmqp } from '@dye/amqplib';
+import { IsolationError, withTenant } from '@dye/core';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { uniqueName } from '../../../test/support/services.js';
-import { beforeAllOrFail, cleanUp, cleanupList, connectAmqp, declareRoute, managementApi, queueDepth, sleep, waitFor } from './support.js';
+import { cleanupList, declareRoute, managementApi, queueDepth, sleep, useAmqpFixture, waitFor } from './support.js';
 
 const cleanup = cleanupList();
 let admin: ChannelModel;
 let app: ChannelModel;
 let dye: TenantAmqp;
 let raw: ConfirmChannel;
-
-beforeAllOrFail(async () => {
-  setLogger({ warn: () => {} });
-  admin = await connectAmqp();
-  app = await connectAmqp();
-  dye = tenantAmqp(app);
-  raw = await admin.createConfirmChannel();
-});
-
-afterAll(async () => {
-  await dye?.close();
-  await raw?.close().catch(() => {});
-  await cleanUp(admin, cleanup);
-  await app?.close();
-  await admin?.close();
+useAmqpFixture(cleanup, (opened) => {
+  ({ admin, app, dye, raw } = opened);
 });
 
 const shadow = <T>(fn: () => T) => withTenant('shadow', fn);

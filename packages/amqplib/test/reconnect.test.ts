@@ -1,29 +1,16 @@
-import { type TenantAmqp, tenantAmqp } from '@dye/amqplib';
-import { currentTenant, IsolationError, setLogger, withTenant } from '@dye/core';
+import { type TenantAmqp } from '@dye/amqplib';
+import { currentTenant, IsolationError, withTenant } from '@dye/core';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
-import { afterAll, describe, expect, it } from 'vitest';
-import { beforeAllOrFail, cleanUp, cleanupList, connectAmqp, declareRoute, queueDepth, sleep, waitFor } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupList, declareRoute, queueDepth, sleep, useAmqpFixture, waitFor } from './support.js';
 
 const cleanup = cleanupList();
 let admin: ChannelModel;
 let app: ChannelModel;
 let dye: TenantAmqp;
 let raw: ConfirmChannel;
-
-beforeAllOrFail(async () => {
-  setLogger({ warn: () => {} });
-  admin = await connectAmqp();
-  app = await connectAmqp();
-  dye = tenantAmqp(app);
-  raw = await admin.createConfirmChannel();
-});
-
-afterAll(async () => {
-  await dye?.close();
-  await raw?.close().catch(() => {});
-  await cleanUp(admin, cleanup);
-  await app?.close();
-  await admin?.close();
+useAmqpFixture(cleanup, (opened) => {
+  ({ admin, app, dye, raw } = opened);
 });
 
 const send = async (queue: string, values: string[], headers?: Record<string, string>) => {

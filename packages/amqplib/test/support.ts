@@ -1,5 +1,7 @@
-import { type ChannelModel, connect } from 'amqplib';
-import { beforeAll, beforeEach } from 'vitest';
+import { type TenantAmqp, tenantAmqp } from '@dye/amqplib';
+import { setLogger } from '@dye/core';
+import { type Channel, type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { AMQP_URL, RABBITMQ_MANAGEMENT, uniqueName } from '../../../test/support/services.js';
 
 /**
@@ -185,4 +187,40 @@ export async function takeAll(connection: ChannelModel, queue: string): Promise<
   } finally {
     await channel.close().catch(() => {});
   }
+}
+
+/** What a test file works with: the broker as the test admin sees it, the app's connection under Dye, and a plain channel to put messages in. */
+export interface AmqpFixture<C extends Channel> {
+  admin: ChannelModel;
+  app: ChannelModel;
+  dye: TenantAmqp;
+  raw: C;
+}
+
+/**
+ * Opens the fixture before the file's tests (a failure fails each of them)
+ * and closes it after, removing what `cleanup` lists; `use` receives it.
+ * `raw` is a confirm channel unless `confirm` is false.
+ */
+export function useAmqpFixture(cleanup: Cleanup, use: (fixture: AmqpFixture<ConfirmChannel>) => void, confirm?: true): void;
+export function useAmqpFixture(cleanup: Cleanup, use: (fixture: AmqpFixture<Channel>) => void, confirm: false): void;
+export function useAmqpFixture(cleanup: Cleanup, use: (fixture: AmqpFixture<never>) => void, confirm = true): void {
+  let opened: Partial<AmqpFixture<Channel>> = {};
+  beforeAllOrFail(async () => {
+    setLogger({ warn: () => {} });
+    opened.admin = await connectAmqp();
+    opened.app = await connectAmqp();
+    opened.dye = tenantAmqp(opened.app);
+    opened.raw = confirm ? await opened.admin.createConfirmChannel() : await opened.admin.createChannel();
+    use(opened as AmqpFixture<never>);
+  });
+  afterAll(async () => {
+    const { admin, app, dye, raw } = opened;
+    opened = {};
+    await dye?.close();
+    await raw?.close().catch(() => {});
+    await cleanUp(admin, cleanup);
+    await app?.close();
+    await admin?.close();
+  });
 }

@@ -6,32 +6,19 @@
  * the publisher's tenant, so a handler that publishes it again publishes it
  * where that tenant may. Judged by the broker: queue depths.
  */
-import { type TenantAmqp, tenantAmqp, withMessageTenant } from '@dye/amqplib';
-import { currentTenant, IsolationError, setLogger, withTenant } from '@dye/core';
+import { type TenantAmqp, withMessageTenant } from '@dye/amqplib';
+import { currentTenant, IsolationError, withTenant } from '@dye/core';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
-import { afterAll, describe, expect, it } from 'vitest';
-import { beforeAllOrFail, cleanUp, cleanupList, connectAmqp, declareRoute, queueDepth, sleep, takeAll, waitFor } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupList, declareRoute, queueDepth, sleep, takeAll, useAmqpFixture, waitFor } from './support.js';
 
 const cleanup = cleanupList();
 let admin: ChannelModel;
 let app: ChannelModel;
 let dye: TenantAmqp;
 let raw: ConfirmChannel;
-
-beforeAllOrFail(async () => {
-  setLogger({ warn: () => {} });
-  admin = await connectAmqp();
-  app = await connectAmqp();
-  dye = tenantAmqp(app);
-  raw = await admin.createConfirmChannel();
-});
-
-afterAll(async () => {
-  await dye?.close();
-  await raw?.close().catch(() => {});
-  await cleanUp(admin, cleanup);
-  await app?.close();
-  await admin?.close();
+useAmqpFixture(cleanup, (opened) => {
+  ({ admin, app, dye, raw } = opened);
 });
 
 /** Publishes with a plain amqplib channel, as a producer without Dye would. */
