@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setLogger, withTenant } from '@dye/core';
 import { RedisRegistry } from '@dye/discovery';
 import { TenantHttpAgent, tenantDispatcher } from '@dye/http';
+import got from 'got';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInstance } from '../../../test/support/child-instance.js';
 import { deleteRedisKeys, eventually, REDIS_URL, uniqueName } from '../../../test/support/services.js';
@@ -140,6 +141,45 @@ describe('outlier ejection and retry on HTTP app routing', () => {
       expect(late.length).toBeGreaterThan(100);
       expect(answers.filter((answer) => answer.tenant !== 'red')).toEqual([]);
       expect(new Set(late.map((answer) => answer.instance))).toEqual(new Set(['base-1']));
+    } finally {
+      agent.destroy();
+    }
+  }, 60_000);
+
+  it('got through a TenantHttpAgent: its own retry of a GET in flight at the crash goes around the ejected instance; nothing fails', async () => {
+    const agent = new TenantHttpAgent({ registry, internal: ['loopback'], agentOptions: { keepAlive: true } });
+    const client = got.extend({ agent: { http: agent }, retry: { limit: 2, backoffLimit: 100 }, timeout: { request: 5_000 } });
+    const get = () => client('http://shop.pricing/price').json<Answer>();
+    try {
+      const red = await startChild('red-3', 'red');
+      await eventually(
+        () => withTenant('red', get),
+        (answer) => answer.instance === 'red-3',
+        10_000,
+      );
+      const failures: string[] = [];
+      const answers: Array<{ at: number } & Answer> = [];
+      let running = true;
+      const workers = Array.from({ length: 8 }, async () => {
+        while (running) {
+          try {
+            answers.push({ at: Date.now(), ...(await withTenant('red', get)) });
+          } catch (error) {
+            failures.push((error as Error).message);
+          }
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const crashedAt = Date.now();
+      red.kill('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      running = false;
+      await Promise.all(workers);
+      expect(failures).toEqual([]);
+      expect(answers.filter((answer) => answer.tenant !== 'red')).toEqual([]);
+      expect(new Set(answers.filter((answer) => answer.at > crashedAt + 500).map((answer) => answer.instance))).toEqual(
+        new Set(['base-1']),
+      );
     } finally {
       agent.destroy();
     }
