@@ -27,3 +27,5 @@ export declare function etcdAnswers(port?: number): Promise<boolean>;
 export declare function etcdBinary(): string;
 /** Arguments of a one-member etcd on loopback ports. */
 export declare function etcdArgs(dataDir: string, clientPort: number, peerPort: number): string[];
+/** Headless Chromium's binary (installing Debian's chromium when missing, as root with apt-get); throws when there is none. */
+export declare function chromiumBinary(): string;

@@ -502,6 +502,28 @@ export function etcdBinary() {
   throw new Error('etcd is not reachable on 127.0.0.1:2379 and etcd is not installed (apt-get install etcd-server, or use Docker)');
 }
 
+/**
+ * Headless Chromium for tests that render pages (the load report): Debian's
+ * `chromium`, installed when missing and this is a root shell with apt-get.
+ */
+export function chromiumBinary() {
+  const candidates = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  const found = findExecutable('chromium', candidates);
+  if (found) return found;
+  if (process.getuid?.() === 0 && which('apt-get')) {
+    log('installing chromium (apt-get)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    let result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env });
+    if (result.status !== 0) {
+      spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+      result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env });
+    }
+    const installed = findExecutable('chromium', candidates);
+    if (installed) return installed;
+  }
+  throw new Error('chromium is not installed (apt-get install chromium)');
+}
+
 /** The arguments of a one-member etcd on loopback ports, its data in `dataDir`. */
 export function etcdArgs(dataDir, clientPort, peerPort) {
   const client = `http://${HOST}:${clientPort}`;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { BASELINE_NAME, getDefaultPolicy, parseDuration, signTenantToken, TENANT_TOKEN_HEADER } from '@dye/core';
 import { SingleBar } from 'cli-progress';
@@ -6,9 +7,11 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { parseAbortRules } from './abort-rules.js';
 import { renderHtmlReport } from './html-report.js';
-import { type LoadSecond, startLoad } from './load-engine.js';
+import { type LoadSecond, type LoadSummary, startLoad } from './load-engine.js';
 import type { LoadReport } from './load-report.js';
+import { checkPreflight } from './preflight.js';
 import { ProductionGuard } from './production-guard.js';
+import { parseServedTenant } from './served-tenant.js';
 import { secretsFromEnv } from './token-command.js';
 import { EXIT, UsageError } from './usage-error.js';
 
@@ -27,6 +30,9 @@ interface LoadOptions {
   report?: string;
   json?: string;
   allowProductionData?: boolean;
+  servedTenant: string;
+  preflight?: string;
+  run?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -52,6 +58,16 @@ export function registerLoadCommand(program: Command): void {
     .option('--report <file.html>', 'write a self-contained HTML report with latency and throughput over time')
     .option('--json <file>', 'write the full result as JSON')
     .option('--allow-production-data', 'load in a tenant that is not isolated (its writes are production data)')
+    .option(
+      '--served-tenant <where>',
+      'where a response says the tenant it was served in: header:<name>, json:<field> (dotted), or none for an edge that does not say (unchecked)',
+      'header:x-tenant',
+    )
+    .option(
+      '--preflight <url>',
+      'a side-effect-free endpoint (GET) whose answer must be in the tenant before any load is sent; default: the first load request itself',
+    )
+    .option('--run <id>', 'the run id sent as x-dye-run and put in the body for {{run}} (default: a new one)')
     .action(async (url: string, options: LoadOptions) => {
       process.exitCode = await runLoadCommand(url, options);
     });
@@ -143,6 +159,11 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
       `tenant ${tenant.name} is not isolated: its writes would be production data. Use an isolated tenant (shadow, shadow-<name>) or pass --allow-production-data`,
     );
   }
+  const servedTenant = parseServedTenant(options.servedTenant);
+  const preflightUrl = options.preflight === undefined ? undefined : checkUrl('--preflight', options.preflight);
+  if (options.run !== undefined && !/^[A-Za-z0-9._-]{6,64}$/.test(options.run))
+    throw new UsageError('--run takes 6 to 64 letters, digits, dots, dashes or underscores');
+  const runId = options.run ?? `dye-${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(6).toString('hex')}`;
   if (tenant.name !== BASELINE_NAME) {
     const [secret] = secretsFromEnv();
     headers[TENANT_TOKEN_HEADER] = signTenantToken(
@@ -153,6 +174,8 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
 
   const settings: LoadReport['settings'] = {
     url,
+    run: runId,
+    servedTenant: servedTenant.description,
     tenant: tenant.name,
     method,
     rate,
@@ -167,6 +190,28 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     }\n`,
   );
 
+  // One request first, alone: a load in the wrong tenant is found before it is sent.
+  const preflight = await checkPreflight({
+    url: preflightUrl ?? url,
+    method: preflightUrl ? 'GET' : method,
+    headers: { ...headers, 'x-dye-run': runId },
+    ...(preflightUrl || body === undefined ? {} : { body: body.replaceAll('{{run}}', runId).replaceAll('{{seq}}', '0') }),
+    timeoutSeconds,
+    servedTenant,
+    tenant: tenant.name,
+  });
+  if (!preflight.ok) {
+    const report: LoadReport = { settings, preflight, outcome: preflight.answered ? 'wrong-tenant' : 'failed' };
+    writeReports(report, options);
+    process.stderr.write(`${pc.red(preflight.answered ? 'wrong tenant' : 'failed')}: ${preflight.message}\n`);
+    return preflight.answered ? EXIT.wrongTenant : EXIT.failed;
+  }
+  if (!servedTenant.checks)
+    process.stderr.write(
+      `${pc.yellow('unchecked')}: --served-tenant none; nothing proves the target serves these requests in ${tenant.name}\n`,
+    );
+  else process.stderr.write(`preflight: served in ${pc.cyan(tenant.name)} (${servedTenant.description}) · run ${runId}\n`);
+
   const bar = new SingleBar({
     format: ' {bar} {percentage}% | {value}/{total}s | {rps} req/s | p99 {p99} ms | errors {errors}{guard}',
     barsize: 30,
@@ -178,12 +223,35 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
   let errors = 0;
   let guardText = '';
   bar.start(durationSeconds, 0, { rps: 0, p99: 0, errors: 0, guard: '' });
+  // The load's own connection errors and timeouts count against an errors rule too: a target that stopped answering is not load.
+  const errorRule = rules?.find((rule) => rule.metric === 'errors');
+  let loadBreach: string | undefined;
   const onSecond = (second: LoadSecond) => {
     errors += second.errors + second.failedResponses;
+    if (errorRule && second.requests > 0 && loadBreach === undefined) {
+      const share = second.errors / second.requests;
+      if (errorRule.inclusive ? share >= errorRule.threshold : share > errorRule.threshold) {
+        loadBreach = `the load target failed ${(share * 100).toFixed(1)}% of requests (connection errors and timeouts) in second ${second.second}, breaching ${errorRule.text}`;
+        outcome = 'aborted';
+        run.stop();
+      }
+    }
     bar.update(Math.min(second.second, durationSeconds), { rps: second.requests, p99: Math.round(second.p99), errors, guard: guardText });
   };
   const run = startLoad(
-    { url, rate, durationSeconds, connections, method, headers, timeoutSeconds, ...(body === undefined ? {} : { body }) },
+    {
+      url,
+      rate,
+      durationSeconds,
+      connections,
+      method,
+      headers,
+      timeoutSeconds,
+      runId,
+      servedTenant,
+      tenant: tenant.name,
+      ...(body === undefined ? {} : { body }),
+    },
     onSecond,
   );
 
@@ -211,14 +279,47 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     bar.stop();
   }
 
+  const { summary } = result;
+  if (result.end === 'wrong-tenant') outcome = 'wrong-tenant';
+  else if (summary.answered === 0 && outcome === 'completed') outcome = 'failed';
   const report: LoadReport = {
     settings,
-    summary: result.summary,
+    preflight,
+    summary,
     timeline: result.timeline,
     ...(guard ? { guard: { windows: guard.windows, ...(guard.breach ? { breach: guard.breach } : {}) } } : {}),
+    ...(loadBreach ? { loadBreach } : {}),
     outcome,
   };
   process.stdout.write(`${summaryTable(report)}\n`);
+  writeReports(report, options);
+  if (result.end === 'wrong-tenant') {
+    const first = summary.firstMismatch;
+    process.stderr.write(
+      `${pc.red('wrong tenant')}: ${summary.mismatched} response(s) served in another tenant than ${tenant.name} (${servedTenant.description}); the first, request #${first?.seq}, in ${first?.served} with status ${first?.status}. The run stopped at once.\n`,
+    );
+    return EXIT.wrongTenant;
+  }
+  if (loadBreach) {
+    process.stderr.write(`${pc.red('aborted')}: ${loadBreach}\n`);
+    return EXIT.aborted;
+  }
+  if (guard?.breach) {
+    process.stderr.write(
+      `${pc.red('aborted')}: production breached ${guard.breach.rule.text} (${guard.breach.observed}) at ${guard.breach.window.at.toFixed(1)}s\n`,
+    );
+    return EXIT.aborted;
+  }
+  if (summary.answered === 0) {
+    process.stderr.write(`${pc.red('failed')}: ${url} answered no request (${summary.failed} failed)\n`);
+    return EXIT.failed;
+  }
+  return (outcome as LoadReport['outcome']) === 'interrupted' ? 130 : EXIT.ok;
+}
+
+type LoadRunDone = ReturnType<typeof startLoad>['done'];
+
+function writeReports(report: LoadReport, options: LoadOptions): void {
   if (options.report) {
     writeFileSync(options.report, renderHtmlReport(report));
     process.stderr.write(`report: ${options.report}\n`);
@@ -227,34 +328,32 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     writeFileSync(options.json, `${JSON.stringify(report, null, 2)}\n`);
     process.stderr.write(`json: ${options.json}\n`);
   }
-  if (guard?.breach) {
-    process.stderr.write(
-      `${pc.red('aborted')}: production breached ${guard.breach.rule.text} (${guard.breach.observed}) at ${guard.breach.window.at.toFixed(1)}s\n`,
-    );
-    return EXIT.aborted;
-  }
-  const answered = Object.values(result.summary.statusCodes).reduce((total, count) => total + count, 0);
-  if (answered === 0) {
-    process.stderr.write(`${pc.red('failed')}: ${url} answered no request (${result.summary.errors} errors)\n`);
-    return EXIT.failed;
-  }
-  return (outcome as LoadReport['outcome']) === 'interrupted' ? 130 : EXIT.ok;
 }
 
-type LoadRunDone = ReturnType<typeof startLoad>['done'];
-
 function summaryTable(report: LoadReport): string {
-  const { summary } = report;
+  const summary = report.summary as LoadSummary;
   const table = new Table({ style: { head: [], border: [] } });
-  const percent = summary.requests === 0 ? 0 : ((summary.errors + summary.non2xx) / summary.requests) * 100;
+  const finished = summary.answered + summary.failed;
+  const percent = finished === 0 ? 0 : ((summary.failed + summary.non2xx) / finished) * 100;
   table.push(
-    { requests: `${summary.requests} answered or failed, ${summary.sent} sent` },
+    { run: report.settings.run },
+    {
+      requests: `${summary.sent} sent: ${summary.answered} answered, ${summary.failed} failed, ${summary.inFlightAtEnd} in flight at the end${
+        summary.notSent > 0 ? ` (${summary.notSent} of ${summary.scheduled} scheduled not sent: every connection busy)` : ''
+      }`,
+    },
+    {
+      'served in':
+        Object.entries(summary.servedTenants)
+          .map(([served, count]) => `${served} × ${count}`)
+          .join(', ') || 'none',
+    },
     { throughput: `${summary.throughput.toFixed(1)} req/s` },
     { 'latency p50': `${summary.latency.p50} ms` },
     { 'latency p90': `${summary.latency.p90} ms` },
     { 'latency p99': `${summary.latency.p99} ms` },
     { 'latency max': `${summary.latency.max} ms` },
-    { errors: `${summary.errors} network/timeouts, ${summary.non2xx} non-2xx (${percent.toFixed(2)}%)` },
+    { errors: `${summary.failed} network/timeouts, ${summary.non2xx} non-2xx (${percent.toFixed(2)}%)` },
     {
       'status codes':
         Object.entries(summary.statusCodes)

@@ -1,10 +1,15 @@
 import type { LoadSecond, LoadSummary } from './load-engine.js';
+import type { PreflightResult } from './preflight.js';
 import type { GuardBreach, ProbeWindow } from './production-guard.js';
 
 /** Everything a load test produced: what `--json` writes and the HTML report shows. */
 export interface LoadReport {
   settings: {
     url: string;
+    /** The run id: `x-dye-run` on every request, `{{run}}` in bodies; what `dye verify --run` looks for. */
+    run: string;
+    /** Where responses said their tenant (`header x-tenant`, `JSON field tenant`, `not checked`). */
+    servedTenant: string;
     tenant: string;
     method: string;
     rate: number;
@@ -14,12 +19,17 @@ export interface LoadReport {
     probe?: string;
     abortOn?: string;
   };
-  summary: LoadSummary;
-  timeline: LoadSecond[];
+  /** The one request sent alone before the load. */
+  preflight: PreflightResult;
+  /** Absent when the preflight stopped the run. */
+  summary?: LoadSummary;
+  timeline?: LoadSecond[];
   guard?: {
     windows: readonly ProbeWindow[];
     breach?: GuardBreach;
   };
+  /** Why the run aborted on the load's own errors (an `errors>` rule of `--abort-on`). */
+  loadBreach?: string;
   /** How the run ended. */
-  outcome: 'completed' | 'aborted' | 'interrupted';
+  outcome: 'completed' | 'aborted' | 'interrupted' | 'wrong-tenant' | 'failed';
 }

@@ -16,4 +16,6 @@ export const EXIT = {
   usage: 2,
   /** `dye load` stopped by its production guard. */
   aborted: 3,
+  /** `dye load` answered in another tenant than the one asked for (a wrong secret, an edge that ignores the token). */
+  wrongTenant: 4,
 } as const;

@@ -4,21 +4,73 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verifyTenantToken } from '@dye/core';
+import { currentTenant, verifyTenantToken } from '@dye/core';
+import { tenantMiddleware } from '@dye/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dye } from './run-cli.js';
 
-/** A real HTTP server on loopback that records what reached it and can be made slow. */
-async function target(): Promise<{
+interface Seen {
+  at: number;
+  req: IncomingMessage;
+  /** The token as it arrived (the edge removes it from the headers). */
+  token: string | undefined;
+  /** The headers as they arrived, before the edge cleaned them. */
+  sent: IncomingMessage['headers'];
+  /** The tenant the edge served the request in. */
+  tenant: string;
+}
+
+/**
+ * A real edge on loopback: Dye's tenantMiddleware in edge mode with `secret`
+ * (answering `x-tenant`), recording each request and the tenant it was served
+ * in; it can be made slow, rotated to another secret, made to answer the
+ * tenant only in a JSON body, or to go away after its first answer.
+ */
+async function target(options: { secret?: string; tenantIn?: 'header' | 'json'; goneAfterFirst?: boolean } = {}): Promise<{
   url: string;
   server: Server;
-  seen: { at: number; req: IncomingMessage }[];
+  seen: Seen[];
   delayMs: { value: number };
+  /** From now on the edge holds another secret only. */
+  rotate(): void;
 }> {
-  const seen: { at: number; req: IncomingMessage }[] = [];
+  const seen: Seen[] = [];
+  const delayMs = { value: 0 };
+  const edgeWith = (secret: string) => tenantMiddleware({ mode: 'edge', secrets: [secret], responseHeader: options.tenantIn !== 'json' });
+  let edge = edgeWith(options.secret ?? randomBytes(32).toString('base64url'));
+  const server = createServer((req, res) => {
+    const sent = { ...req.headers };
+    const token = sent['x-tenant-token'] as string | undefined;
+    edge(req, res, () => {
+      const tenant = currentTenant().name;
+      seen.push({ at: performance.now(), req, token, sent, tenant });
+      req.resume();
+      if (options.goneAfterFirst)
+        res.on('finish', () => {
+          server.close();
+          server.closeAllConnections();
+        });
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, tenant })), delayMs.value);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    server,
+    seen,
+    delayMs,
+    rotate: () => {
+      edge = edgeWith(randomBytes(32).toString('base64url'));
+    },
+  };
+}
+
+/** A server that answers nothing about tenants: a production probe. */
+async function plainServer(): Promise<{ url: string; server: Server; seen: Seen[]; delayMs: { value: number } }> {
+  const seen: Seen[] = [];
   const delayMs = { value: 0 };
   const server = createServer((req, res) => {
-    seen.push({ at: performance.now(), req });
+    seen.push({ at: performance.now(), req, token: undefined, sent: req.headers, tenant: 'baseline' });
     req.resume();
     setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'), delayMs.value);
   });
@@ -37,7 +89,7 @@ describe('dye load', () => {
   });
 
   it('sends signed shadow-token requests at the asked rate and writes a table, an HTML report and JSON', async () => {
-    const load = await target();
+    const load = await target({ secret });
     servers.push(load.server);
     const dir = mkdtempSync(join(tmpdir(), 'dye-load-'));
     const run = await dye(
@@ -63,20 +115,34 @@ describe('dye load', () => {
     // Every request carried a token for shadow, valid at the edge, and the extra header.
     expect(load.seen.length).toBeGreaterThan(80);
     expect(load.seen.length).toBeLessThan(160);
-    const tokens = new Set(load.seen.map(({ req }) => req.headers['x-tenant-token']));
+    expect(load.seen.every((request) => request.tenant === 'shadow')).toBe(true);
+    const tokens = new Set(load.seen.map(({ token }) => token));
     expect(tokens.size).toBe(1);
     expect(verifyTenantToken(String([...tokens][0]), secret)).toMatchObject({ ok: true, tenant: 'shadow', subject: 'dye-load' });
-    expect(load.seen.every(({ req }) => req.headers['x-run'] === 'abc' && req.headers['x-tenant'] === undefined)).toBe(true);
-    expect(run.stdout).toMatch(/│ requests +│ \d+ answered or failed, \d+ sent/);
+    expect(load.seen.every(({ sent }) => sent['x-run'] === 'abc' && sent['x-tenant'] === undefined)).toBe(true);
+    // Every request names the run, for dye verify.
+    const runIds = new Set(load.seen.map(({ req }) => req.headers['x-dye-run']));
+    expect(runIds.size).toBe(1);
+    expect(run.stdout).toMatch(/│ requests +│ \d+ sent: \d+ answered, 0 failed, 0 in flight at the end/);
+    expect(run.stdout).toMatch(/│ served in +│ shadow × \d+/);
     expect(run.stdout).toMatch(/│ status codes +│ 200 × \d+/);
     expect(run.stdout).toMatch(/│ latency p99 +│ \d+ ms/);
 
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     expect(report.outcome).toBe('completed');
-    expect(report.settings).toMatchObject({ tenant: 'shadow', rate: 40, durationSeconds: 3 });
-    expect(report.summary.statusCodes['200']).toBe(report.summary.requests);
+    expect(report.settings).toMatchObject({ tenant: 'shadow', rate: 40, durationSeconds: 3, run: [...runIds][0] });
+    expect(report.preflight).toMatchObject({ ok: true, served: 'shadow' });
+    const summary = report.summary;
+    // The preflight and every load request reached the target; each counted once.
+    expect(summary.sent + 1).toBe(load.seen.length);
+    expect(summary.statusCodes['200']).toBe(summary.answered);
+    expect(summary.servedTenants).toEqual({ shadow: summary.answered });
+    expect(summary.answered + summary.failed + summary.inFlightAtEnd).toBe(summary.sent);
+    expect(summary.sent + summary.notSent).toBe(summary.scheduled);
+    expect(summary.scheduled).toBeGreaterThanOrEqual(119);
+    expect(summary.scheduled).toBeLessThanOrEqual(121);
     expect(report.timeline.length).toBeGreaterThanOrEqual(3);
-    expect(report.timeline.reduce((sum: number, second: { requests: number }) => sum + second.requests, 0)).toBe(report.summary.requests);
+    expect(report.timeline.reduce((sum: number, second: { requests: number }) => sum + second.requests, 0)).toBe(summary.answered);
     const html = readFileSync(join(dir, 'r.html'), 'utf8');
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).toContain('uPlot'); // the chart library, inlined
@@ -86,8 +152,8 @@ describe('dye load', () => {
   });
 
   it('aborts with exit 3 within two probe intervals once the production probe breaches --abort-on', async () => {
-    const load = await target();
-    const probe = await target();
+    const load = await target({ secret });
+    const probe = await plainServer();
     servers.push(load.server, probe.server);
     const dir = mkdtempSync(join(tmpdir(), 'dye-guard-'));
     const intervalMs = 1000;
@@ -132,6 +198,163 @@ describe('dye load', () => {
     expect(report.guard.windows.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('a secret the edge does not hold: the preflight comes back baseline, exit 4, one request reached production and no load was sent', async () => {
+    const load = await target();
+    servers.push(load.server);
+    const dir = mkdtempSync(join(tmpdir(), 'dye-wrong-'));
+    const run = await dye(
+      [
+        'load',
+        load.url,
+        '--method',
+        'POST',
+        '--body',
+        '{"sku":"apple"}',
+        '--rate',
+        '50',
+        '--duration',
+        '3s',
+        '--json',
+        join(dir, 'r.json'),
+      ],
+      { DYE_SECRET: secret },
+    );
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toMatch(
+      /wrong tenant: the preflight POST .* was served in baseline with status 200, not in shadow; no load was sent/,
+    );
+    expect(run.stderr).toMatch(/DYE_SECRET/);
+    // Judged at the target: the preflight alone, in baseline.
+    expect(load.seen.map((request) => request.tenant)).toEqual(['baseline']);
+    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(report.outcome).toBe('wrong-tenant');
+    expect(report.summary).toBeUndefined();
+  });
+
+  it('with --preflight on a GET endpoint, a wrong secret sends nothing to the load endpoint', async () => {
+    const load = await target();
+    servers.push(load.server);
+    const run = await dye(
+      [
+        'load',
+        `${load.url}orders`,
+        '--method',
+        'POST',
+        '--body',
+        '{}',
+        '--preflight',
+        `${load.url}health`,
+        '--rate',
+        '50',
+        '--duration',
+        '2s',
+      ],
+      { DYE_SECRET: secret },
+    );
+    expect(run.code, run.stderr).toBe(4);
+    expect(load.seen.map(({ req }) => `${req.method} ${req.url}`)).toEqual(['GET /health']);
+  });
+
+  it('an edge that drops the secret mid-run: the run stops at the first answer in another tenant, exit 4, counted and reported', async () => {
+    const load = await target({ secret });
+    servers.push(load.server);
+    const dir = mkdtempSync(join(tmpdir(), 'dye-midrun-'));
+    // 1.5 s in, the edge rotates to another secret: the load's token is no longer valid there.
+    const rotate = setTimeout(() => load.rotate(), 1500);
+    const connections = 4;
+    const run = await dye(
+      [
+        'load',
+        load.url,
+        '--rate',
+        '100',
+        '--duration',
+        '20s',
+        '--connections',
+        String(connections),
+        '--json',
+        join(dir, 'r.json'),
+        '--report',
+        join(dir, 'r.html'),
+      ],
+      { DYE_SECRET: secret },
+    );
+    clearTimeout(rotate);
+    expect(run.code, run.stderr).toBe(4);
+    expect(run.stderr).toMatch(
+      /wrong tenant: \d+ response\(s\) served in another tenant than shadow \(header x-tenant\); the first, request #\d+, in baseline/,
+    );
+    const inBaseline = load.seen.filter((request) => request.tenant === 'baseline');
+    expect(inBaseline.length).toBeGreaterThan(0);
+    // Only what was in flight when the first wrong answer came: at most one per connection.
+    expect(inBaseline.length).toBeLessThanOrEqual(connections);
+    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(report.outcome).toBe('wrong-tenant');
+    expect(report.summary.mismatched).toBeGreaterThanOrEqual(1);
+    expect(report.summary.servedTenants.baseline).toBe(report.summary.mismatched);
+    expect(report.summary.answered + report.summary.failed + report.summary.inFlightAtEnd).toBe(report.summary.sent);
+    expect(readFileSync(join(dir, 'r.html'), 'utf8')).toContain('served in another tenant');
+  });
+
+  it('reads the served tenant from a JSON body field; none runs unchecked and says so', async () => {
+    const load = await target({ secret, tenantIn: 'json' });
+    servers.push(load.server);
+    const byHeader = await dye(['load', load.url, '--rate', '20', '--duration', '1s'], { DYE_SECRET: secret });
+    // The edge answers no x-tenant header: the header check cannot pass.
+    expect(byHeader.code, byHeader.stderr).toBe(4);
+    expect(byHeader.stderr).toMatch(/did not say a tenant \(header x-tenant\)/);
+    const byJson = await dye(['load', load.url, '--rate', '20', '--duration', '1s', '--served-tenant', 'json:tenant'], {
+      DYE_SECRET: secret,
+    });
+    expect(byJson.code, byJson.stderr).toBe(0);
+    expect(byJson.stdout).toMatch(/│ served in +│ shadow × \d+/);
+    const unchecked = await dye(['load', load.url, '--rate', '20', '--duration', '1s', '--served-tenant', 'none'], { DYE_SECRET: secret });
+    expect(unchecked.code, unchecked.stderr).toBe(0);
+    expect(unchecked.stderr).toMatch(/unchecked: --served-tenant none; nothing proves/);
+  });
+
+  it('connection errors are sent at the rate, never faster, and count against an errors rule of --abort-on', async () => {
+    // The target answers the preflight, then goes away: every later request fails to connect.
+    const load = await target({ secret, goneAfterFirst: true });
+    const probe = await plainServer();
+    servers.push(probe.server);
+    const dir = mkdtempSync(join(tmpdir(), 'dye-down-'));
+    const plain = await dye(['load', load.url, '--rate', '5', '--duration', '2s', '--json', join(dir, 'plain.json')], {
+      DYE_SECRET: secret,
+    });
+    expect(plain.code, plain.stderr).toBe(1);
+    const report = JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8'));
+    expect(report.outcome).toBe('failed');
+    expect(report.summary.sent).toBeLessThanOrEqual(11);
+    expect(report.summary.failed).toBe(report.summary.sent);
+    expect(report.summary.answered).toBe(0);
+
+    const guarded = await target({ secret, goneAfterFirst: true });
+    const aborted = await dye(
+      ['load', guarded.url, '--rate', '20', '--duration', '10s', '--probe', probe.url, '--abort-on', 'errors>50%'],
+      { DYE_SECRET: secret },
+    );
+    expect(aborted.code, aborted.stderr).toBe(3);
+    expect(aborted.stderr).toMatch(/aborted: the load target failed 100\.0% of requests .* breaching errors>50%/);
+  });
+
+  it('a target slower than rate ÷ connections: slots are skipped and counted, never queued', async () => {
+    const load = await target({ secret });
+    servers.push(load.server);
+    load.delayMs.value = 400;
+    const dir = mkdtempSync(join(tmpdir(), 'dye-slow-'));
+    const run = await dye(['load', load.url, '--rate', '50', '--duration', '2s', '--connections', '2', '--json', join(dir, 'r.json')], {
+      DYE_SECRET: secret,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const { summary } = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(summary.notSent).toBeGreaterThan(50);
+    expect(summary.sent + summary.notSent).toBe(summary.scheduled);
+    // Two connections at 400 ms each: about 5 requests a second each.
+    expect(summary.sent).toBeLessThanOrEqual(14);
+    expect(run.stdout).toMatch(/not sent: every connection busy/);
+  });
+
   it('refuses a tenant that is not isolated unless told, and bad usage, with exit 2 and one line', async () => {
     for (const [args, message] of [
       [['load', 'http://127.0.0.1:1/', '--tenant', 'red'], /not isolated: its writes would be production data/],
@@ -143,6 +366,10 @@ describe('dye load', () => {
       [['load', 'http://127.0.0.1:1/', '--header', 'x-tenant:red'], /dye sets the tenant itself/],
       [['load', 'http://127.0.0.1:1/', '--header', 'nocolon'], /name:value/],
       [['load', 'http://127.0.0.1:1/', '--body', '@/does/not/exist'], /--body @\/does\/not\/exist/],
+      [['load', 'http://127.0.0.1:1/', '--served-tenant', 'cookie:x'], /--served-tenant takes header:<name>/],
+      [['load', 'http://127.0.0.1:1/', '--served-tenant', 'json:'], /--served-tenant takes/],
+      [['load', 'http://127.0.0.1:1/', '--run', 'a b'], /--run takes/],
+      [['load', 'http://127.0.0.1:1/', '--preflight', 'nope'], /--preflight is not a URL/],
     ] as const) {
       const run = await dye(args, { DYE_SECRET: secret });
       expect(run.code, args.join(' ')).toBe(2);
@@ -151,7 +378,7 @@ describe('dye load', () => {
     }
   });
 
-  it('exits 1 when the target answers nothing', async () => {
+  it('exits 1 when the target answers nothing, before any load', async () => {
     const run = await dye(['load', 'http://127.0.0.1:1/', '--rate', '20', '--duration', '1s', '--timeout', '1s'], { DYE_SECRET: secret });
     expect(run.code, run.stderr).toBe(1);
     expect(run.stderr).toMatch(/answered no request/);
