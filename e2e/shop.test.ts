@@ -297,7 +297,8 @@ describe('examples/shop end to end', () => {
 
   it('dye load in shadow against the gateway for a few seconds: report files parse, production row counts unchanged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dye-shop-load-'));
-    writeFileSync(join(dir, 'order.json'), JSON.stringify({ ...ORDER, user: 'dye-load' }));
+    // The run id in what each order stores (MySQL row, Redis value, Kafka event), for --verify to look for.
+    writeFileSync(join(dir, 'order.json'), JSON.stringify({ ...ORDER, user: '{{run}}' }));
     const before = await stores.productionCounts();
     const shadowBefore = await stores.shadowCounts();
     const run = spawnSync(
@@ -322,15 +323,31 @@ describe('examples/shop end to end', () => {
         join(dir, 'load.html'),
         '--json',
         join(dir, 'load.json'),
+        '--verify',
+        '--mysql',
+        env.MYSQL_URL as string,
+        '--redis',
+        redisUrl,
+        '--kafka',
+        env.KAFKA_BROKERS as string,
+        '--topic',
+        env.SHOP_ORDER_TOPIC as string,
+        '--topic',
+        `${env.SHOP_ORDER_TOPIC}_shadow`,
       ],
       { env: { ...process.env, DYE_SECRET: secret, NO_COLOR: '1' }, encoding: 'utf8' },
     );
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
     const report = JSON.parse(readFileSync(join(dir, 'load.json'), 'utf8'));
     expect(report.preflight).toMatchObject({ ok: true, served: 'shadow' });
     expect(report.summary.statusCodes).toEqual({ '201': report.summary.answered });
     expect(report.summary.servedTenants).toEqual({ shadow: report.summary.answered });
     expect(report.summary.answered).toBeGreaterThan(80);
+    // dye verify: the run id is nowhere in production, and found in each shadow store (so the search could see it).
+    expect(report.verify.leaks).toBe(0);
+    expect(
+      new Set(report.verify.findings.map((finding: { store: string; isolated: boolean }) => `${finding.store} ${finding.isolated}`)),
+    ).toEqual(new Set(['mysql true', 'redis true', 'kafka true']));
     expect(readFileSync(join(dir, 'load.html'), 'utf8')).toContain('<div id="latency" class="chart"></div>');
     // Every order the load created is in shadow, with its notification; production did not move.
     const deadline = Date.now() + 30_000;

@@ -51,10 +51,22 @@ export function renderHtmlReport(report: LoadReport): string {
     problems.push(
       `Aborted by the production guard after ${guard.breach.window.at.toFixed(1)} s: ${escapeHtml(guard.breach.rule.text)} breached (${escapeHtml(guard.breach.observed)}).`,
     );
+  const verify = report.verify;
+  if (verify && verify.leaks > 0)
+    problems.push(
+      `dye verify: run ${escapeHtml(verify.run)} is in production at ${verify.leaks} place(s): ${verify.findings
+        .filter((finding) => !finding.isolated)
+        .map((finding) => `<code>${escapeHtml(`${finding.store} ${finding.place}`)}</code>`)
+        .join(', ')}.`,
+    );
   const verdict =
     problems.length > 0
       ? problems.map((problem) => `<p class="abort">${problem}</p>`).join('\n')
-      : `<p class="ok">${OUTCOME_TEXT[report.outcome]}${guard ? ' The production guard saw no breach.' : ''}</p>`;
+      : `<p class="ok">${OUTCOME_TEXT[report.outcome]}${guard ? ' The production guard saw no breach.' : ''}${
+          verify
+            ? ` dye verify: production is clean (${verify.searched.filter((place) => !place.isolated).length} production places searched; the run found in ${verify.findings.length} of ${escapeHtml(verify.tenant)}'s).`
+            : ''
+        }</p>`;
   const rows: [string, string][] = [
     ['run', settings.run],
     ['preflight', preflight.message],

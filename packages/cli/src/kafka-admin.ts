@@ -23,6 +23,11 @@ export function addKafkaAdminOptions(command: Command): Command {
 
 /** An admin client for `--kafka <brokers>`; the caller connects and disconnects it. */
 export function kafkaAdmin(options: KafkaAdminOptions): Admin {
+  return kafkaClient(options).admin();
+}
+
+/** The client for `--kafka <brokers>` (SASL/TLS as asked), for admin clients and consumers. */
+export function kafkaClient(options: KafkaAdminOptions): Kafka {
   const brokers = (options.kafka ?? '')
     .split(',')
     .map((broker) => broker.trim())
@@ -44,5 +49,5 @@ export function kafkaAdmin(options: KafkaAdminOptions): Admin {
     logLevel: logLevel.NOTHING,
     ...(sasl ? { sasl } : {}),
     ...(options.kafkaSsl ? { ssl: true } : {}),
-  }).admin();
+  });
 }

@@ -14,8 +14,11 @@ import { ProductionGuard } from './production-guard.js';
 import { parseServedTenant } from './served-tenant.js';
 import { secretsFromEnv } from './token-command.js';
 import { EXIT, UsageError } from './usage-error.js';
+import { addVerifyStoreOptions, printVerifyResult, type VerifyOptions, type VerifyResult, verifyRun } from './verify-command.js';
 
-interface LoadOptions {
+interface LoadOptions extends Omit<VerifyOptions, 'run' | 'since' | 'report' | 'tenant' | 'json'> {
+  verify?: boolean;
+  verifyDelay: string;
   tenant: string;
   rate: string;
   duration: string;
@@ -40,7 +43,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 const TOKEN_MARGIN_SECONDS = 300;
 
 export function registerLoadCommand(program: Command): void {
-  program
+  const command = program
     .command('load')
     .description('send a load test in a tenant (shadow by default) with signed tokens; stop when production suffers')
     .argument('<url>', 'the public endpoint to load, as https://shop.example.com/orders')
@@ -68,9 +71,11 @@ export function registerLoadCommand(program: Command): void {
       'a side-effect-free endpoint (GET) whose answer must be in the tenant before any load is sent; default: the first load request itself',
     )
     .option('--run <id>', 'the run id sent as x-dye-run and put in the body for {{run}} (default: a new one)')
-    .action(async (url: string, options: LoadOptions) => {
-      process.exitCode = await runLoadCommand(url, options);
-    });
+    .option('--verify', 'after the run, search the stores named below for the run id, as dye verify (exit 1 if production holds it)')
+    .option('--verify-delay <time>', 'how long to let queued work (consumers, jobs) finish before verifying', '3s');
+  addVerifyStoreOptions(command).action(async (url: string, options: LoadOptions) => {
+    process.exitCode = await runLoadCommand(url, options);
+  });
 }
 
 function positiveInteger(name: string, value: string, max: number): number {
@@ -160,6 +165,11 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     );
   }
   const servedTenant = parseServedTenant(options.servedTenant);
+  const verifyDelayMs = milliseconds('--verify-delay', options.verifyDelay);
+  if (options.verify && !options.mysql && !options.redis && !options.kafka)
+    throw new UsageError('--verify needs where to search: --mysql <url>, --redis <url> and/or --kafka <brokers>');
+  if (!options.verify && (options.mysql || options.redis || options.kafka))
+    throw new UsageError('--mysql, --redis and --kafka are where --verify searches; add --verify');
   const preflightUrl = options.preflight === undefined ? undefined : checkUrl('--preflight', options.preflight);
   if (options.run !== undefined && !/^[A-Za-z0-9._-]{6,64}$/.test(options.run))
     throw new UsageError('--run takes 6 to 64 letters, digits, dots, dashes or underscores');
@@ -201,9 +211,15 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     tenant: tenant.name,
   });
   if (!preflight.ok) {
-    const report: LoadReport = { settings, preflight, outcome: preflight.answered ? 'wrong-tenant' : 'failed' };
-    writeReports(report, options);
     process.stderr.write(`${pc.red(preflight.answered ? 'wrong tenant' : 'failed')}: ${preflight.message}\n`);
+    const verify = preflight.answered ? await verifyAfter(options, runId, settings, tenant.name, verifyDelayMs) : undefined;
+    const report: LoadReport = {
+      settings,
+      preflight,
+      ...(verify ? { verify } : {}),
+      outcome: preflight.answered ? 'wrong-tenant' : 'failed',
+    };
+    writeReports(report, options);
     return preflight.answered ? EXIT.wrongTenant : EXIT.failed;
   }
   if (!servedTenant.checks)
@@ -280,6 +296,7 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
   }
 
   const { summary } = result;
+  const verify = await verifyAfter(options, runId, settings, tenant.name, verifyDelayMs);
   if (result.end === 'wrong-tenant') outcome = 'wrong-tenant';
   else if (summary.answered === 0 && outcome === 'completed') outcome = 'failed';
   const report: LoadReport = {
@@ -289,6 +306,7 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     timeline: result.timeline,
     ...(guard ? { guard: { windows: guard.windows, ...(guard.breach ? { breach: guard.breach } : {}) } } : {}),
     ...(loadBreach ? { loadBreach } : {}),
+    ...(verify ? { verify } : {}),
     outcome,
   };
   process.stdout.write(`${summaryTable(report)}\n`);
@@ -300,6 +318,7 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     );
     return EXIT.wrongTenant;
   }
+  if (verify && verify.leaks > 0) return EXIT.failed;
   if (loadBreach) {
     process.stderr.write(`${pc.red('aborted')}: ${loadBreach}\n`);
     return EXIT.aborted;
@@ -318,6 +337,22 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
 }
 
 type LoadRunDone = ReturnType<typeof startLoad>['done'];
+
+/** With --verify: waits for queued work to settle, searches the stores for the run id and prints what it found. */
+async function verifyAfter(
+  options: LoadOptions,
+  runId: string,
+  settings: LoadReport['settings'],
+  tenant: string,
+  delayMs: number,
+): Promise<VerifyResult | undefined> {
+  if (!options.verify) return undefined;
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  process.stderr.write(`${pc.bold('verify')}: searching for run ${runId}\n`);
+  const result = await verifyRun(options, runId, new Date(Date.parse(settings.startedAt) - 60_000), tenant);
+  printVerifyResult(result);
+  return result;
+}
 
 function writeReports(report: LoadReport, options: LoadOptions): void {
   if (options.report) {

@@ -1,6 +1,7 @@
 import type { LoadSecond, LoadSummary } from './load-engine.js';
 import type { PreflightResult } from './preflight.js';
 import type { GuardBreach, ProbeWindow } from './production-guard.js';
+import type { VerifyResult } from './verify-command.js';
 
 /** Everything a load test produced: what `--json` writes and the HTML report shows. */
 export interface LoadReport {
@@ -28,6 +29,8 @@ export interface LoadReport {
     windows: readonly ProbeWindow[];
     breach?: GuardBreach;
   };
+  /** With `--verify`: where the run's id was found afterwards (production places are leaks). */
+  verify?: VerifyResult;
   /** Why the run aborted on the load's own errors (an `errors>` rule of `--abort-on`). */
   loadBreach?: string;
   /** How the run ended. */

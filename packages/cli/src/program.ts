@@ -4,6 +4,7 @@ import { registerLoadCommand } from './load-command.js';
 import { registerShadowCommands } from './shadow-command.js';
 import { registerTokenCommands } from './token-command.js';
 import { EXIT, UsageError } from './usage-error.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 /** The `dye` command and its subcommands. */
 export function createProgram(): Command {
@@ -17,6 +18,7 @@ export function createProgram(): Command {
   registerTokenCommands(program);
   registerShadowCommands(program);
   registerLoadCommand(program);
+  registerVerifyCommand(program);
   registerInspectCommand(program);
   // Every subcommand throws instead of exiting, so run() decides the exit code.
   const override = (command: Command) => {
@@ -29,8 +31,9 @@ export function createProgram(): Command {
 
 /**
  * Runs `dye` with `argv` (without node and script) and returns the exit code:
- * 0 done, 1 the command found a problem, 2 bad usage (one clear line on
- * stderr), 3 a load test aborted by its production guard.
+ * 0 done, 1 the command found a problem (a leak, drift, no answer), 2 bad
+ * usage (one clear line on stderr), 3 a load test aborted by its production
+ * guard, 4 a load test served in another tenant.
  */
 export async function run(argv: readonly string[]): Promise<number> {
   const program = createProgram();

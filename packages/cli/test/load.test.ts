@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { currentTenant, verifyTenantToken } from '@dye/core';
 import { tenantMiddleware } from '@dye/http';
+import mysql from 'mysql2/promise';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MYSQL, uniqueName } from '../../../test/support/services.js';
 import { dye } from './run-cli.js';
 
 interface Seen {
@@ -355,6 +357,62 @@ describe('dye load', () => {
     expect(run.stdout).toMatch(/not sent: every connection busy/);
   });
 
+  it('--verify: a shadow run whose rows land in the twin database is clean; with a wrong secret the preflight row is found in production', async () => {
+    const database = uniqueName('load_verify');
+    const db = await mysql.createConnection({ ...MYSQL });
+    try {
+      for (const name of [database, `${database}_shadow`]) {
+        await db.query(`CREATE DATABASE \`${name}\``);
+        await db.query(`CREATE TABLE \`${name}\`.orders (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT)`);
+      }
+      // A service behind Dye's edge that writes each request's body where its tenant's data lives.
+      const guard = tenantMiddleware({ mode: 'edge', secrets: [secret] });
+      const server = createServer((req, res) =>
+        guard(req, res, () => {
+          let body = '';
+          req.on('data', (chunk) => (body += chunk));
+          req.on('end', async () => {
+            const tenant = currentTenant();
+            const into = tenant.kind === 'isolated' ? `${database}_shadow` : database;
+            await db.query(`INSERT INTO \`${into}\`.orders (body) VALUES (?)`, [body]);
+            res.writeHead(201).end();
+          });
+        }),
+      );
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/orders`;
+      const mysqlUrl = `mysql://${encodeURIComponent(MYSQL.user)}:${encodeURIComponent(MYSQL.password)}@${MYSQL.host}:${MYSQL.port}`;
+      const args = ['load', url, '--method', 'POST', '--body', '{"run":"{{run}}","n":{{seq}}}', '--rate', '20', '--duration', '1s'];
+      const verify = ['--verify', '--verify-delay', '100ms', '--mysql', mysqlUrl, '--db', database];
+      const dir = mkdtempSync(join(tmpdir(), 'dye-load-verify-'));
+
+      const clean = await dye([...args, ...verify, '--json', join(dir, 'clean.json')], { DYE_SECRET: secret });
+      expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+      expect(clean.stdout).toMatch(/production is clean/);
+      const cleanReport = JSON.parse(readFileSync(join(dir, 'clean.json'), 'utf8'));
+      expect(cleanReport.verify.leaks).toBe(0);
+      // The marker is where it belongs: the proof could have found it.
+      expect(cleanReport.verify.findings).toEqual([
+        { store: 'mysql', place: `${database}_shadow.orders.body`, count: cleanReport.summary.answered + 1, isolated: true },
+      ]);
+
+      const wrong = await dye([...args, ...verify, '--json', join(dir, 'wrong.json')], {
+        DYE_SECRET: randomBytes(32).toString('base64url'),
+      });
+      expect(wrong.code, wrong.stdout + wrong.stderr).toBe(4);
+      expect(wrong.stdout).toMatch(new RegExp(`✗ ${database}\\.orders\\.body: 1 \\(production: a leak\\)`));
+      const wrongReport = JSON.parse(readFileSync(join(dir, 'wrong.json'), 'utf8'));
+      expect(wrongReport.verify.leaks).toBe(1);
+      const [rows] = (await db.query(`SELECT COUNT(*) AS n FROM \`${database}\`.orders`)) as unknown as [Array<{ n: number }>];
+      expect(Number(rows[0]?.n)).toBe(1);
+    } finally {
+      await db.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      await db.query(`DROP DATABASE IF EXISTS \`${database}_shadow\``);
+      await db.end();
+    }
+  }, 60_000);
+
   it('refuses a tenant that is not isolated unless told, and bad usage, with exit 2 and one line', async () => {
     for (const [args, message] of [
       [['load', 'http://127.0.0.1:1/', '--tenant', 'red'], /not isolated: its writes would be production data/],
@@ -370,6 +428,8 @@ describe('dye load', () => {
       [['load', 'http://127.0.0.1:1/', '--served-tenant', 'json:'], /--served-tenant takes/],
       [['load', 'http://127.0.0.1:1/', '--run', 'a b'], /--run takes/],
       [['load', 'http://127.0.0.1:1/', '--preflight', 'nope'], /--preflight is not a URL/],
+      [['load', 'http://127.0.0.1:1/', '--verify'], /--verify needs where to search/],
+      [['load', 'http://127.0.0.1:1/', '--redis', 'redis://127.0.0.1:6379'], /add --verify/],
     ] as const) {
       const run = await dye(args, { DYE_SECRET: secret });
       expect(run.code, args.join(' ')).toBe(2);

@@ -1,0 +1,38 @@
+/**
+ * What `dye verify` reports: where a run's marker was found, and what was
+ * searched (so "not found" can be read for what it covers).
+ */
+export interface MarkerFinding {
+  store: 'mysql' | 'redis' | 'kafka';
+  /** `shop.orders.note`, `order:42` (value), `orders[0]@17`. */
+  place: string;
+  /** How many rows, keys or messages hold the marker there. */
+  count: number;
+  /** In the run's tenant's own resources (`shop_shadow`, `shadow:…`, `orders_shadow`): expected, not a leak. */
+  isolated: boolean;
+}
+
+export interface SearchedPlace {
+  store: 'mysql' | 'redis' | 'kafka';
+  /** `shop.orders`, `db 0`, `orders`. */
+  place: string;
+  /** Rows, keys or messages read. */
+  scanned: number;
+  /** Whether the bound stopped the search before the end (the newest rows, the first keys). */
+  truncated: boolean;
+  isolated: boolean;
+}
+
+export interface MarkerSearch {
+  findings: MarkerFinding[];
+  searched: SearchedPlace[];
+}
+
+/**
+ * A LIKE pattern matching `text` anywhere, its wildcards escaped with `!`
+ * (`LIKE ? ESCAPE '!'`: no backslash, whose meaning in a string literal
+ * depends on the server's SQL mode).
+ */
+export function likeAnywhere(text: string): string {
+  return `%${text.replace(/[!%_]/g, (char) => `!${char}`)}%`;
+}

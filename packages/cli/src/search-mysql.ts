@@ -1,0 +1,87 @@
+import { isolatedSuffix } from '@dye/core';
+import type mysql from 'mysql2/promise';
+import { likeAnywhere, type MarkerSearch } from './marker-search.js';
+
+/** Column types that can hold the marker as text. */
+const TEXT_TYPES = [
+  'char',
+  'varchar',
+  'tinytext',
+  'text',
+  'mediumtext',
+  'longtext',
+  'json',
+  'binary',
+  'varbinary',
+  'tinyblob',
+  'blob',
+  'mediumblob',
+  'longblob',
+];
+
+const quote = (identifier: string) => `\`${identifier.replaceAll('`', '``')}\``;
+
+/**
+ * Searches the text columns of every table of `databases` for `marker`: the
+ * newest `maxRows` rows of each table (by primary key, where it has one), one
+ * query per table. A database named `<db>_<tenant>` is the run's own.
+ */
+export async function searchMysql(
+  connection: mysql.Connection,
+  databases: readonly string[],
+  marker: string,
+  tenant: string,
+  maxRows: number,
+): Promise<MarkerSearch> {
+  const result: MarkerSearch = { findings: [], searched: [] };
+  if (databases.length === 0) return result;
+  const [columns] = (await connection.query(
+    `SELECT c.TABLE_SCHEMA AS db, c.TABLE_NAME AS tbl, c.COLUMN_NAME AS col, c.COLUMN_KEY AS colKey
+       FROM information_schema.COLUMNS c JOIN information_schema.TABLES t
+         ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+      WHERE c.TABLE_SCHEMA IN (?) AND t.TABLE_TYPE = 'BASE TABLE'
+      ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`,
+    [databases],
+  )) as unknown as [Array<{ db: string; tbl: string; col: string; colKey: string }>];
+  const [types] = (await connection.query(
+    'SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN (?)',
+    [databases],
+  )) as unknown as [Array<{ db: string; tbl: string; col: string; type: string }>];
+  const typeOf = new Map(types.map((row) => [`${row.db}\0${row.tbl}\0${row.col}`, String(row.type).toLowerCase()]));
+  const tables = new Map<string, { db: string; tbl: string; text: string[]; key: string[] }>();
+  for (const row of columns) {
+    const id = `${row.db}\0${row.tbl}`;
+    let table = tables.get(id);
+    if (!table) {
+      table = { db: row.db, tbl: row.tbl, text: [], key: [] };
+      tables.set(id, table);
+    }
+    if (row.colKey === 'PRI') table.key.push(row.col);
+    if (TEXT_TYPES.includes(typeOf.get(`${row.db}\0${row.tbl}\0${row.col}`) ?? '')) table.text.push(row.col);
+  }
+  const pattern = likeAnywhere(marker);
+  const suffix = isolatedSuffix(tenant);
+  for (const table of tables.values()) {
+    const isolated = table.db.endsWith(suffix);
+    const name = `${table.db}.${table.tbl}`;
+    if (table.text.length === 0) {
+      result.searched.push({ store: 'mysql', place: name, scanned: 0, truncated: false, isolated });
+      continue;
+    }
+    const order = table.key.length > 0 ? ` ORDER BY ${table.key.map((column) => `${quote(column)} DESC`).join(', ')}` : '';
+    // The newest rows only: production tables can be large, and a run's rows are recent.
+    const sums = table.text.map((column, index) => `SUM(${quote(column)} LIKE ? ESCAPE '!') AS c${index}`).join(', ');
+    const [rows] = (await connection.query(
+      `SELECT COUNT(*) AS scanned, ${sums} FROM (SELECT ${table.text.map(quote).join(', ')} FROM ${quote(table.db)}.${quote(table.tbl)}${order} LIMIT ?) AS recent`,
+      [...table.text.map(() => pattern), maxRows],
+    )) as unknown as [Array<Record<string, unknown>>];
+    const counts = rows[0] ?? {};
+    const scanned = Number(counts.scanned ?? 0);
+    result.searched.push({ store: 'mysql', place: name, scanned, truncated: scanned >= maxRows, isolated });
+    table.text.forEach((column, index) => {
+      const count = Number(counts[`c${index}`] ?? 0);
+      if (count > 0) result.findings.push({ store: 'mysql', place: `${name}.${column}`, count, isolated });
+    });
+  }
+  return result;
+}
