@@ -16,7 +16,9 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanShop } from '../examples/shop/src/clean.js';
 import { readConfig, type ShopConfig } from '../examples/shop/src/config.js';
+import { keepInstructions } from '../examples/shop/src/report.js';
 import {
   inBatches,
   type Landing,
@@ -66,6 +68,8 @@ describe('examples/shop end to end', () => {
   let shop: RunningShop;
   let stores: ShopStores;
   let otlp: OtlpReceiver;
+  // The last test stops the shop itself, to clean up after it.
+  let stopped = false;
 
   const token = (tenant: Tenant) => (tenant === 'baseline' ? {} : tenantHeaders({ token: { tenant, secret } }));
 
@@ -83,8 +87,10 @@ describe('examples/shop end to end', () => {
   }, 180_000);
 
   afterAll(async () => {
-    await shop?.stop();
-    await stores?.close();
+    if (!stopped) {
+      await shop?.stop();
+      await stores?.close();
+    }
     await otlp?.close();
     const admin = await mysql.createConnection({ ...MYSQL });
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
@@ -364,5 +370,63 @@ describe('examples/shop end to end', () => {
     expect(shadowAfter.orders - shadowBefore.orders).toBe(report.summary.answered + 1);
     expect(shadowAfter.notifications - shadowBefore.notifications).toBe(shadowAfter.orders - shadowBefore.orders);
     expect(await stores.productionCounts()).toEqual(before);
+  }, 60_000);
+  it('--keep: the printed commands work as printed (baseline, red, spoof, shadow answers; the load verifies clean)', async () => {
+    const printed = keepInstructions(shop.gatewayUrl, secret, config);
+    const commands = printed
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#') && !line.includes('Ctrl-C'));
+    const run = spawnSync('bash', ['-euo', 'pipefail', '-c', commands.join('\n')], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1' },
+      encoding: 'utf8',
+      timeout: 90_000,
+    });
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    const answers = run.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { tenant: string });
+    expect(answers.map((answer) => answer.tenant)).toEqual(['baseline', 'red', 'baseline', 'shadow']);
+    expect(run.stdout).toMatch(/production is clean/);
+  }, 120_000);
+
+  it('--clean removes what the demo created: databases, the shadow account, topics, groups, keys, the Redis user, registry entries', async () => {
+    stopped = true;
+    await shop.stop();
+    await stores.close();
+    const report = await cleanShop(config);
+    expect(report.databases.sort()).toEqual([database, `${database}_shadow`].sort());
+    expect(report.mysqlAccount).toBe(`'${database}_shadow'@'%'`);
+    expect(report.topics).toEqual(expect.arrayContaining([env.SHOP_ORDER_TOPIC, `${env.SHOP_ORDER_TOPIC}_shadow`]));
+    expect(report.groupsLeft).toEqual([]);
+    expect(report.keys).toBeGreaterThan(0);
+    expect(report.redisUser).toBe(env.REDIS_SHADOW_USER);
+    // Judged in the stores: nothing of the shop is left.
+    const admin = await mysql.createConnection({ ...MYSQL });
+    const [schemas] = (await admin.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?, ?)', [
+      database,
+      `${database}_shadow`,
+    ])) as unknown as [unknown[]];
+    const [users] = (await admin.query('SELECT User FROM mysql.user WHERE User = ?', [`${database}_shadow`])) as unknown as [unknown[]];
+    await admin.end();
+    expect(schemas).toEqual([]);
+    expect(users).toEqual([]);
+    const kafka = new Kafka({ clientId: 'e2e-clean-check', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+    await kafka.connect();
+    const topics = (await kafka.listTopics()).filter((topic) => topic.startsWith(env.SHOP_ORDER_TOPIC as string));
+    const groups = (await kafka.listGroups()).groups.filter((group) => group.groupId.startsWith('shop.notifier'));
+    await kafka.disconnect();
+    expect(topics).toEqual([]);
+    expect(groups).toEqual([]);
+    const redis = new Redis(redisUrl);
+    const left = await redis.keys('*');
+    const aclUsers = (await redis.call('ACL', 'USERS')) as string[];
+    redis.disconnect();
+    expect(
+      left.filter((key) => /^(shadow:)?(order|notified|stock):/.test(key) || key.startsWith(env.DYE_REGISTRY_PREFIX as string)),
+    ).toEqual([]);
+    expect(aclUsers).not.toContain(env.REDIS_SHADOW_USER);
   }, 60_000);
 });

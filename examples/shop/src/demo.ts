@@ -10,15 +10,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pc from 'picocolors';
+import { cleanShop } from './clean.js';
 import { readConfig, type ShopConfig } from './config.js';
 import { burstReport, formatLine, keepInstructions, linePrefix, placementHolds, type StepResult, stepsTable } from './report.js';
 import { inBatches, type OrderReply, placeOrder, type Sent, ShopStores, tenantHeaders } from './scenario.js';
 import { setupShop } from './setup.js';
 import { parseLine, type RunningShop, type ServiceSpec, SHOP_SERVICES, startShop } from './stack.js';
 
-const USAGE = `npm run demo [-- --keep] [-- --verbose] [-- --burst N]
+const USAGE = `npm run demo [-- --keep] [-- --verbose] [-- --burst N] [-- --clean]
 
   --keep      leave the shop running afterwards and print how to send colored requests with curl
+  --clean     remove what the demo created (databases, shadow account, topics, groups, keys, Redis user, registry entries) and exit
   --verbose   stream every service's log lines (default: start-up, warnings and errors)
   --burst N   shadow orders in the load step (default 300)
 
@@ -40,11 +42,12 @@ const ORDER = { sku: 'apple', qty: 1, user: 'demo' };
 const say = (line: string) => console.log(`${pc.bold(pc.cyan('demo'))} ${line}`);
 
 async function main(): Promise<number> {
-  let flags: { keep: boolean; verbose: boolean; burst: string; help: boolean };
+  let flags: { keep: boolean; verbose: boolean; burst: string; help: boolean; clean: boolean };
   try {
     flags = parseArgs({
       options: {
         keep: { type: 'boolean', default: false },
+        clean: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
         burst: { type: 'string', default: '300' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -70,6 +73,20 @@ async function main(): Promise<number> {
   for (const [name, { port }] of Object.entries(infra.SERVICES)) if (!(await infra.isPortOpen(port))) startedHere.push(name);
   say(startedHere.length > 0 ? `starting ${startedHere.join(', ')} (the rest already answers)` : 'Redis, MySQL and Kafka already answer');
   await infra.up();
+
+  if (flags.clean) {
+    try {
+      await cleanShop(readConfig(process.env), say);
+      say('clean: nothing the demo created is left');
+      return 0;
+    } catch (error) {
+      console.error(pc.red(`clean failed: ${(error as Error).message}`));
+      return 1;
+    } finally {
+      if (startedHere.length > 0) say(`stopping ${startedHere.join(', ')}`);
+      await infra.down(startedHere);
+    }
+  }
 
   const secret = process.env.DYE_SECRET ?? randomBytes(32).toString('base64url');
   const env: Record<string, string> = {
@@ -109,7 +126,7 @@ async function main(): Promise<number> {
     say(`ready: gateway on ${shop.gatewayUrl}${flags.verbose ? '' : ' (info lines from now on: .cache/demo/*.log)'}\n`);
     failed = !(await scenario(shop, config, secret, burstSize));
     if (flags.keep) {
-      console.log(keepInstructions(shop.gatewayUrl, secret));
+      console.log(keepInstructions(shop.gatewayUrl, secret, config));
       quiet = !flags.verbose;
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }

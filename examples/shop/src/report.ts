@@ -146,19 +146,33 @@ export function burstReport(burst: BurstResult, config: ShopConfig): string {
   ].join('\n');
 }
 
-export function keepInstructions(gatewayUrl: string, secret: string): string {
+/**
+ * What `--keep` prints: commands that work as printed against the running
+ * shop (each answer's `tenant` says where it was served). Every command line
+ * is shell; the e2e test runs them.
+ */
+export function keepInstructions(gatewayUrl: string, secret: string, config: ShopConfig): string {
+  const order = (user: string) => `-H 'content-type: application/json' -d '{"sku":"apple","qty":1,"user":"${user}"}'`;
+  const { host, port, user, password, database } = config.mysql;
+  const mysqlUrl = `mysql://${encodeURIComponent(user)}${password ? `:${encodeURIComponent(password)}` : ''}@${host}:${port}/${database}`;
+  const shadowTopic = `${config.orderTopic}_shadow`;
   return `
-${pc.bold('The shop keeps running.')} Ctrl-C stops it.
+${pc.bold('The shop keeps running.')} Ctrl-C stops it. Each answer's "tenant" says where the order was served.
 
   # a baseline order
-  curl -s -XPOST ${gatewayUrl}/orders -H 'content-type: application/json' -d '{"sku":"apple","qty":1,"user":"me"}'
+  curl -s -XPOST ${gatewayUrl}/orders ${order('me')}; echo
 
   # a red order: sign a token with this run's secret (from outside, a token is the only way in)
   export DYE_SECRET='${secret}'
-  TOKEN=$(npx dye token sign --tenant red --ttl 1h)
-  curl -s -XPOST ${gatewayUrl}/orders -H "x-tenant-token: $TOKEN" -H 'content-type: application/json' -d '{"sku":"apple","qty":1,"user":"me"}'
+  RED=$(npx dye token sign --tenant red --ttl 1h) && curl -s -XPOST ${gatewayUrl}/orders -H "x-tenant-token: $RED" ${order('me')}; echo
 
-  # a bare x-tenant header from outside is stripped: this is baseline
-  curl -s ${gatewayUrl}/stock/apple -H 'x-tenant: red'
+  # a bare x-tenant header from outside is stripped: this order is baseline
+  curl -s -XPOST ${gatewayUrl}/orders -H 'x-tenant: red' ${order('me')}; echo
+
+  # a shadow order: it lands in ${database}_shadow, shadow: keys and ${shadowTopic}, never in production
+  SHADOW=$(npx dye token sign --tenant shadow --ttl 1h) && curl -s -XPOST ${gatewayUrl}/orders -H "x-tenant-token: $SHADOW" ${order('me')}; echo
+
+  # a shadow load test, then proof that production holds none of it
+  npx dye load ${gatewayUrl}/orders --method POST --body '{"sku":"apple","qty":1,"user":"{{run}}"}' --rate 50 --duration 5s --verify --mysql '${mysqlUrl}' --redis '${config.redisUrl}' --kafka ${config.kafkaBrokers.join(',')} --topic ${config.orderTopic} --topic ${shadowTopic}
 `;
 }
