@@ -484,21 +484,31 @@ async function stopRabbitMq() {
 
 // --- etcd from Debian's etcd-server ----------------------------------------------
 
-/** The etcd binary, installing Debian's etcd-server when it is missing and this is a root shell with apt-get. */
-export function etcdBinary() {
-  const found = findExecutable('etcd', ['/usr/bin/etcd', '/usr/local/bin/etcd']);
+/**
+ * The executable `name` at one of `candidates`, installing the Debian package
+ * `debianPackage` when it is missing and this is a root shell with apt-get
+ * (updating the package lists once if the first attempt fails).
+ */
+function debianExecutable(name, candidates, debianPackage) {
+  const found = findExecutable(name, candidates);
   if (found) return found;
   if (process.getuid?.() === 0 && which('apt-get')) {
-    log('installing etcd-server (apt-get)');
+    log(`installing ${debianPackage} (apt-get)`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { stdio: 'inherit', env });
-    if (result.status !== 0) {
+    const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', debianPackage], { stdio: 'inherit', env });
+    if (install().status !== 0) {
       spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
-      result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { stdio: 'inherit', env });
+      install();
     }
-    const installed = findExecutable('etcd', ['/usr/bin/etcd']);
-    if (installed) return installed;
+    return findExecutable(name, candidates);
   }
+  return undefined;
+}
+
+/** The etcd binary, installing Debian's etcd-server when it is missing and this is a root shell with apt-get. */
+export function etcdBinary() {
+  const binary = debianExecutable('etcd', ['/usr/bin/etcd', '/usr/local/bin/etcd'], 'etcd-server');
+  if (binary) return binary;
   throw new Error('etcd is not reachable on 127.0.0.1:2379 and etcd is not installed (apt-get install etcd-server, or use Docker)');
 }
 
@@ -507,20 +517,8 @@ export function etcdBinary() {
  * `chromium`, installed when missing and this is a root shell with apt-get.
  */
 export function chromiumBinary() {
-  const candidates = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
-  const found = findExecutable('chromium', candidates);
-  if (found) return found;
-  if (process.getuid?.() === 0 && which('apt-get')) {
-    log('installing chromium (apt-get)');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env });
-    if (result.status !== 0) {
-      spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
-      result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env });
-    }
-    const installed = findExecutable('chromium', candidates);
-    if (installed) return installed;
-  }
+  const binary = debianExecutable('chromium', ['/usr/bin/chromium', '/usr/bin/chromium-browser'], 'chromium');
+  if (binary) return binary;
   throw new Error('chromium is not installed (apt-get install chromium)');
 }
 

@@ -27,6 +27,7 @@ import mysql from 'mysql2/promise';
 import pc from 'picocolors';
 import { type AmqpAdminOptions, addAmqpAdminOptions, amqpTarget } from './amqp-admin.js';
 import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaAdmin } from './kafka-admin.js';
+import { parseMysqlUrl } from './mysql-url.js';
 import { EXIT, UsageError } from './usage-error.js';
 
 interface ShadowOptions extends KafkaAdminOptions, AmqpAdminOptions {
@@ -443,22 +444,10 @@ function isMysqlInSync(report: ShadowSchemaReport | SyncShadowSchemaResult, appl
 }
 
 async function connectMysql(url: string, db: string | undefined): Promise<{ connection: mysql.Connection; database: string }> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--mysql is not a URL: ${url}`);
-  }
-  if (parsed.protocol !== 'mysql:') throw new UsageError(`--mysql must start with mysql://, got ${parsed.protocol}`);
-  const database = db ?? decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const { config, database: named } = parseMysqlUrl(url);
+  const database = db ?? named;
   if (!database) throw new UsageError('name the production database: --db <name>, or mysql://…/<db>');
-  const connection = await mysql.createConnection({
-    host: parsed.hostname,
-    port: parsed.port ? Number(parsed.port) : 3306,
-    user: decodeURIComponent(parsed.username || 'root'),
-    password: decodeURIComponent(parsed.password),
-  });
-  return { connection, database };
+  return { connection: await mysql.createConnection(config), database };
 }
 
 function print(outcome: ShadowOutcome, options: ShadowOptions, mode: 'sync' | 'dry-run' | 'check'): void {

@@ -7,6 +7,7 @@ import pc from 'picocolors';
 import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaClient } from './kafka-admin.js';
 import type { LoadReport } from './load-report.js';
 import type { MarkerFinding, MarkerSearch, SearchedPlace } from './marker-search.js';
+import { parseMysqlUrl } from './mysql-url.js';
 import { searchKafka } from './search-kafka.js';
 import { searchMysql } from './search-mysql.js';
 import { searchRedis } from './search-redis.js';
@@ -112,26 +113,6 @@ function resolveRun(options: VerifyOptions): { run: string; since: Date; tenant:
   return { run, since, tenant: resolved.tenant.name };
 }
 
-function mysqlConnection(url: string): { config: mysql.ConnectionOptions; database: string | undefined } {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--mysql is not a URL: ${url}`);
-  }
-  if (parsed.protocol !== 'mysql:') throw new UsageError(`--mysql must start with mysql://, got ${parsed.protocol}`);
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, '')) || undefined;
-  return {
-    config: {
-      host: parsed.hostname,
-      port: parsed.port ? Number(parsed.port) : 3306,
-      user: decodeURIComponent(parsed.username || 'root'),
-      password: decodeURIComponent(parsed.password),
-    },
-    database,
-  };
-}
-
 const SYSTEM_DATABASES = new Set(['information_schema', 'mysql', 'performance_schema', 'sys']);
 
 /** Searches every store named in `options` for `run`'s marker. */
@@ -150,7 +131,7 @@ export async function verifyRun(
   if (options.topic.length > 0 && !options.kafka) throw new UsageError('--topic needs --kafka <brokers>');
   const searches: MarkerSearch[] = [];
   if (options.mysql) {
-    const { config, database } = mysqlConnection(options.mysql);
+    const { config, database } = parseMysqlUrl(options.mysql);
     const connection = await mysql.createConnection(config);
     try {
       const [rows] = (await connection.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')) as unknown as [
