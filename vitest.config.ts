@@ -1,16 +1,24 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
 
 // Tests run from source: `@dye/<name>` resolves to packages/<name>/src/index.ts,
-// so no build step stands between an edit and a test run.
-const alias = Object.fromEntries(
-  readdirSync(packagesDir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => [`@dye/${entry.name}`, `${packagesDir}${entry.name}/src/index.ts`]),
-);
+// and a subpath a package exports (`@dye/http/fastify`) to its source file, so
+// no build step stands between an edit and a test run.
+const subpaths = readdirSync(packagesDir, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .flatMap((entry) => {
+    const { exports = {} } = JSON.parse(readFileSync(`${packagesDir}${entry.name}/package.json`, 'utf8')) as {
+      exports?: Record<string, { default: string }>;
+    };
+    return Object.entries(exports).map(([subpath, target]) => ({
+      find: new RegExp(`^@dye/${entry.name}${subpath === '.' ? '' : subpath.slice(1).replaceAll('/', '\\/')}$`),
+      replacement: `${packagesDir}${entry.name}/${target.default.replace('./dist/', 'src/').replace(/\.js$/, '.ts')}`,
+    }));
+  });
+const alias = subpaths;
 
 export default defineConfig({
   resolve: { alias },

@@ -79,6 +79,9 @@ function project(dir: string, type: 'module' | 'commonjs'): void {
     const version = rootManifest.devDependencies[extra];
     if (version === undefined) throw new Error(`a README example imports ${extra}, which the repository does not depend on`);
     dependencies[extra] ??= version;
+    // Its types, where they come apart (express).
+    const types = `@types/${extra.replace('@', '').replace('/', '__')}`;
+    if (rootManifest.devDependencies[types]) dependencies[types] = rootManifest.devDependencies[types];
   }
   const devDependencies = {
     typescript: rootManifest.devDependencies.typescript,
@@ -173,15 +176,18 @@ describe('packed, installed outside the workspace, compiled and run', () => {
     const compiled = run(process.execPath, [join(esm, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', esm], esm);
     expect(compiled.out).toBe('');
     expect(compiled.code).toBe(0);
-    // Logs on one line each, as the README writes them.
+    // What console.log logs, each value inspected on one line as the README writes it, marked apart from other output (a signed token).
     writeFileSync(
       join(esm, 'one-line-logs.mjs'),
-      "import { inspect } from 'node:util';\ninspect.defaultOptions.breakLength = Infinity;\ninspect.defaultOptions.depth = 4;\n",
+      "import { inspect } from 'node:util';\nconsole.log = (...args) => process.stdout.write(`\\u0001${args.map((arg) => inspect(arg, { breakLength: Infinity, depth: 4 })).join(' ')}\\n`);\n",
     );
     for (const { name, code } of examples) {
       const ran = run(process.execPath, ['--import', './one-line-logs.mjs', join('dist', `${name}.js`)], esm);
       expect(ran.code, `${name}: ${ran.out}`).toBe(0);
-      const logged = ran.stdout.split('\n').filter((line) => line !== '');
+      const logged = ran.stdout
+        .split('\n')
+        .filter((line) => line.startsWith('\u0001'))
+        .map((line) => line.slice(1));
       expect(logged, name).toEqual(expectedLogs(code));
     }
   }, 300_000);
@@ -203,7 +209,8 @@ const seen = withTenant('red', () => currentTenant().name);
 console.log(JSON.stringify({ seen, loaded: loaded.map((value) => typeof value) }));
 `;
     for (const [variant, compilerOptions] of [
-      ['commonjs', { module: 'commonjs', target: 'es2022' }],
+      // esModuleInterop: what `tsc --init` sets; Node's own modules are default-imported in Dye's types.
+      ['commonjs', { module: 'commonjs', target: 'es2022', esModuleInterop: true }],
       ['nodenext', { module: 'nodenext', target: 'es2022' }],
     ] as const) {
       const dir = join(scratch, `cjs-${variant}`);

@@ -1,5 +1,3 @@
-export type { EtcdRegistryOptions } from './etcd-registry.js';
-export { EtcdRegistry } from './etcd-registry.js';
 export type { Instance } from './instance.js';
 export { checkAppName, normalizeInstance } from './instance.js';
 export type { InstanceRecord, RedisRegistryOptions } from './redis-registry.js';

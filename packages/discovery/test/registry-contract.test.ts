@@ -1,9 +1,10 @@
 import { setLogger } from '@dye/core';
+import { EtcdRegistry } from '@dye/discovery/etcd';
 import { afterAll, beforeAll } from 'vitest';
 import { OwnEtcdServer } from '../../../test/support/etcd-server.js';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
 import { deleteRedisKeys, ETCD_URL, REDIS_URL, uniqueName } from '../../../test/support/services.js';
-import { EtcdRegistry, RedisRegistry } from '../src/index.js';
+import { RedisRegistry } from '../src/index.js';
 import { registryContract } from './registry-contract.js';
 
 beforeAll(() => setLogger({ warn: () => {} }));

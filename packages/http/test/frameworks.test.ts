@@ -1,7 +1,8 @@
 import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { currentTenant, setLogger, signTenantToken } from '@dye/core';
-import { fastifyTenant, tenantMiddleware } from '@dye/http';
+import { tenantMiddleware } from '@dye/http';
+import { fastifyTenant } from '@dye/http/fastify';
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';

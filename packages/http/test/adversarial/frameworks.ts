@@ -10,15 +10,8 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { finished, pipeline, Writable } from 'node:stream';
 import { currentTenant } from '@dye/core';
-import {
-  fastifyTenant,
-  guardUpgrades,
-  honoTenant,
-  koaTenant,
-  type TenantMiddlewareOptions,
-  tenantDispatcher,
-  tenantMiddleware,
-} from '@dye/http';
+import { guardUpgrades, honoTenant, koaTenant, type TenantMiddlewareOptions, tenantDispatcher, tenantMiddleware } from '@dye/http';
+import { fastifyTenant } from '@dye/http/fastify';
 import { serve } from '@hono/node-server';
 import express from 'express';
 import Fastify from 'fastify';
