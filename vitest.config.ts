@@ -29,5 +29,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Two files at a time, also on two cores (vitest's default there is one):
+    // most tests wait on services, timers and child processes, not the CPU.
+    maxWorkers: 2,
   },
 });
