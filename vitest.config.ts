@@ -20,10 +20,29 @@ const subpaths = readdirSync(packagesDir, { withFileTypes: true })
   });
 const alias = subpaths;
 
+/**
+ * The lowest version of each peer range, next to the newest the repository
+ * pins: each peer's adapter tests run again with the client's imports (in
+ * sources and tests alike) resolved to the lowest version, installed under an
+ * npm alias (`peer-ioredis-lowest` = ioredis 5.4.0). Run after the main
+ * project, one peer at a time, so no test file runs twice at once.
+ */
+const PEER_FLOORS = [
+  { peer: 'ioredis', installed: 'peer-ioredis-lowest', tests: ['ioredis', 'bullmq', 'discovery'] },
+  { peer: 'undici', installed: 'peer-undici-lowest', tests: ['http'] },
+  { peer: 'mysql2', installed: 'peer-mysql2-lowest', tests: ['mysql2'] },
+  { peer: 'amqplib', installed: 'peer-amqplib-lowest', tests: ['amqplib'] },
+  { peer: 'bullmq', installed: 'peer-bullmq-lowest', tests: ['bullmq'] },
+  { peer: '@grpc/grpc-js', installed: 'peer-grpc-js-lowest', tests: ['grpc'] },
+  { peer: 'fastify', installed: 'peer-fastify-lowest', tests: ['http'] },
+];
+const rootDir = fileURLToPath(new URL('./', import.meta.url));
+const installedVersion = (name: string) =>
+  (JSON.parse(readFileSync(`${rootDir}node_modules/${name}/package.json`, 'utf8')) as { version: string }).version;
+
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'e2e/**/*.test.ts'],
     // Brings up Redis, MariaDB and Kafka when they are not reachable; see scripts/infra.mjs.
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
@@ -32,5 +51,22 @@ export default defineConfig({
     // Two files at a time, also on two cores (vitest's default there is one):
     // most tests wait on services, timers and child processes, not the CPU.
     maxWorkers: 2,
+    projects: [
+      {
+        extends: true as const,
+        test: { name: 'dye', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'e2e/**/*.test.ts'] },
+      },
+      ...PEER_FLOORS.map(({ peer, installed, tests }, index) => ({
+        extends: true as const,
+        resolve: {
+          alias: [{ find: new RegExp(`^${peer.replaceAll('/', '\\/')}(/.*)?$`), replacement: `${installed}$1` }, ...alias],
+        },
+        test: {
+          name: `${peer}@${installedVersion(installed)}`,
+          include: tests.map((name) => `packages/${name}/test/**/*.test.ts`),
+          sequence: { groupOrder: index + 1 },
+        },
+      })),
+    ],
   },
 });
