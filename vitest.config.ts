@@ -25,16 +25,16 @@ const alias = subpaths;
  * pins: each peer's adapter tests run again with the client's imports (in
  * sources and tests alike) resolved to the lowest version, installed under an
  * npm alias (`peer-ioredis-lowest` = ioredis 5.4.0). Run after the main
- * project, one peer at a time, so no test file runs twice at once.
+ * project, one group at a time, so no test file runs twice at once.
  */
 const PEER_FLOORS = [
-  { peer: 'ioredis', installed: 'peer-ioredis-lowest', tests: ['ioredis', 'bullmq', 'discovery'] },
-  { peer: 'undici', installed: 'peer-undici-lowest', tests: ['http'] },
-  { peer: 'mysql2', installed: 'peer-mysql2-lowest', tests: ['mysql2'] },
-  { peer: 'amqplib', installed: 'peer-amqplib-lowest', tests: ['amqplib'] },
-  { peer: 'bullmq', installed: 'peer-bullmq-lowest', tests: ['bullmq'] },
-  { peer: '@grpc/grpc-js', installed: 'peer-grpc-js-lowest', tests: ['grpc'] },
-  { peer: 'fastify', installed: 'peer-fastify-lowest', tests: ['http'] },
+  { peers: { ioredis: 'peer-ioredis-lowest' }, tests: ['ioredis', 'bullmq', 'discovery'] },
+  // One run of the HTTP tests for both of its peers' floors.
+  { peers: { undici: 'peer-undici-lowest', fastify: 'peer-fastify-lowest' }, tests: ['http'] },
+  { peers: { mysql2: 'peer-mysql2-lowest' }, tests: ['mysql2'] },
+  { peers: { amqplib: 'peer-amqplib-lowest' }, tests: ['amqplib'] },
+  { peers: { bullmq: 'peer-bullmq-lowest' }, tests: ['bullmq'] },
+  { peers: { '@grpc/grpc-js': 'peer-grpc-js-lowest' }, tests: ['grpc'] },
 ];
 const rootDir = fileURLToPath(new URL('./', import.meta.url));
 const installedVersion = (name: string) =>
@@ -56,13 +56,21 @@ export default defineConfig({
         extends: true as const,
         test: { name: 'dye', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'e2e/**/*.test.ts'] },
       },
-      ...PEER_FLOORS.map(({ peer, installed, tests }, index) => ({
+      ...PEER_FLOORS.map(({ peers, tests }, index) => ({
         extends: true as const,
         resolve: {
-          alias: [{ find: new RegExp(`^${peer.replaceAll('/', '\\/')}(/.*)?$`), replacement: `${installed}$1` }, ...alias],
+          alias: [
+            ...Object.entries(peers).map(([peer, installed]) => ({
+              find: new RegExp(`^${peer.replaceAll('/', '\\/')}(/.*)?$`),
+              replacement: `${installed}$1`,
+            })),
+            ...alias,
+          ],
         },
         test: {
-          name: `${peer}@${installedVersion(installed)}`,
+          name: Object.entries(peers)
+            .map(([peer, installed]) => `${peer}@${installedVersion(installed)}`)
+            .join(' + '),
           include: tests.map((name) => `packages/${name}/test/**/*.test.ts`),
           sequence: { groupOrder: index + 1 },
         },
