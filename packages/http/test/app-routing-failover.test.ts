@@ -42,6 +42,32 @@ async function price(method = 'GET'): Promise<Answer> {
   return (await response.json()) as Answer;
 }
 
+/**
+ * Eight red callers of `call` in a loop; 500 ms in, `instance` is killed;
+ * `afterMs` later the callers stop. What each call answered or failed, and when.
+ */
+async function crashUnderLoad(instance: ChildProcess, call: () => Promise<Answer>, afterMs: number) {
+  const failures: Array<{ at: number; message: string }> = [];
+  const answers: Array<{ at: number } & Answer> = [];
+  let running = true;
+  const workers = Array.from({ length: 8 }, async () => {
+    while (running) {
+      try {
+        answers.push({ at: Date.now(), ...(await withTenant('red', call)) });
+      } catch (error) {
+        failures.push({ at: Date.now(), message: (error as Error).message });
+      }
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const crashedAt = Date.now();
+  instance.kill('SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, afterMs));
+  running = false;
+  await Promise.all(workers);
+  return { crashedAt, answers, failures };
+}
+
 beforeAll(async () => {
   setLogger({ warn: () => {} });
   registry = new RedisRegistry({ redis: REDIS_URL, prefix, ...timings });
@@ -118,24 +144,7 @@ describe('outlier ejection and retry on HTTP app routing', () => {
         (answer) => answer.instance === 'red-2',
         10_000,
       );
-      const failures: Array<{ at: number; message: string }> = [];
-      const answers: Array<{ at: number } & Answer> = [];
-      let running = true;
-      const workers = Array.from({ length: 8 }, async () => {
-        while (running) {
-          try {
-            answers.push({ at: Date.now(), ...(await withTenant('red', get)) });
-          } catch (error) {
-            failures.push({ at: Date.now(), message: (error as Error).message });
-          }
-        }
-      });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const crashedAt = Date.now();
-      red.kill('SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
-      running = false;
-      await Promise.all(workers);
+      const { crashedAt, answers, failures } = await crashUnderLoad(red, get, 2_500);
       const late = answers.filter((answer) => answer.at > crashedAt + 1_000);
       expect(failures.filter((failure) => failure.at > crashedAt + 1_000)).toEqual([]);
       expect(late.length).toBeGreaterThan(100);
@@ -157,24 +166,7 @@ describe('outlier ejection and retry on HTTP app routing', () => {
         (answer) => answer.instance === 'red-3',
         10_000,
       );
-      const failures: string[] = [];
-      const answers: Array<{ at: number } & Answer> = [];
-      let running = true;
-      const workers = Array.from({ length: 8 }, async () => {
-        while (running) {
-          try {
-            answers.push({ at: Date.now(), ...(await withTenant('red', get)) });
-          } catch (error) {
-            failures.push((error as Error).message);
-          }
-        }
-      });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const crashedAt = Date.now();
-      red.kill('SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      running = false;
-      await Promise.all(workers);
+      const { crashedAt, answers, failures } = await crashUnderLoad(red, get, 2_000);
       expect(failures).toEqual([]);
       expect(answers.filter((answer) => answer.tenant !== 'red')).toEqual([]);
       expect(new Set(answers.filter((answer) => answer.at > crashedAt + 500).map((answer) => answer.instance))).toEqual(
