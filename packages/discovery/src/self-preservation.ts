@@ -21,8 +21,12 @@ interface Lost {
   /** Gone from the registry altogether: not expired, not deregistered. */
   readonly vanished: boolean;
   held: boolean;
-  /** Let go (not held when it was lost, or held for as long as a hold lasts): routed no more, never held again for this loss. */
-  released: boolean;
+  /**
+   * Let go: routed no more. `alone` when no storm was seen yet as it was lost
+   * (a storm noticed within its TTL window brings it back: its expiry was the
+   * storm's first); `final` once a hold ran out (never held again for this loss).
+   */
+  released: false | 'alone' | 'final';
 }
 
 const NOTHING: ReadonlySet<string> = new Set();
@@ -43,8 +47,10 @@ export const HOLD_TTLS = 10;
  *   its data (a Redis restarted empty, keys removed by hand), so its answer
  *   says nothing about the instances. One such instance is enough.
  *
- * A lost instance is held when it is lost or never: one let go (a single
- * crash) is not brought back by a storm noticed later. A held instance stays
+ * A single expiry (a crash) is let go at once. A storm noticed within that
+ * expiry's TTL window brings it back, held with the rest: entries expire up to
+ * a heartbeat apart, so a read between a storm's first and second expiry sees
+ * the first alone. A held instance stays
  * held until it is alive in the registry again, is deregistered, or
  * `HOLD_TTLS` TTLs after it was lost; then it leaves once and for good (no
  * flapping at the hold's edge). Connection and health failures still take
@@ -98,21 +104,26 @@ export class SelfPreservation {
       if (liveIds.has(id) || deregistered.has(id) || now - lost.at > 2 * limit) this.#lost.delete(id);
       else if (now - lost.at > limit) {
         lost.held = false;
-        lost.released = true;
+        lost.released = 'final';
       }
     }
     // Vanished instances: the registry's answer is not about them. Hold them.
-    for (const lost of this.#lost.values()) if (lost.vanished && !lost.released) lost.held = true;
-    // Expiries within a TTL, those let go already included, make a storm; what
-    // the storm holds is what is still routed (nothing let go comes back).
+    for (const lost of this.#lost.values()) if (lost.vanished && lost.released !== 'final') lost.held = true;
+    // Expiries within a TTL, those let go already included, make a storm. Entries
+    // expire up to a heartbeat apart, so a read can fall between a storm's first
+    // expiry and its second: that first one, let go alone, is held with the rest.
     const recentExpiries = [...this.#lost.values()].filter((lost) => !lost.vanished && now - lost.at <= this.#ttl);
     if (recentExpiries.length >= 2 && recentExpiries.length / (live.length + recentExpiries.length) > this.#threshold) {
-      for (const lost of recentExpiries) if (!lost.released) lost.held = true;
+      for (const lost of recentExpiries) {
+        if (lost.released === 'final') continue;
+        lost.held = true;
+        lost.released = false;
+      }
     }
     const held: Lost[] = [];
     for (const lost of this.#lost.values()) {
       if (lost.held) held.push(lost);
-      else lost.released = true;
+      else if (!lost.released) lost.released = 'alone';
     }
     const instances = held.length === 0 ? live : [...live, ...held.map((lost) => lost.instance)];
     this.#routed = new Map(instances.map((instance) => [instance.id, instance]));

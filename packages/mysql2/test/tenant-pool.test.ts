@@ -303,17 +303,6 @@ describe('what a shadow request leaves on a pooled connection', () => {
     while ((state.transactions > 0 || state.lockedTables > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
       state = await held();
-      console.log(
-        'DEBUG poll',
-        JSON.stringify(
-          (
-            await admin.query(
-              `SELECT t.trx_id, t.trx_state, t.trx_started, p.ID, p.COMMAND, p.TIME FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.USER = ?`,
-              [account.user],
-            )
-          )[0],
-        ),
-      );
     }
     return state;
   };
