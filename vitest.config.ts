@@ -26,8 +26,13 @@ const alias = subpaths;
  * sources and tests alike) resolved to the lowest version, installed under an
  * npm alias (`peer-ioredis-lowest` = ioredis 5.4.0). Run after the main
  * project, one group at a time, so no test file runs twice at once.
+ *
+ * A peer whose newest major needs a newer Node than the suite's lowest gets
+ * its own project on the Nodes that can run it (undici 8: Node 22.19 and up).
  */
-const PEER_FLOORS = [
+const [nodeMajor = 0, nodeMinor = 0] = process.versions.node.split('.').map(Number);
+const nodeAtLeast = (major: number, minor: number) => nodeMajor > major || (nodeMajor === major && nodeMinor >= minor);
+const PEER_VERSIONS = [
   { peers: { ioredis: 'peer-ioredis-lowest' }, tests: ['ioredis', 'bullmq', 'discovery'] },
   // One run of the HTTP tests for both of its peers' floors.
   { peers: { undici: 'peer-undici-lowest', fastify: 'peer-fastify-lowest' }, tests: ['http'] },
@@ -35,6 +40,7 @@ const PEER_FLOORS = [
   { peers: { amqplib: 'peer-amqplib-lowest' }, tests: ['amqplib'] },
   { peers: { bullmq: 'peer-bullmq-lowest' }, tests: ['bullmq'] },
   { peers: { '@grpc/grpc-js': 'peer-grpc-js-lowest' }, tests: ['grpc'] },
+  ...(nodeAtLeast(22, 19) ? [{ peers: { undici: 'peer-undici-next' }, tests: ['http'] }] : []),
 ];
 const rootDir = fileURLToPath(new URL('./', import.meta.url));
 const installedVersion = (name: string) =>
@@ -56,7 +62,7 @@ export default defineConfig({
         extends: true as const,
         test: { name: 'dye', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'e2e/**/*.test.ts'] },
       },
-      ...PEER_FLOORS.map(({ peers, tests }, index) => ({
+      ...PEER_VERSIONS.map(({ peers, tests }, index) => ({
         extends: true as const,
         resolve: {
           alias: [

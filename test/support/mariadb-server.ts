@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPortOpen } from '../../scripts/infra.mjs';
@@ -23,12 +23,16 @@ export class OwnMariaDb {
 
   async start(): Promise<void> {
     const asRoot = process.getuid?.() === 0;
+    // A temporary directory of its own: mariadbd removes every `#sql*` file in
+    // its tmpdir when it starts, the temporary tables of a server sharing /tmp included.
+    mkdirSync(join(this.#dir, 'tmp'), { recursive: true });
     if (!this.#installed) {
       const install = spawnSync(
         'mariadb-install-db',
         [
           '--no-defaults',
           `--datadir=${join(this.#dir, 'data')}`,
+          `--tmpdir=${join(this.#dir, 'tmp')}`,
           '--auth-root-authentication-method=normal',
           '--skip-test-db',
           ...(asRoot ? ['--user=root'] : []),
@@ -43,6 +47,7 @@ export class OwnMariaDb {
       [
         '--no-defaults',
         `--datadir=${join(this.#dir, 'data')}`,
+        `--tmpdir=${join(this.#dir, 'tmp')}`,
         `--port=${this.port}`,
         '--bind-address=127.0.0.1',
         `--socket=${join(this.#dir, 'mysqld.sock')}`,

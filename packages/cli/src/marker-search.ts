@@ -3,8 +3,8 @@
  * searched (so "not found" can be read for what it covers).
  */
 export interface MarkerFinding {
-  store: 'mysql' | 'redis' | 'kafka';
-  /** `shop.orders.note`, `order:42` (value), `orders[0]@17`. */
+  store: 'mysql' | 'redis' | 'kafka' | 'amqp';
+  /** `shop.orders.note`, `order:42` (value), `orders[0]`, `orders.created` (a RabbitMQ queue). */
   place: string;
   /** How many rows, keys or messages hold the marker there. */
   count: number;
@@ -13,7 +13,7 @@ export interface MarkerFinding {
 }
 
 export interface SearchedPlace {
-  store: 'mysql' | 'redis' | 'kafka';
+  store: 'mysql' | 'redis' | 'kafka' | 'amqp';
   /** `shop.orders`, `db 0`, `orders`. */
   place: string;
   /** Rows, keys or messages read. */

@@ -4,10 +4,12 @@ import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import pc from 'picocolors';
+import { amqpTarget } from './amqp-admin.js';
 import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaClient } from './kafka-admin.js';
 import type { LoadReport } from './load-report.js';
 import type { MarkerFinding, MarkerSearch, SearchedPlace } from './marker-search.js';
 import { parseMysqlUrl } from './mysql-url.js';
+import { searchAmqp } from './search-amqp.js';
 import { searchKafka } from './search-kafka.js';
 import { searchMysql } from './search-mysql.js';
 import { searchRedis } from './search-redis.js';
@@ -22,6 +24,9 @@ export interface VerifyOptions extends KafkaAdminOptions {
   db: string[];
   redis?: string;
   topic: string[];
+  amqp?: string;
+  amqpManagement?: string;
+  queue: string[];
   maxRows: string;
   maxKeys: string;
   maxMessages: string;
@@ -49,9 +54,15 @@ export function addVerifyStoreOptions(command: Command): Command {
       .option('--redis <url>', 'Redis to search, as redis://127.0.0.1:6379/0 (SCAN, GETRANGE, HGETALL)')
       .option('--kafka <brokers>', 'Kafka brokers to search, comma-separated')
       .option('--topic <name>', 'a topic to search (repeat; default every topic)', collect, [])
+      .option(
+        '--amqp <url>',
+        'RabbitMQ to search, as amqp://user:password@127.0.0.1:5672/<vhost> (reads waiting messages and puts them back)',
+      )
+      .option('--amqp-management <url>', 'its management API, to list the queues (default http://<the --amqp host>:15672, same user)')
+      .option('--queue <name>', 'a RabbitMQ queue to search (repeat; default every queue of the vhost)', collect, [])
       .option('--max-rows <n>', 'newest rows searched per MySQL table', '100000')
       .option('--max-keys <n>', 'Redis keys searched at most', '1000000')
-      .option('--max-messages <n>', 'Kafka messages searched per partition at most', '1000000'),
+      .option('--max-messages <n>', 'Kafka messages searched per partition, RabbitMQ messages per queue, at most', '1000000'),
   );
 }
 
@@ -117,7 +128,11 @@ const SYSTEM_DATABASES = new Set(['information_schema', 'mysql', 'performance_sc
 
 /** Searches every store named in `options` for `run`'s marker. */
 export async function verifyRun(
-  options: Pick<VerifyOptions, 'mysql' | 'db' | 'redis' | 'kafka' | 'topic' | 'maxRows' | 'maxKeys' | 'maxMessages'> & KafkaAdminOptions,
+  options: Pick<
+    VerifyOptions,
+    'mysql' | 'db' | 'redis' | 'kafka' | 'topic' | 'amqp' | 'amqpManagement' | 'queue' | 'maxRows' | 'maxKeys' | 'maxMessages'
+  > &
+    KafkaAdminOptions,
   run: string,
   since: Date,
   tenant: string,
@@ -125,10 +140,12 @@ export async function verifyRun(
   const maxRows = positive('--max-rows', options.maxRows);
   const maxKeys = positive('--max-keys', options.maxKeys);
   const maxMessages = positive('--max-messages', options.maxMessages);
-  if (!options.mysql && !options.redis && !options.kafka)
-    throw new UsageError('name where to search: --mysql <url>, --redis <url> and/or --kafka <brokers>');
+  if (!options.mysql && !options.redis && !options.kafka && !options.amqp)
+    throw new UsageError('name where to search: --mysql <url>, --redis <url>, --kafka <brokers> and/or --amqp <url>');
   if (options.db.length > 0 && !options.mysql) throw new UsageError('--db needs --mysql <url>');
   if (options.topic.length > 0 && !options.kafka) throw new UsageError('--topic needs --kafka <brokers>');
+  if (options.queue.length > 0 && !options.amqp) throw new UsageError('--queue needs --amqp <url>');
+  const amqp = options.amqp ? amqpTarget(options) : undefined;
   const searches: MarkerSearch[] = [];
   if (options.mysql) {
     const { config, database } = parseMysqlUrl(options.mysql);
@@ -162,6 +179,9 @@ export async function verifyRun(
       await searchKafka(kafkaClient(options), options.topic.length > 0 ? options.topic : 'all', run, tenant, since, maxMessages),
     );
   }
+  if (amqp) {
+    searches.push(await searchAmqp(amqp, options.queue.length > 0 ? options.queue : 'all', run, tenant, since, maxMessages));
+  }
   const findings = searches.flatMap((search) => search.findings);
   return {
     run,
@@ -176,10 +196,10 @@ export async function verifyRun(
 /** Prints a verify result for a person; returns the exit code (1 when production holds the marker). */
 export function printVerifyResult(result: VerifyResult): number {
   const lines: string[] = [];
-  for (const store of ['mysql', 'redis', 'kafka'] as const) {
+  for (const store of ['mysql', 'redis', 'kafka', 'amqp'] as const) {
     const searched = result.searched.filter((place) => place.store === store);
     if (searched.length === 0) continue;
-    lines.push(pc.bold({ mysql: 'MySQL', redis: 'Redis', kafka: 'Kafka' }[store]));
+    lines.push(pc.bold({ mysql: 'MySQL', redis: 'Redis', kafka: 'Kafka', amqp: 'RabbitMQ' }[store]));
     for (const finding of result.findings.filter((found) => found.store === store)) {
       lines.push(
         finding.isolated
@@ -190,7 +210,12 @@ export function printVerifyResult(result: VerifyResult): number {
     const production = searched.filter((place) => !place.isolated);
     const scanned = production.reduce((total, place) => total + place.scanned, 0);
     const cut = production.filter((place) => place.truncated).map((place) => place.place);
-    const [places, items] = { mysql: ['table(s)', 'rows'], redis: ['database(s)', 'keys'], kafka: ['topic(s)', 'messages'] }[store];
+    const [places, items] = {
+      mysql: ['table(s)', 'rows'],
+      redis: ['database(s)', 'keys'],
+      kafka: ['topic(s)', 'messages'],
+      amqp: ['queue(s)', 'waiting messages'],
+    }[store];
     lines.push(
       `  searched ${store === 'redis' ? 1 : production.length} production ${places}, ${scanned} ${items}${
         cut.length > 0 ? pc.yellow(`; cut short by the bound: ${cut.join(', ')}`) : ''

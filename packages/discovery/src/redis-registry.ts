@@ -87,14 +87,15 @@ export class RedisRegistry implements Registry {
     });
     // Commands fail fast while Redis is down (no offline queue): a watcher
     // then serves its cache instead of waiting behind a queue.
-    const connection = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 } as const;
+    // The registry's connections open at once, even when copied from a lazyConnect client.
+    const connection = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false } as const;
     if (typeof options.redis === 'string') {
       const { Redis: RedisClient } = loadIoredis();
       this.#commands = new RedisClient(options.redis, connection);
       this.#subscriber = new RedisClient(options.redis, { connectTimeout: 2_000 });
     } else {
       this.#commands = options.redis.duplicate(connection);
-      this.#subscriber = options.redis.duplicate({ connectTimeout: 2_000 });
+      this.#subscriber = options.redis.duplicate({ connectTimeout: 2_000, lazyConnect: false });
     }
     for (const client of [this.#commands, this.#subscriber]) {
       client.on('error', (error: Error) => logWarning('dye.discovery.redis-error', `registry connection error: ${error.message}`));
@@ -175,8 +176,8 @@ export class RedisRegistry implements Registry {
     const results = await this.#commands
       .multi()
       .hgetall(this.#instancesKey(app))
-      .zrange(this.#expiryKey(app), 0, -1, 'WITHSCORES')
-      .zrange(this.#deregisteredKey(app), 0, -1)
+      .zrange(this.#expiryKey(app), '0', '-1', 'WITHSCORES')
+      .zrange(this.#deregisteredKey(app), '0', '-1')
       .exec();
     if (!results) throw new Error(`registry read of ${app} was aborted`);
     const [[hashError, hash], [zsetError, zset], [goneError, gone]] = results as [
@@ -186,7 +187,10 @@ export class RedisRegistry implements Registry {
     ];
     if (hashError || zsetError || goneError) throw hashError ?? zsetError ?? goneError;
     const expiries = new Map<string, number>();
-    for (let i = 0; i + 1 < zset.length; i += 2) expiries.set(zset[i] as string, Number(zset[i + 1]));
+    // member, score, … or, from a client with ioredis 6's replyMapping 'resp3', [member, score] pairs.
+    const pairs = zset.length > 0 && Array.isArray(zset[0]);
+    if (pairs) for (const [member, score] of zset as unknown as [string, number][]) expiries.set(member, Number(score));
+    else for (let i = 0; i + 1 < zset.length; i += 2) expiries.set(zset[i] as string, Number(zset[i + 1]));
     const records: InstanceRecord[] = [];
     for (const [id, json] of Object.entries(hash)) {
       const expiresAt = expiries.get(id);

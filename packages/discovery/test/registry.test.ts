@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setLogger } from '@dye/core';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
 import { deleteRedisKeys, REDIS_URL, uniqueName } from '../../../test/support/services.js';
@@ -73,6 +74,23 @@ describe('RedisRegistry on a real Redis', () => {
     const records = await registry.records(app);
     expect(records[0]?.expiresAt).toBeGreaterThan(Date.now());
     await a.deregister();
+  });
+
+  it('works from a client of ioredis 6 with replyMapping resp3 (scores as pairs, maps as objects)', async () => {
+    // ioredis 5 ignores the options: the same test then runs on arrays.
+    const client = new Redis(REDIS_URL, { protocol: 3, replyMapping: 'resp3', lazyConnect: true } as RedisOptions);
+    const resp3 = new RedisRegistry({ redis: client, prefix, ...fast });
+    try {
+      const app = 'shop.resp3';
+      const registration = await resp3.register(instance('r1', 'red', app));
+      const seen = await nextUpdate(resp3, app, (update) => update.instances.length === 1);
+      expect(seen.instances.map((item) => [item.id, item.lane])).toEqual([['r1', 'red']]);
+      expect((await resp3.records(app))[0]?.expiresAt).toBeGreaterThan(Date.now());
+      await registration.deregister();
+    } finally {
+      await resp3.close();
+      client.disconnect();
+    }
   });
 
   it('drops an instance that stops renewing after its TTL', async () => {

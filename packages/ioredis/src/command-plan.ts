@@ -417,14 +417,24 @@ function sendWithKeys(name: string, args: readonly unknown[], positions: readonl
 
 const stripAll = (prefix: string) => (reply: unknown) => (Array.isArray(reply) ? reply.map((item) => stripKey(prefix, item)) : reply);
 
+/** A RESP3 map as ioredis's `replyMapping: 'resp3'` returns it: a plain object keyed by (here) key names. */
+const isMapReply = (reply: unknown): reply is Record<string, unknown> =>
+  typeof reply === 'object' && reply !== null && !Array.isArray(reply) && !Buffer.isBuffer(reply);
+
+/** A map reply keyed by key or channel names, with the tenant prefix removed from each. */
+const stripMapKeys = (prefix: string, reply: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(reply).map(([key, value]) => [stripKey(prefix, key), value]));
+
 function replyFor(name: string, prefix: string): ((reply: unknown) => unknown) | undefined {
   if (REPLY_KEY_FIRST.has(name))
     return (reply) => (Array.isArray(reply) && reply.length > 0 ? [stripKey(prefix, reply[0]), ...reply.slice(1)] : reply);
   if (name === 'xread' || name === 'xreadgroup')
-    return (reply) =>
-      Array.isArray(reply)
+    return (reply) => {
+      if (isMapReply(reply)) return stripMapKeys(prefix, reply);
+      return Array.isArray(reply)
         ? reply.map((stream) => (Array.isArray(stream) ? [stripKey(prefix, stream[0]), ...stream.slice(1)] : stream))
         : reply;
+    };
   return undefined;
 }
 
@@ -478,7 +488,10 @@ function planPubsub(sub: string, args: readonly unknown[], prefix: string): Comm
         kind: 'send',
         name: 'pubsub',
         args: [args[0], ...args.slice(1).map((channel) => prefixKey(prefix, channel))],
-        reply: (reply) => (Array.isArray(reply) ? reply.map((item, index) => (index % 2 === 0 ? stripKey(prefix, item) : item)) : reply),
+        reply: (reply) => {
+          if (isMapReply(reply)) return stripMapKeys(prefix, reply);
+          return Array.isArray(reply) ? reply.map((item, index) => (index % 2 === 0 ? stripKey(prefix, item) : item)) : reply;
+        },
       };
     case 'numpat':
     case 'help':

@@ -30,7 +30,22 @@ export type EntryPoint =
   | 'inspect'
   | 'refuse';
 
-const COMMAND_NAMES = new Set([...commandList, 'sentinel'].flatMap((name) => [name, `${name}Buffer`]));
+/**
+ * The command methods of a client: its own ioredis's builtins (a newer ioredis
+ * brings commands this package's table may not know; they are still commands,
+ * planned and refused like any other), with their Buffer forms.
+ */
+const commandNamesByClass = new WeakMap<object, ReadonlySet<string>>();
+function commandNamesOf(client: Redis | Cluster): ReadonlySet<string> {
+  const prototype = Object.getPrototypeOf(client) as object;
+  let names = commandNamesByClass.get(prototype);
+  if (!names) {
+    const builtins = typeof client.getBuiltinCommands === 'function' ? client.getBuiltinCommands() : [];
+    names = new Set([...commandList, ...builtins, 'sentinel'].flatMap((name) => [name, `${name}Buffer`]));
+    commandNamesByClass.set(prototype, names);
+  }
+  return names;
+}
 
 const FIXED: ReadonlyMap<string, EntryPoint> = new Map(
   Object.entries({
@@ -118,7 +133,7 @@ const FIXED: ReadonlyMap<string, EntryPoint> = new Map(
 export function entryPointOf(client: Redis | Cluster, property: string): EntryPoint | undefined {
   const fixed = FIXED.get(property);
   if (fixed) return fixed;
-  if (COMMAND_NAMES.has(property)) return 'command';
+  if (commandNamesOf(client).has(property)) return 'command';
   // Scripts of defineCommand and commands of addBuiltinCommand, on this client.
   const base = property.endsWith('Buffer') ? property.slice(0, -'Buffer'.length) : property;
   const { scriptsSet, addedBuiltinSet } = client as unknown as { scriptsSet?: object; addedBuiltinSet?: Set<string> };

@@ -121,8 +121,10 @@ function sameSet(actual: readonly string[], expected: readonly string[]): boolea
 
 async function aclFileOf(node: Redis): Promise<string | undefined> {
   try {
-    const reply = (await node.call('config', 'get', 'aclfile')) as string[];
-    return reply[1] ? reply[1] : undefined;
+    // [name, value], or { aclfile: value } from a client with ioredis 6's replyMapping 'resp3'.
+    const reply = (await node.call('config', 'get', 'aclfile')) as string[] | Record<string, string>;
+    const file = Array.isArray(reply) ? reply[1] : reply?.aclfile;
+    return file ? file : undefined;
   } catch {
     return undefined;
   }

@@ -301,10 +301,13 @@ function apply(command: PendingCommand, plan: Extract<CommandPlan, { kind: 'send
   if (command.slot !== undefined) command.slot = undefined;
   if (plan.reply) {
     // transformReply serves both a plain reply and a reply inside EXEC's array.
+    // Dye's runs last, on the shape the user gets: ioredis 6 reshapes RESP3
+    // replies there (an XREAD map becomes [[stream, entries]…], or an object).
     const transform = plan.reply;
     const original = command.transformReply;
     command.transformReply = function transformReply(this: PendingCommand, reply: unknown) {
-      return original.call(this, reply instanceof Error ? reply : transform(reply));
+      const shaped = original.call(this, reply);
+      return shaped instanceof Error ? shaped : transform(shaped);
     };
   }
 }

@@ -148,9 +148,15 @@ export interface IsolatedRedisUser {
   checkWith?: Redis | Cluster;
 }
 
-/** `ACL GETUSER` reply (flat field/value list, nested for selectors) as a map. */
+/**
+ * `ACL GETUSER` reply (flat field/value list, nested for selectors) as a map;
+ * or, from a client with ioredis 6's `replyMapping: 'resp3'`, a plain object.
+ */
 function fields(reply: unknown): Map<string, unknown> {
   const map = new Map<string, unknown>();
+  if (typeof reply === 'object' && reply !== null && !Array.isArray(reply) && !Buffer.isBuffer(reply)) {
+    return new Map(Object.entries(reply));
+  }
   if (!Array.isArray(reply)) return map;
   for (let i = 0; i + 1 < reply.length; i += 2) map.set(String(reply[i]), reply[i + 1]);
   return map;

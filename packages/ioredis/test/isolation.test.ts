@@ -1,6 +1,6 @@
 import { IsolationError, setLogger, withTenant } from '@dye/core';
 import { grantShadowAccess, type IsolatedRedisUser, tenantRedis } from '@dye/ioredis';
-import { Command, Redis } from 'ioredis';
+import { Command, Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, OwnRedisServer } from '../../../test/support/redis-server.js';
 import { productionSnapshot, ServerRecorder, shadowUser } from './support.js';
@@ -123,6 +123,29 @@ describe('every command family under shadow lands in shadow:', () => {
       expect((grouped as [string, unknown][])[0]?.[0]).toBe('events');
       await redis.xinfo('STREAM', 'events');
     });
+    await expectIsolated();
+  });
+
+  it('RESP3 map replies (ioredis 6, replyMapping resp3): stream and channel names come back without the prefix', async () => {
+    // ioredis 5 ignores the options and answers arrays: the names are checked in either shape.
+    const client = new Redis(server.url, { protocol: 3, replyMapping: 'resp3' } as RedisOptions);
+    const wrapped = tenantRedis(client, { isolated });
+    try {
+      await shadow(async () => {
+        await wrapped.xadd('events3', '*', 'type', 'fake');
+        const read = (await wrapped.xread('STREAMS', 'events3', '0')) as unknown;
+        expect(Array.isArray(read) ? read.map((stream: unknown[]) => stream[0]) : Object.keys(read as object)).toEqual(['events3']);
+        await wrapped.xgroup('CREATE', 'events3', 'g3', '0');
+        const grouped = (await wrapped.xreadgroup('GROUP', 'g3', 'c3', 'STREAMS', 'events3', '>')) as unknown;
+        expect(Array.isArray(grouped) ? grouped.map((stream: unknown[]) => stream[0]) : Object.keys(grouped as object)).toEqual([
+          'events3',
+        ]);
+        const numsub = (await wrapped.pubsub('NUMSUB', 'orders3')) as unknown;
+        expect(Array.isArray(numsub) ? numsub.filter((_, index) => index % 2 === 0) : Object.keys(numsub as object)).toEqual(['orders3']);
+      });
+    } finally {
+      client.disconnect();
+    }
     await expectIsolated();
   });
 
