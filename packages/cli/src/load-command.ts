@@ -14,7 +14,14 @@ import { ProductionGuard } from './production-guard.js';
 import { parseServedTenant } from './served-tenant.js';
 import { secretsFromEnv } from './token-command.js';
 import { EXIT, UsageError } from './usage-error.js';
-import { addVerifyStoreOptions, printVerifyResult, type VerifyOptions, type VerifyResult, verifyRun } from './verify-command.js';
+import {
+  addVerifyStoreOptions,
+  printVerifyResult,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyExitCode,
+  verifyRun,
+} from './verify-command.js';
 
 interface LoadOptions extends Omit<VerifyOptions, 'run' | 'since' | 'report' | 'tenant' | 'json'> {
   verify?: boolean;
@@ -166,11 +173,14 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
   }
   const servedTenant = parseServedTenant(options.servedTenant);
   const verifyDelayMs = milliseconds('--verify-delay', options.verifyDelay);
-  if (options.verify && !options.mysql && !options.redis && !options.kafka)
-    throw new UsageError('--verify needs where to search: --mysql <url>, --redis <url> and/or --kafka <brokers>');
-  if (!options.verify && (options.mysql || options.redis || options.kafka))
-    throw new UsageError('--mysql, --redis and --kafka are where --verify searches; add --verify');
+  if (options.verify && !options.mysql && !options.redis && !options.kafka && !options.amqp)
+    throw new UsageError('--verify needs where to search: --mysql <url>, --redis <url>, --kafka <brokers> and/or --amqp <url>');
+  if (!options.verify && (options.mysql || options.redis || options.kafka || options.amqp))
+    throw new UsageError('--mysql, --redis, --kafka and --amqp are where --verify searches; add --verify');
   const preflightUrl = options.preflight === undefined ? undefined : checkUrl('--preflight', options.preflight);
+  // The preflight vouches for the edge the load goes to: another origin proves nothing about it.
+  if (preflightUrl !== undefined && new URL(preflightUrl).origin !== new URL(url).origin)
+    throw new UsageError(`--preflight must be on the load's origin (${new URL(url).origin}), got ${new URL(preflightUrl).origin}`);
   if (options.run !== undefined && !/^[A-Za-z0-9._-]{6,64}$/.test(options.run))
     throw new UsageError('--run takes 6 to 64 letters, digits, dots, dashes or underscores');
   const runId = options.run ?? `dye-${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(6).toString('hex')}`;
@@ -280,11 +290,15 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     outcome = 'aborted';
     run.stop();
   });
-  const interrupt = () => {
+  let signal: NodeJS.Signals | undefined;
+  const interrupt = (received: NodeJS.Signals) => {
+    signal = received;
     outcome = 'interrupted';
     run.stop();
   };
+  // Ctrl-C, and a CI job or a container stopped: the results are written either way.
   process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   guard?.start();
   let result: Awaited<LoadRunDone>;
   try {
@@ -292,6 +306,7 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
   } finally {
     await guard?.stop();
     process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
     bar.stop();
   }
 
@@ -314,7 +329,11 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
   if (result.end === 'wrong-tenant') {
     const first = summary.firstMismatch;
     process.stderr.write(
-      `${pc.red('wrong tenant')}: ${summary.mismatched} response(s) served in another tenant than ${tenant.name} (${servedTenant.description}); the first, request #${first?.seq}, in ${first?.served} with status ${first?.status}. The run stopped at once.\n`,
+      `${pc.red('wrong tenant')}: ${summary.mismatched} response(s) served in another tenant than ${tenant.name} (${servedTenant.description}); the first, request #${first?.seq}, in ${first?.served} with status ${first?.status}. The run stopped at once${
+        summary.inFlightAtEnd > 0
+          ? `; ${summary.inFlightAtEnd} more were in flight and cancelled, and the edge may have served them in ${first?.served} too`
+          : ''
+      }.\n`,
     );
     return EXIT.wrongTenant;
   }
@@ -333,7 +352,20 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     process.stderr.write(`${pc.red('failed')}: ${url} answered no request (${summary.failed} failed)\n`);
     return EXIT.failed;
   }
-  return (outcome as LoadReport['outcome']) === 'interrupted' ? 130 : EXIT.ok;
+  if ((outcome as LoadReport['outcome']) === 'interrupted') return signal === 'SIGTERM' ? 143 : 130;
+  // A request no response came back for (a timeout, a reset) may have been
+  // served in any tenant: only a clean, complete --verify proves it was not.
+  const unconfirmed = servedTenant.checks ? summary.failed + summary.inFlightAtEnd : summary.sent;
+  if (verify) return verifyExitCode(verify);
+  if (unconfirmed > 0) {
+    process.stderr.write(
+      `${pc.yellow('not proven')}: ${unconfirmed} request(s) got no response that says which tenant served them${
+        servedTenant.checks ? ' (they failed or timed out)' : ' (--served-tenant none)'
+      }; they may have been served in production. Run with --verify, or dye verify --run ${runId}, to prove production untouched.\n`,
+    );
+    return EXIT.unproven;
+  }
+  return EXIT.ok;
 }
 
 type LoadRunDone = ReturnType<typeof startLoad>['done'];

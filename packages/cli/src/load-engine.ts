@@ -1,7 +1,7 @@
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import { summarize } from './percentiles.js';
-import type { ServedTenantReader } from './served-tenant.js';
+import { edgeContradicts, type ServedTenantReader } from './served-tenant.js';
 
 export interface LoadOptions {
   url: string;
@@ -194,13 +194,12 @@ export function startLoad(options: LoadOptions, onSecond?: (second: LoadSecond) 
       bucket.latencies.push(latency);
       const status = String(response.statusCode);
       summary.statusCodes[status] = (summary.statusCodes[status] ?? 0) + 1;
-      if (response.statusCode >= 400) {
-        summary.non2xx++;
-        bucket.failedResponses++;
-      }
-      const served = options.servedTenant.read(response.headers, text) ?? 'unknown';
+      if (response.statusCode < 200 || response.statusCode >= 300) summary.non2xx++;
+      if (response.statusCode >= 400) bucket.failedResponses++;
+      const contradicted = edgeContradicts(response.headers, options.tenant);
+      const served = contradicted ?? options.servedTenant.read(response.headers, text) ?? 'unknown';
       summary.servedTenants[served] = (summary.servedTenants[served] ?? 0) + 1;
-      if (options.servedTenant.checks && served !== options.tenant) {
+      if ((options.servedTenant.checks || contradicted !== undefined) && served !== options.tenant) {
         summary.mismatched++;
         bucket.mismatched++;
         summary.firstMismatch ??= { seq, served, status: response.statusCode };

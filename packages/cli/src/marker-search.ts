@@ -21,6 +21,8 @@ export interface SearchedPlace {
   /** Whether the bound stopped the search before the end (the newest rows, the first keys). */
   truncated: boolean;
   isolated: boolean;
+  /** Why the place, or part of it, could not be read (a lock, a privilege, a codec): the search there proves nothing. */
+  unread?: string;
 }
 
 export interface MarkerSearch {
@@ -35,4 +37,9 @@ export interface MarkerSearch {
  */
 export function likeAnywhere(text: string): string {
   return `%${text.replace(/[!%_]/g, (char) => `!${char}`)}%`;
+}
+
+/** Production places a search did not read in full: cut by a bound, or unread. A verdict of clean needs none. */
+export function incompletePlaces(searched: readonly SearchedPlace[]): SearchedPlace[] {
+  return searched.filter((place) => !place.isolated && (place.truncated || place.unread !== undefined));
 }

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import type { ServedTenantReader } from './served-tenant.js';
+import { edgeContradicts, type ServedTenantReader } from './served-tenant.js';
 
 export interface PreflightOptions {
   url: string;
@@ -48,8 +48,9 @@ export async function checkPreflight(options: PreflightOptions): Promise<Preflig
   } catch (error) {
     return { ok: false, answered: false, message: `${options.url} answered no request: ${(error as Error).message}` };
   }
-  if (!options.servedTenant.checks) return { ok: true, answered: true, status, message: 'not checked' };
-  const served = options.servedTenant.read(headers, text);
+  const contradicted = edgeContradicts(headers, options.tenant);
+  if (!options.servedTenant.checks && contradicted === undefined) return { ok: true, answered: true, status, message: 'not checked' };
+  const served = contradicted ?? options.servedTenant.read(headers, text);
   if (served === options.tenant) return { ok: true, answered: true, status, served, message: `served in ${served}` };
   const said = served === undefined ? `did not say a tenant (${options.servedTenant.description})` : `was served in ${served}`;
   return {

@@ -17,10 +17,11 @@ const STREAM_QUIET_MS = 1_000;
 /**
  * Searches RabbitMQ queues of the target's vhost for `marker`, in message
  * bodies, headers and the id properties:
- * - classic and quorum queues: the messages waiting (ready) when the search
- *   began, up to `maxMessages` each, read with basic.get and put back
- *   unacknowledged when the channel closes (they come back marked
- *   redelivered; a quorum queue counts a delivery);
+ * - classic queues: the messages waiting (ready) when the search began, up
+ *   to `maxMessages` each, read with basic.get and put back unacknowledged
+ *   when the channel closes (they come back marked redelivered);
+ * - quorum queues are not read (each read counts a delivery toward the
+ *   queue's delivery limit), and exclusive queues cannot be: both reported;
  * - streams: every message since `since`, read without removing anything.
  *
  * Messages consumers already took are not in a queue any more: their leaks
@@ -44,14 +45,18 @@ export async function searchAmqp(
     if (!byName.has(name)) throw new UsageError(`--queue ${name}: no such queue in vhost ${target.vhost}`);
   const chosen = queues === 'all' ? listed : queues.map((name) => byName.get(name) as ListedQueue);
   const needle = Buffer.from(marker);
-  const connection = await amqplib.connect(target.url);
+  // A broker that takes the connection and never answers fails in seconds;
+  // heartbeats catch one that stops answering later.
+  const url = new URL(target.url);
+  if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', '10');
+  const connection = await amqplib.connect(url.toString(), { timeout: 10_000 });
   connection.on('error', () => {});
   try {
     for (const queue of chosen) {
       const isolated = queue.name.endsWith(suffix);
-      if (queue.exclusive) {
-        // Another connection's own queue: RabbitMQ lets nobody else read it.
-        result.searched.push({ store: 'amqp', place: queue.name, scanned: 0, truncated: true, isolated });
+      const unreadable = unreadableQueue(queue);
+      if (unreadable) {
+        result.searched.push({ store: 'amqp', place: queue.name, scanned: 0, truncated: false, isolated, unread: unreadable });
         continue;
       }
       const channel = await connection.createChannel();
@@ -71,6 +76,16 @@ export async function searchAmqp(
           isolated,
         });
         if (read.hits > 0) result.findings.push({ store: 'amqp', place: queue.name, count: read.hits, isolated });
+      } catch (error) {
+        // Access refused, the queue deleted meanwhile: this queue is not searched, and the result says so.
+        result.searched.push({
+          store: 'amqp',
+          place: queue.name,
+          scanned: 0,
+          truncated: false,
+          isolated,
+          unread: (error as Error).message,
+        });
       } finally {
         // Closing the channel puts back every message basic.get took.
         await channel.close().catch(() => {});
@@ -82,10 +97,24 @@ export async function searchAmqp(
   return result;
 }
 
+/**
+ * Why a queue is not read, or undefined. Reading takes a message and puts it
+ * back; a quorum queue counts that as a delivery, and at its delivery limit
+ * (RabbitMQ 4 sets 20 by default) dead-letters or drops the message: the
+ * search would destroy what it looks at.
+ */
+function unreadableQueue(queue: ListedQueue): string | undefined {
+  if (queue.exclusive) return "another connection's exclusive queue: RabbitMQ lets no one else read it";
+  if (queue.type === 'quorum')
+    return 'a quorum queue: reading counts a delivery toward its delivery limit, which dead-letters or drops messages; search where its consumers write';
+  return undefined;
+}
+
 async function listQueues(target: AmqpTarget): Promise<ListedQueue[]> {
   const { url, user, password } = target.management;
   const response = await fetch(`${url.replace(/\/+$/, '')}/api/queues/${encodeURIComponent(target.vhost)}?columns=name,type,exclusive`, {
     headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` },
+    signal: AbortSignal.timeout(15_000),
   });
   if (!response.ok)
     throw new Error(`RabbitMQ management API: listing queues answered ${response.status}: ${(await response.text()).slice(0, 200)}`);

@@ -57,12 +57,19 @@ export async function searchKafka(
     const pending = ranges.filter((range) => range.from < range.to);
     const remaining = new Map(pending.map((range) => [`${range.topic}\0${range.partition}`, range]));
     const needle = Buffer.from(marker);
+    let crashed: string | undefined;
     if (pending.length > 0) {
       await consumer.connect();
       await consumer.subscribe({ topics: [...new Set(pending.map((range) => range.topic))], fromBeginning: false });
       let finish: () => void = () => {};
       const finished = new Promise<void>((resolve) => {
         finish = resolve;
+      });
+      // A batch the consumer cannot read (a codec kafkajs lacks: snappy, lz4,
+      // zstd) crashes it: what was left unread is reported, not waited for.
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        crashed = payload.error.message;
+        finish();
       });
       await consumer.run({
         autoCommit: false,
@@ -97,13 +104,15 @@ export async function searchKafka(
     for (const topic of names) {
       const isolated = topic.endsWith(suffix);
       const topicRanges = ranges.filter((range) => range.topic === topic);
+      const unfinished = [...remaining.values()].some((range) => range.topic === topic);
       result.searched.push({
         store: 'kafka',
         place: topic,
         scanned: scanned.get(topic) ?? 0,
         // Cut by maxMessages, or not read to the end in time.
-        truncated: [...remaining.values()].some((range) => range.topic === topic) || topicRanges.some((range) => range.to < range.high),
+        truncated: unfinished || topicRanges.some((range) => range.to < range.high),
         isolated,
+        ...(unfinished ? { unread: crashed ? `the consumer failed: ${crashed}` : `not read to its end within ${timeoutMs / 1000} s` } : {}),
       });
     }
     for (const [place, count] of hits) {

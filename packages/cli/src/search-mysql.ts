@@ -61,6 +61,20 @@ export async function searchMysql(
   }
   const pattern = likeAnywhere(marker);
   const suffix = isolatedSuffix(tenant);
+  // information_schema lists only what the account may see: without SELECT on
+  // a whole database, tables and columns it cannot read are missing unseen.
+  for (const db of databases) {
+    if (db.endsWith(suffix)) continue;
+    if (!(await mayReadWholeDatabase(connection, db)))
+      result.searched.push({
+        store: 'mysql',
+        place: `${db}.*`,
+        scanned: 0,
+        truncated: false,
+        isolated: false,
+        unread: `the account may not read every table of ${db}: grant it SELECT ON ${quote(db)}.*`,
+      });
+  }
   for (const table of tables.values()) {
     const isolated = table.db.endsWith(suffix);
     const name = `${table.db}.${table.tbl}`;
@@ -71,10 +85,18 @@ export async function searchMysql(
     const order = table.key.length > 0 ? ` ORDER BY ${table.key.map((column) => `${quote(column)} DESC`).join(', ')}` : '';
     // The newest rows only: production tables can be large, and a run's rows are recent.
     const sums = table.text.map((column, index) => `SUM(${quote(column)} LIKE ? ESCAPE '!') AS c${index}`).join(', ');
-    const [rows] = (await connection.query(
-      `SELECT COUNT(*) AS scanned, ${sums} FROM (SELECT ${table.text.map(quote).join(', ')} FROM ${quote(table.db)}.${quote(table.tbl)}${order} LIMIT ?) AS recent`,
-      [...table.text.map(() => pattern), maxRows],
-    )) as unknown as [Array<Record<string, unknown>>];
+    let rows: Array<Record<string, unknown>>;
+    try {
+      [rows] = (await connection.query(
+        `SELECT COUNT(*) AS scanned, ${sums} FROM (SELECT ${table.text.map(quote).join(', ')} FROM ${quote(table.db)}.${quote(table.tbl)}${order} LIMIT ?) AS recent`,
+        [...table.text.map(() => pattern), maxRows],
+      )) as unknown as [Array<Record<string, unknown>>];
+    } catch (error) {
+      // A lock held past the session's lock_wait_timeout, a statement past its time
+      // limit, a privilege missing: this table is not searched, and the result says so.
+      result.searched.push({ store: 'mysql', place: name, scanned: 0, truncated: false, isolated, unread: (error as Error).message });
+      continue;
+    }
     const counts = rows[0] ?? {};
     const scanned = Number(counts.scanned ?? 0);
     result.searched.push({ store: 'mysql', place: name, scanned, truncated: scanned >= maxRows, isolated });
@@ -84,4 +106,38 @@ export async function searchMysql(
     });
   }
   return result;
+}
+
+/**
+ * Whether the current account (or its current role) has SELECT on every table
+ * of `db`: globally, or on the database. Grants by pattern (`shop\_%`) are not
+ * read: such an account is reported as unable, which fails closed.
+ */
+async function mayReadWholeDatabase(connection: mysql.Connection, db: string): Promise<boolean> {
+  const [[who]] = (await connection.query('SELECT CURRENT_USER() AS user')) as unknown as [[{ user: string }]];
+  let role: string | null = null;
+  try {
+    [[{ role }]] = (await connection.query('SELECT CURRENT_ROLE() AS role')) as unknown as [[{ role: string | null }]];
+  } catch {
+    // MySQL before 8 has no roles.
+  }
+  const grantees = [who.user, ...(role && role !== 'NONE' ? role.split(',') : [])].map(granteeOf);
+  const [global] = (await connection.query(
+    "SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN (?) AND PRIVILEGE_TYPE = 'SELECT' LIMIT 1",
+    [grantees],
+  )) as unknown as [unknown[]];
+  if (global.length > 0) return true;
+  const [schema] = (await connection.query(
+    "SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN (?) AND TABLE_SCHEMA = ? AND PRIVILEGE_TYPE = 'SELECT' LIMIT 1",
+    [grantees, db],
+  )) as unknown as [unknown[]];
+  return schema.length > 0;
+}
+
+/** `user@host` (CURRENT_USER) as information_schema writes a grantee: `'user'@'host'`; a role has no host. */
+function granteeOf(account: string): string {
+  const at = account.lastIndexOf('@');
+  const user = at === -1 ? account : account.slice(0, at);
+  const host = at === -1 ? '' : account.slice(at + 1);
+  return at === -1 ? `'${user}'` : `'${user}'@'${host}'`;
 }

@@ -14,6 +14,19 @@ export interface ServedTenantReader {
 }
 
 /**
+ * What the edge's own `x-tenant` answer says against `tenant`: its value when
+ * it names another tenant (two values: `several`), else undefined. Whatever
+ * `--served-tenant` reads, an edge that answers `x-tenant: baseline` served
+ * baseline.
+ */
+export function edgeContradicts(headers: Record<string, string | string[] | undefined>, tenant: string): string | undefined {
+  const value = headers[TENANT_HEADER];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') return 'several';
+  return value.trim() === tenant ? undefined : value.trim();
+}
+
+/**
  * Parses `--served-tenant`: `header:<name>` (default `header:x-tenant`, what
  * Dye's edge middleware answers), `json:<field>` (a field of a JSON body,
  * dotted for nested objects: `json:meta.tenant`), or `none` for an edge that
@@ -45,6 +58,10 @@ export function parseServedTenant(spec: string): ServedTenantReader {
       checks: true,
       needsBody: true,
       read: (_headers, body) => {
+        // A field named twice: JSON.parse keeps the last, another reader the
+        // first. A body that names it more than once is not trusted.
+        const named = body.split(`"${path.at(-1)}"`).length - 1;
+        if (named > 1) return undefined;
         let value: unknown;
         try {
           value = JSON.parse(body);

@@ -18,4 +18,10 @@ export const EXIT = {
   aborted: 3,
   /** `dye load` answered in another tenant than the one asked for (a wrong secret, an edge that ignores the token). */
   wrongTenant: 4,
+  /**
+   * Nothing wrong was found, but the proof is incomplete: `dye verify` could not
+   * read every production place in full (a bound, a lock, a privilege), or
+   * `dye load` sent requests whose tenant no response confirmed.
+   */
+  unproven: 5,
 } as const;

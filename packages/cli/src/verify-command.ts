@@ -7,7 +7,7 @@ import pc from 'picocolors';
 import { amqpTarget } from './amqp-admin.js';
 import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaClient } from './kafka-admin.js';
 import type { LoadReport } from './load-report.js';
-import type { MarkerFinding, MarkerSearch, SearchedPlace } from './marker-search.js';
+import { incompletePlaces, type MarkerFinding, type MarkerSearch, type SearchedPlace } from './marker-search.js';
 import { parseMysqlUrl } from './mysql-url.js';
 import { searchAmqp } from './search-amqp.js';
 import { searchKafka } from './search-kafka.js';
@@ -97,6 +97,21 @@ function parseSince(value: string): Date {
   }
 }
 
+/** `--redis`: a redis:// or rediss:// URL whose path, if any, is a database number. */
+function redisUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--redis ${value}: not a URL (redis://host:6379/0)`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis ${value}: use redis:// or rediss://`);
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !/^(0|[1-9][0-9]{0,4})$/.test(db))
+    throw new UsageError(`--redis ${value}: the path is a database number, got ${JSON.stringify(db)}`);
+  return value;
+}
+
 /** Which run, since when, in which tenant: from --report or the flags. */
 function resolveRun(options: VerifyOptions): { run: string; since: Date; tenant: string } {
   let report: LoadReport | undefined;
@@ -149,8 +164,14 @@ export async function verifyRun(
   const searches: MarkerSearch[] = [];
   if (options.mysql) {
     const { config, database } = parseMysqlUrl(options.mysql);
-    const connection = await mysql.createConnection(config);
+    const connection = await mysql.createConnection({ connectTimeout: 10_000, ...config });
     try {
+      // A table another session locks, or a scan that runs long, fails its own
+      // query (reported, not searched) instead of holding the search for hours.
+      await connection.query('SET SESSION lock_wait_timeout = 10');
+      await connection
+        .query('SET SESSION max_statement_time = 120')
+        .catch(() => connection.query('SET SESSION max_execution_time = 120000'));
       const [rows] = (await connection.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')) as unknown as [
         Array<{ name: string }>,
       ];
@@ -166,9 +187,26 @@ export async function verifyRun(
     }
   }
   if (options.redis) {
-    const redis = new Redis(options.redis, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const redis = new Redis(redisUrl(options.redis), {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+      // A server that takes the connection and never answers fails the search, in seconds.
+      connectTimeout: 10_000,
+      commandTimeout: 30_000,
+    });
+    // Errors reach the search's own promises; the client's event would print a stack.
+    redis.on('error', () => {});
     try {
-      await redis.connect();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        redis.connect(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`--redis ${options.redis}: no answer within 10 s`)), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      // ioredis reports a failed SELECT only as an event and carries on in db 0.
+      await redis.select(redis.options.db ?? 0);
       searches.push(await searchRedis(redis, run, tenant, maxKeys));
     } finally {
       redis.disconnect();
@@ -209,7 +247,7 @@ export function printVerifyResult(result: VerifyResult): number {
     }
     const production = searched.filter((place) => !place.isolated);
     const scanned = production.reduce((total, place) => total + place.scanned, 0);
-    const cut = production.filter((place) => place.truncated).map((place) => place.place);
+    const cut = production.filter((place) => place.truncated && place.unread === undefined).map((place) => place.place);
     const [places, items] = {
       mysql: ['table(s)', 'rows'],
       redis: ['database(s)', 'keys'],
@@ -221,10 +259,21 @@ export function printVerifyResult(result: VerifyResult): number {
         cut.length > 0 ? pc.yellow(`; cut short by the bound: ${cut.join(', ')}`) : ''
       }`,
     );
+    for (const place of production) if (place.unread !== undefined) lines.push(pc.yellow(`  ! ${place.place}: not read (${place.unread})`));
   }
   const isolatedHits = result.findings.filter((finding) => finding.isolated).length;
+  const incomplete = incompletePlaces(result.searched);
   if (result.leaks > 0) {
     lines.push(pc.red(`LEAK: run ${result.run} is in production at ${result.leaks} place(s)`));
+  } else if (incomplete.length > 0) {
+    lines.push(
+      pc.yellow(
+        `NOT PROVEN: run ${result.run} was found in no production place searched, but ${incomplete.length} production place(s) were not read in full (${incomplete
+          .map((place) => place.place)
+          .slice(0, 5)
+          .join(', ')}${incomplete.length > 5 ? ', …' : ''}); raise the bound, or grant the search what it needs`,
+      ),
+    );
   } else {
     lines.push(pc.green(`production is clean: run ${result.run} is in no production place searched`));
     if (isolatedHits === 0)
@@ -235,7 +284,13 @@ export function printVerifyResult(result: VerifyResult): number {
       );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-  return result.leaks > 0 ? EXIT.failed : EXIT.ok;
+  return verifyExitCode(result);
+}
+
+/** 1 for a leak; 5 when nothing was found but some production place was not read in full; else 0. */
+export function verifyExitCode(result: VerifyResult): number {
+  if (result.leaks > 0) return EXIT.failed;
+  return incompletePlaces(result.searched).length > 0 ? EXIT.unproven : EXIT.ok;
 }
 
 export async function runVerifyCommand(options: VerifyOptions): Promise<number> {

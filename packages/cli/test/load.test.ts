@@ -311,8 +311,12 @@ describe('dye load', () => {
     expect(byJson.code, byJson.stderr).toBe(0);
     expect(byJson.stdout).toMatch(/│ served in +│ shadow × \d+/);
     const unchecked = await dye(['load', load.url, '--rate', '20', '--duration', '1s', '--served-tenant', 'none'], { DYE_SECRET: secret });
-    expect(unchecked.code, unchecked.stderr).toBe(0);
+    // Nothing says which tenant served it: not proven (exit 5) unless --verify proves production clean.
+    expect(unchecked.code, unchecked.stderr).toBe(5);
     expect(unchecked.stderr).toMatch(/unchecked: --served-tenant none; nothing proves/);
+    expect(unchecked.stderr).toMatch(
+      /not proven: \d+ request\(s\) got no response that says which tenant served them \(--served-tenant none\)/,
+    );
   });
 
   it('connection errors are sent at the rate, never faster, and count against an errors rule of --abort-on', async () => {

@@ -73,31 +73,53 @@ describe('dye verify --amqp', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const before = await depths();
     const out = join(mkdtempSync(join(tmpdir(), 'dye-verify-amqp-')), 'v.json');
-    const result = await verify(run, '--json', out);
+    const readable = [QUEUES.classic, QUEUES.stream, QUEUES.twin].flatMap((queue) => ['--queue', queue]);
+    const result = await verify(run, ...readable, '--json', out);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/RabbitMQ/);
     expect(result.stdout).toMatch(/production is clean/);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     expect(report.findings).toEqual([{ store: 'amqp', place: QUEUES.twin, count: 1, isolated: true }]);
-    // Every queue of the vhost was searched, the stream included.
-    expect(report.searched.map((place: { place: string }) => place.place).sort()).toEqual(Object.values(QUEUES).sort());
+    expect(report.searched.map((place: { place: string }) => place.place).sort()).toEqual(
+      [QUEUES.classic, QUEUES.stream, QUEUES.twin].sort(),
+    );
     expect(await depths()).toEqual(before);
   }, 60_000);
 
-  it('a marker waiting in production (classic body, quorum header, stream message id) is found in each, exit 1; nothing is taken', async () => {
+  it('a quorum queue is not read (a read counts a delivery toward its limit): named, not proven, exit 5; its messages untouched', async () => {
+    const run = newRun();
+    channel.sendToQueue(QUEUES.quorum, Buffer.from(run));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = await depths();
+    const out = join(mkdtempSync(join(tmpdir(), 'dye-verify-amqp-')), 'v.json');
+    const result = await verify(run, '--json', out);
+    expect(result.code, result.stdout + result.stderr).toBe(5);
+    expect(result.stdout).toMatch(new RegExp(`! ${QUEUES.quorum}: not read \\(a quorum queue`));
+    expect(result.stdout).toMatch(/NOT PROVEN/);
+    // Every queue of the vhost is listed, the stream included.
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(report.searched.map((place: { place: string }) => place.place).sort()).toEqual(Object.values(QUEUES).sort());
+    expect(await depths()).toEqual(before);
+    // Not one delivery was counted: the first get of each message is its first delivery.
+    const first = await channel.get(QUEUES.quorum, { noAck: false });
+    expect(first && first.fields.redelivered).toBe(false);
+    channel.nackAll(true);
+  }, 60_000);
+
+  it('a marker waiting in production (classic body and header, stream message id) is found in each, exit 1; nothing is taken', async () => {
     const run = newRun();
     channel.sendToQueue(QUEUES.classic, Buffer.from(`{"note":"order of ${run}"}`));
-    channel.sendToQueue(QUEUES.quorum, Buffer.from('{}'), { headers: { trace: { 'x-dye-run': run } } });
+    channel.sendToQueue(QUEUES.classic, Buffer.from('{}'), { headers: { trace: { 'x-dye-run': run } } });
     channel.sendToQueue(QUEUES.stream, Buffer.from('{}'), { messageId: run });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const before = await depths();
-    const result = await verify(run);
+    const result = await verify(run, '--queue', QUEUES.classic, '--queue', QUEUES.stream);
     expect(result.code, result.stdout + result.stderr).toBe(1);
     const leaks = result.stdout
       .split('\n')
       .filter((line) => line.includes('production: a leak'))
       .map((line) => line.replace(/^\s*✗ /, ''));
-    expect(leaks.sort()).toEqual([QUEUES.stream, QUEUES.quorum, QUEUES.classic].map((queue) => `${queue}: 1 (production: a leak)`).sort());
+    expect(leaks.sort()).toEqual([`${QUEUES.stream}: 1 (production: a leak)`, `${QUEUES.classic}: 2 (production: a leak)`].sort());
     expect(await depths()).toEqual(before);
     // And the messages are still deliverable, the planted one among them.
     const bodies: string[] = [];
