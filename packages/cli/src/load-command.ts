@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { BASELINE_NAME, getDefaultPolicy, parseDuration, signTenantToken, TENANT_TOKEN_HEADER } from '@dye/core';
 import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
@@ -7,10 +8,12 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { parseAbortRules } from './abort-rules.js';
 import { renderHtmlReport } from './html-report.js';
+import { kafkaClient } from './kafka-admin.js';
 import { type LoadSecond, type LoadSummary, startLoad } from './load-engine.js';
 import type { LoadReport } from './load-report.js';
 import { checkPreflight } from './preflight.js';
 import { ProductionGuard } from './production-guard.js';
+import { kafkaEndOffsets } from './search-kafka.js';
 import { parseServedTenant } from './served-tenant.js';
 import { secretsFromEnv } from './token-command.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -177,6 +180,18 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     throw new UsageError('--verify needs where to search: --mysql <url>, --redis <url>, --kafka <brokers> and/or --amqp <url>');
   if (!options.verify && (options.mysql || options.redis || options.kafka || options.amqp))
     throw new UsageError('--mysql, --redis, --kafka and --amqp are where --verify searches; add --verify');
+  // A report that cannot be written is found now, not after the load was sent.
+  for (const [flag, file] of [
+    ['--json', options.json],
+    ['--report', options.report],
+  ] as const) {
+    if (file === undefined) continue;
+    try {
+      accessSync(dirname(resolve(file)), constants.W_OK);
+    } catch {
+      throw new UsageError(`${flag} ${file}: its directory cannot be written`);
+    }
+  }
   const preflightUrl = options.preflight === undefined ? undefined : checkUrl('--preflight', options.preflight);
   // The preflight vouches for the edge the load goes to: another origin proves nothing about it.
   if (preflightUrl !== undefined && new URL(preflightUrl).origin !== new URL(url).origin)
@@ -204,6 +219,11 @@ export async function runLoadCommand(rawUrl: string, options: LoadOptions): Prom
     startedAt: new Date().toISOString(),
     ...(probe ? { probe, abortOn: options.abortOn as string } : {}),
   };
+  if (options.verify && options.kafka) {
+    // Where every partition ends now: the search after the load starts there,
+    // whatever timestamps the run's messages carry.
+    settings.kafkaStartOffsets = await kafkaEndOffsets(kafkaClient(options), options.topic.length > 0 ? options.topic : 'all');
+  }
   process.stderr.write(
     `${pc.bold('dye load')} ${method} ${url} · tenant ${pc.cyan(tenant.name)} · ${rate} req/s for ${durationSeconds}s on ${connections} connections${
       probe ? ` · guarding ${probe} (${options.abortOn})` : ''
@@ -381,7 +401,7 @@ async function verifyAfter(
   if (!options.verify) return undefined;
   await new Promise((resolve) => setTimeout(resolve, delayMs));
   process.stderr.write(`${pc.bold('verify')}: searching for run ${runId}\n`);
-  const result = await verifyRun(options, runId, new Date(Date.parse(settings.startedAt) - 60_000), tenant);
+  const result = await verifyRun(options, runId, new Date(Date.parse(settings.startedAt) - 60_000), tenant, settings.kafkaStartOffsets);
   printVerifyResult(result);
   return result;
 }

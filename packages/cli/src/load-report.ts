@@ -4,6 +4,9 @@ import type { GuardBreach, ProbeWindow } from './production-guard.js';
 import type { VerifyResult } from './verify-command.js';
 
 /** Everything a load test produced: what `--json` writes and the HTML report shows. */
+/** Per topic, the end offset of each partition: `{ orders: { '0': '42' } }`. */
+export type KafkaStartOffsets = Record<string, Record<string, string>>;
+
 export interface LoadReport {
   settings: {
     url: string;
@@ -19,6 +22,12 @@ export interface LoadReport {
     startedAt: string;
     probe?: string;
     abortOn?: string;
+    /**
+     * Where each Kafka partition ended just before the load (`--verify
+     * --kafka`): the verify search starts there, not at a timestamp a producer
+     * could set earlier. Topics not listed were made later and are read whole.
+     */
+    kafkaStartOffsets?: KafkaStartOffsets;
   };
   /** The one request sent alone before the load. */
   preflight: PreflightResult;

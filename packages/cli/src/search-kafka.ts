@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isolatedSuffix } from '@dye/core';
 import type { Kafka } from 'kafkajs';
+import type { KafkaStartOffsets } from './load-report.js';
 import type { MarkerSearch } from './marker-search.js';
 
 interface PartitionRange {
@@ -29,6 +30,7 @@ export async function searchKafka(
   since: Date,
   maxMessages: number,
   timeoutMs = 60_000,
+  startOffsets?: KafkaStartOffsets,
 ): Promise<MarkerSearch> {
   const result: MarkerSearch = { findings: [], searched: [] };
   const admin = kafka.admin();
@@ -39,12 +41,18 @@ export async function searchKafka(
     const names = topics === 'all' ? (await admin.listTopics()).filter((topic) => !topic.startsWith('__')) : [...topics];
     const ranges: PartitionRange[] = [];
     for (const topic of names) {
+      const known = startOffsets?.[topic];
       const [starts, ends] = await Promise.all([
-        admin.fetchTopicOffsetsByTimestamp(topic, since.getTime()),
+        // Offsets taken before the load began are exact; a timestamp is what producers stamped.
+        startOffsets
+          ? Promise.resolve(Object.entries(known ?? {}).map(([partition, offset]) => ({ partition: Number(partition), offset })))
+          : admin.fetchTopicOffsetsByTimestamp(topic, since.getTime()),
         admin.fetchTopicOffsets(topic),
       ]);
       for (const end of ends) {
-        const from = Number(starts.find((start) => start.partition === end.partition)?.offset ?? end.high);
+        // A topic or partition the snapshot does not know was made after it: read from its start.
+        const fallback = startOffsets ? end.low : end.high;
+        const from = Number(starts.find((start) => start.partition === end.partition)?.offset ?? fallback);
         const to = Number(end.high);
         // A partition with nothing since: from is its end (-1 from some brokers).
         const start = from < 0 ? to : from;
@@ -123,6 +131,22 @@ export async function searchKafka(
   } finally {
     await consumer.disconnect().catch(() => {});
     await admin.deleteGroups([groupId]).catch(() => {});
+    await admin.disconnect();
+  }
+}
+
+/** The end offset of every partition of `topics` (every topic when 'all'), now: where a run about to start begins. */
+export async function kafkaEndOffsets(kafka: Kafka, topics: readonly string[] | 'all'): Promise<KafkaStartOffsets> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const names = topics === 'all' ? (await admin.listTopics()).filter((topic) => !topic.startsWith('__')) : [...topics];
+    const offsets: KafkaStartOffsets = {};
+    for (const topic of names) {
+      offsets[topic] = Object.fromEntries((await admin.fetchTopicOffsets(topic)).map((end) => [String(end.partition), end.high]));
+    }
+    return offsets;
+  } finally {
     await admin.disconnect();
   }
 }

@@ -6,7 +6,7 @@ import mysql from 'mysql2/promise';
 import pc from 'picocolors';
 import { amqpTarget } from './amqp-admin.js';
 import { addKafkaAdminOptions, type KafkaAdminOptions, kafkaClient } from './kafka-admin.js';
-import type { LoadReport } from './load-report.js';
+import type { KafkaStartOffsets, LoadReport } from './load-report.js';
 import { incompletePlaces, type MarkerFinding, type MarkerSearch, type SearchedPlace } from './marker-search.js';
 import { parseMysqlUrl } from './mysql-url.js';
 import { searchAmqp } from './search-amqp.js';
@@ -89,7 +89,11 @@ function positive(name: string, value: string): number {
 
 function parseSince(value: string): Date {
   const date = new Date(value);
-  if (/^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(date.getTime())) return date;
+  if (/^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(date.getTime())) {
+    // A start in the future would search nothing and call it clean.
+    if (date.getTime() > Date.now() + 5 * 60_000) throw new UsageError(`--since ${value} is in the future`);
+    return date;
+  }
   try {
     return new Date(Date.now() - parseDuration(value) * 1000);
   } catch {
@@ -113,7 +117,7 @@ function redisUrl(value: string): string {
 }
 
 /** Which run, since when, in which tenant: from --report or the flags. */
-function resolveRun(options: VerifyOptions): { run: string; since: Date; tenant: string } {
+function resolveRun(options: VerifyOptions): { run: string; since: Date; tenant: string; kafkaStartOffsets?: KafkaStartOffsets } {
   let report: LoadReport | undefined;
   if (options.report !== undefined) {
     try {
@@ -136,7 +140,9 @@ function resolveRun(options: VerifyOptions): { run: string; since: Date; tenant:
   if (!resolved.ok) throw new UsageError(`--tenant: ${resolved.reason}`);
   if (resolved.tenant.kind !== 'isolated')
     throw new UsageError(`--tenant ${tenantName} is not isolated: its writes are production data, there is nothing to verify`);
-  return { run, since, tenant: resolved.tenant.name };
+  // Offsets the load took before it began are exact where --since is not given.
+  const offsets = options.since === undefined ? report?.settings.kafkaStartOffsets : undefined;
+  return { run, since, tenant: resolved.tenant.name, ...(offsets ? { kafkaStartOffsets: offsets } : {}) };
 }
 
 const SYSTEM_DATABASES = new Set(['information_schema', 'mysql', 'performance_schema', 'sys']);
@@ -151,6 +157,7 @@ export async function verifyRun(
   run: string,
   since: Date,
   tenant: string,
+  kafkaStartOffsets?: KafkaStartOffsets,
 ): Promise<VerifyResult> {
   const maxRows = positive('--max-rows', options.maxRows);
   const maxKeys = positive('--max-keys', options.maxKeys);
@@ -181,6 +188,9 @@ export async function verifyRun(
       const databases =
         named.length > 0 ? [...named, ...twins].filter((db) => existing.has(db)) : [...existing].filter((db) => !SYSTEM_DATABASES.has(db));
       for (const db of named) if (!existing.has(db)) throw new UsageError(`--db ${db}: no such database`);
+      for (const db of named)
+        if (db.endsWith(isolatedSuffix(tenant)))
+          throw new UsageError(`--db ${db} is ${tenant}'s own database: name the production one (its twin is searched with it)`);
       searches.push(await searchMysql(connection, databases, run, tenant, maxRows));
     } finally {
       await connection.end();
@@ -214,7 +224,16 @@ export async function verifyRun(
   }
   if (options.kafka) {
     searches.push(
-      await searchKafka(kafkaClient(options), options.topic.length > 0 ? options.topic : 'all', run, tenant, since, maxMessages),
+      await searchKafka(
+        kafkaClient(options),
+        options.topic.length > 0 ? options.topic : 'all',
+        run,
+        tenant,
+        since,
+        maxMessages,
+        undefined,
+        kafkaStartOffsets,
+      ),
     );
   }
   if (amqp) {
@@ -238,7 +257,12 @@ export function printVerifyResult(result: VerifyResult): number {
     const searched = result.searched.filter((place) => place.store === store);
     if (searched.length === 0) continue;
     lines.push(pc.bold({ mysql: 'MySQL', redis: 'Redis', kafka: 'Kafka', amqp: 'RabbitMQ' }[store]));
-    for (const finding of result.findings.filter((found) => found.store === store)) {
+    const storeFindings = result.findings.filter((found) => found.store === store);
+    const own = storeFindings.filter((found) => found.isolated);
+    // Where the run's writes belong can be many places: a count, past a few.
+    const listed = own.length > 5 ? storeFindings.filter((found) => !found.isolated) : storeFindings;
+    if (own.length > 5) lines.push(`  ${pc.green('✓')} ${own.length} places in ${result.tenant} hold the run (where its writes belong)`);
+    for (const finding of listed) {
       lines.push(
         finding.isolated
           ? `  ${pc.green('✓')} ${finding.place}: ${finding.count} (${result.tenant}: where the run's writes belong)`
@@ -294,9 +318,9 @@ export function verifyExitCode(result: VerifyResult): number {
 }
 
 export async function runVerifyCommand(options: VerifyOptions): Promise<number> {
-  const { run, since, tenant } = resolveRun(options);
+  const { run, since, tenant, kafkaStartOffsets } = resolveRun(options);
   process.stderr.write(`${pc.bold('dye verify')} run ${pc.cyan(run)} · tenant ${tenant} · since ${since.toISOString()}\n`);
-  const result = await verifyRun(options, run, since, tenant);
+  const result = await verifyRun(options, run, since, tenant, kafkaStartOffsets);
   if (options.json) writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
   return printVerifyResult(result);
 }

@@ -99,6 +99,19 @@ describe('dye load: a shadow run is claimed only where responses prove it', () =
     expect(target.served.shadow + other.served.shadow).toBe(0);
   });
 
+  it('a report that cannot be written is refused before anything is sent', async () => {
+    const target = await edge((_n, res) => {
+      res.writeHead(200, { 'x-tenant': 'shadow' }).end('{}');
+      return 'shadow';
+    });
+    const run = await dye(['load', target.url, '--rate', '10', '--duration', '1s', '--json', '/no/such/dir/r.json'], env);
+    expect([run.code, run.stderr.trim().split('\n').at(-1)]).toEqual([
+      2,
+      expect.stringMatching(/--json \/no\/such\/dir\/r.json: its directory cannot be written/),
+    ]);
+    expect(target.served.shadow).toBe(0);
+  });
+
   it('SIGTERM (a job runner stopping it) writes the results, as Ctrl-C does, and exits 143', async () => {
     const target = await edge((_n, res) => {
       res.writeHead(200, { 'x-tenant': 'shadow' }).end('{}');

@@ -178,6 +178,23 @@ describe('dye verify', () => {
     expect(fromReport.stderr).toContain(`run ${run} · tenant shadow`);
   }, 90_000);
 
+  it('a message stamped with an older time after the run began: found from the offsets dye load took, not lost by its timestamp', async () => {
+    const run = newRun();
+    const ends = await admin.fetchTopicOffsets(topic);
+    const kafkaStartOffsets = { [topic]: Object.fromEntries(ends.map((end) => [String(end.partition), end.high])) };
+    // A processor forwarding an event keeps the event's own time: an hour ago.
+    await producer.send({ topic, messages: [{ value: `{"run":"${run}"}`, timestamp: String(Date.now() - 3_600_000) }] });
+    const dir = mkdtempSync(join(tmpdir(), 'dye-verify-offsets-'));
+    const reportFile = join(dir, 'load.json');
+    writeFileSync(
+      reportFile,
+      JSON.stringify({ settings: { run, tenant: 'shadow', startedAt: new Date().toISOString(), kafkaStartOffsets } }),
+    );
+    const result = await dye(['verify', '--report', reportFile, '--kafka', KAFKA_BROKERS.join(','), '--topic', topic]);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toMatch(new RegExp(`✗ ${topic}\\[\\d\\]: 1 \\(production: a leak\\)`));
+  }, 90_000);
+
   it('bad usage: one line, exit 2', async () => {
     for (const [args, message] of [
       [['verify', '--since', '1h', '--redis', redisUrl], /name the run/],
@@ -188,6 +205,8 @@ describe('dye verify', () => {
       [['verify', '--run', 'dye-abcdef', '--since', '1h', '--tenant', 'red', '--redis', redisUrl], /not isolated/],
       [['verify', '--run', 'dye-abcdef', '--since', '1h', '--mysql', mysqlUrl, '--db', 'no_such_db_here'], /no such database/],
       [['verify', '--report', '/does/not/exist.json', '--redis', redisUrl], /--report \/does\/not\/exist.json/],
+      [['verify', '--run', 'dye-abcdef', '--since', '2999-01-01T00:00:00Z', '--redis', redisUrl], /is in the future/],
+      [['verify', '--run', 'dye-abcdef', '--since', '1h', '--mysql', mysqlUrl, '--db', `${database}_shadow`], /shadow's own database/],
     ] as const) {
       const result = await dye(args);
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
