@@ -10,9 +10,16 @@ export function parseMysqlUrl(url: string): { config: mysql.ConnectionOptions; d
     throw new UsageError(`--mysql is not a URL: ${url}`);
   }
   if (parsed.protocol !== 'mysql:') throw new UsageError(`--mysql must start with mysql://, got ${parsed.protocol}`);
+  // Settings in the query would be silently dropped (a TLS the user thinks is on): only ssl is read.
+  const ssl = parsed.searchParams.get('ssl');
+  for (const key of parsed.searchParams.keys())
+    if (key !== 'ssl') throw new UsageError(`--mysql: the URL setting ${key} is not read; only ssl=true is`);
+  if (ssl !== null && ssl !== 'true' && ssl !== 'false') throw new UsageError(`--mysql: ssl takes true or false, got ${ssl}`);
   return {
     config: {
-      host: parsed.hostname,
+      // An IPv6 literal comes bracketed in a URL, bare to a socket.
+      host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+      ...(ssl === 'true' ? { ssl: { rejectUnauthorized: true } } : {}),
       port: parsed.port ? Number(parsed.port) : 3306,
       user: decodeURIComponent(parsed.username || 'root'),
       password: decodeURIComponent(parsed.password),

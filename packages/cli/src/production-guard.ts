@@ -90,7 +90,10 @@ export class ProductionGuard extends EventEmitter<{ window: [ProbeWindow]; breac
         () => false,
       );
       this.#inFlightSince = undefined;
-      this.#probes.push({ latencyMs: performance.now() - started, ok });
+      // A probe production did not answer (refused, reset, 5xx) is as slow as
+      // the timeout: a rule on latency alone still sees production down.
+      const elapsed = performance.now() - started;
+      this.#probes.push({ latencyMs: ok ? elapsed : Math.max(elapsed, this.#options.timeoutMs), ok });
       const rest = spacing - (performance.now() - started);
       if (rest > 0 && this.#running) await new Promise((resolve) => setTimeout(resolve, rest));
     }

@@ -112,6 +112,19 @@ describe('dye load: a shadow run is claimed only where responses prove it', () =
     expect(target.served.shadow).toBe(0);
   });
 
+  it('a production probe that is refused breaches a latency rule alone (a failed probe is as slow as the timeout): exit 3', async () => {
+    const target = await edge((_n, res) => {
+      res.writeHead(200, { 'x-tenant': 'shadow' }).end('{}');
+      return 'shadow';
+    });
+    const run = await dye(
+      ['load', target.url, '--rate', '10', '--duration', '10s', '--probe', 'http://127.0.0.1:1/', '--abort-on', 'p99>300ms'],
+      env,
+    );
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toMatch(/aborted: production breached p99>300ms/);
+  }, 30_000);
+
   it('SIGTERM (a job runner stopping it) writes the results, as Ctrl-C does, and exits 143', async () => {
     const target = await edge((_n, res) => {
       res.writeHead(200, { 'x-tenant': 'shadow' }).end('{}');
