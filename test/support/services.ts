@@ -59,3 +59,18 @@ export async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => b
   }
   throw new Error(`condition not met within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
 }
+
+/** One call to the management HTTP API as the test admin; the JSON answer. */
+export async function managementApi(method: string, path: string, body?: unknown): Promise<unknown> {
+  const response = await fetch(`${RABBITMQ_MANAGEMENT.url}/api${path}`, {
+    method,
+    headers: {
+      authorization: `Basic ${Buffer.from(`${RABBITMQ_MANAGEMENT.user}:${RABBITMQ_MANAGEMENT.password}`).toString('base64')}`,
+      'content-type': 'application/json',
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (!response.ok && response.status !== 404) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}

@@ -2,7 +2,7 @@ import { type TenantAmqp, tenantAmqp } from '@dye/amqplib';
 import { setLogger } from '@dye/core';
 import { type Channel, type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
-import { AMQP_URL, RABBITMQ_MANAGEMENT, uniqueName } from '../../../test/support/services.js';
+import { AMQP_URL, managementApi, RABBITMQ_MANAGEMENT, uniqueName } from '../../../test/support/services.js';
 
 /**
  * A connection to the test broker. Never skipped: a test that cannot reach
@@ -45,20 +45,7 @@ export function vhostUrl(vhost: string, user = 'guest', password = 'guest'): str
   return url.toString();
 }
 
-/** One call to the management HTTP API as the test admin; the JSON answer. */
-export async function managementApi(method: string, path: string, body?: unknown): Promise<unknown> {
-  const response = await fetch(`${RABBITMQ_MANAGEMENT.url}/api${path}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`${RABBITMQ_MANAGEMENT.user}:${RABBITMQ_MANAGEMENT.password}`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  if (!response.ok && response.status !== 404) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
-}
+export { managementApi };
 
 /** A vhost of the test's own (the admin may use it), so topology sync sees only what the test made. */
 export async function createVhost(prefix: string): Promise<string> {

@@ -11,22 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AMQP_URL, RABBITMQ_MANAGEMENT, uniqueName } from '../../../test/support/services.js';
+import { AMQP_URL, managementApi, RABBITMQ_MANAGEMENT, uniqueName } from '../../../test/support/services.js';
 import { dye } from './run-cli.js';
 
 const vhost = uniqueName('verify_vhost');
 const vhostUrl = `${AMQP_URL}/${encodeURIComponent(vhost)}`;
-const management = async (method: string, path: string, body?: unknown) => {
-  const response = await fetch(`${RABBITMQ_MANAGEMENT.url}/api${path}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`${RABBITMQ_MANAGEMENT.user}:${RABBITMQ_MANAGEMENT.password}`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  if (!response.ok && response.status !== 404) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-};
+const management = managementApi;
 
 let connection: ChannelModel;
 let channel: Channel;
