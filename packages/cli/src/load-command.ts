@@ -401,7 +401,31 @@ async function verifyAfter(
   if (!options.verify) return undefined;
   await new Promise((resolve) => setTimeout(resolve, delayMs));
   process.stderr.write(`${pc.bold('verify')}: searching for run ${runId}\n`);
-  const result = await verifyRun(options, runId, new Date(Date.parse(settings.startedAt) - 60_000), tenant, settings.kafkaStartOffsets);
+  let result: VerifyResult;
+  try {
+    result = await verifyRun(options, runId, new Date(Date.parse(settings.startedAt) - 60_000), tenant, settings.kafkaStartOffsets);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    // The search failed: the run is not proven, and the report says why.
+    process.stderr.write(`verify: the search failed: ${(error as Error).message}\n`);
+    result = {
+      run: runId,
+      tenant,
+      since: settings.startedAt,
+      findings: [],
+      searched: [
+        {
+          store: options.mysql ? 'mysql' : options.redis ? 'redis' : options.kafka ? 'kafka' : 'amqp',
+          place: '(the search failed)',
+          scanned: 0,
+          truncated: false,
+          isolated: false,
+          unread: (error as Error).message,
+        },
+      ],
+      leaks: 0,
+    };
+  }
   printVerifyResult(result);
   return result;
 }

@@ -196,7 +196,8 @@ export function startLoad(options: LoadOptions, onSecond?: (second: LoadSecond) 
       summary.statusCodes[status] = (summary.statusCodes[status] ?? 0) + 1;
       if (response.statusCode < 200 || response.statusCode >= 300) summary.non2xx++;
       if (response.statusCode >= 400) bucket.failedResponses++;
-      const contradicted = edgeContradicts(response.headers, options.tenant);
+      // The edge's x-tenant counts in the trailers too (read once the body is).
+      const contradicted = edgeContradicts(response.headers, options.tenant) ?? edgeContradicts(response.trailers ?? {}, options.tenant);
       const served = contradicted ?? options.servedTenant.read(response.headers, text) ?? 'unknown';
       summary.servedTenants[served] = (summary.servedTenants[served] ?? 0) + 1;
       if ((options.servedTenant.checks || contradicted !== undefined) && served !== options.tenant) {

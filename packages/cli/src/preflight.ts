@@ -1,3 +1,4 @@
+import { TENANT_HEADER } from '@dye/core';
 import { request } from 'undici';
 import { edgeContradicts, type ServedTenantReader } from './served-tenant.js';
 
@@ -42,9 +43,13 @@ export async function checkPreflight(options: PreflightOptions): Promise<Preflig
       bodyTimeout: timeoutMs,
     });
     status = response.statusCode;
-    headers = response.headers;
     if (options.servedTenant.needsBody) text = await response.body.text();
     else await response.body.dump();
+    // Trailers (there once the body is read) can answer x-tenant too: they count as headers do.
+    headers = { ...response.trailers, ...response.headers };
+    const [inHead, inTrailer] = [response.headers[TENANT_HEADER], response.trailers?.[TENANT_HEADER]];
+    if (inHead !== undefined && inTrailer !== undefined && String(inHead) !== String(inTrailer))
+      headers[TENANT_HEADER] = [String(inHead), String(inTrailer)];
   } catch (error) {
     return { ok: false, answered: false, message: `${options.url} answered no request: ${(error as Error).message}` };
   }

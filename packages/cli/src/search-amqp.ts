@@ -17,9 +17,11 @@ const STREAM_QUIET_MS = 1_000;
 /**
  * Searches RabbitMQ queues of the target's vhost for `marker`, in message
  * bodies, headers and the id properties:
- * - classic queues: the messages waiting (ready) when the search began, up
- *   to `maxMessages` each, read with basic.get and put back unacknowledged
- *   when the channel closes (they come back marked redelivered);
+ * - classic queues without consumers: the messages waiting when the search
+ *   began, up to `maxMessages` each, read with basic.get and put back
+ *   unacknowledged when the channel closes (they come back marked
+ *   redelivered); a queue with consumers is reported, not read (they hold
+ *   messages no one else sees, and a read reorders theirs);
  * - quorum queues are not read (each read counts a delivery toward the
  *   queue's delivery limit), and exclusive queues cannot be: both reported;
  * - streams: every message since `since`, read without removing anything.
@@ -62,8 +64,23 @@ export async function searchAmqp(
       const channel = await connection.createChannel();
       channel.on('error', () => {});
       try {
-        // The broker's count now, not the management API's (its statistics lag by seconds).
-        const waiting = queue.type === 'stream' ? 0 : (await channel.checkQueue(queue.name)).messageCount;
+        // The broker's counts now, not the management API's (its statistics lag by seconds).
+        const { messageCount, consumerCount } =
+          queue.type === 'stream' ? { messageCount: 0, consumerCount: 0 } : await channel.checkQueue(queue.name);
+        if (consumerCount > 0) {
+          // What consumers hold unacknowledged cannot be read, and what is read
+          // and put back reaches them out of order: such a queue is left alone.
+          result.searched.push({
+            store: 'amqp',
+            place: queue.name,
+            scanned: 0,
+            truncated: false,
+            isolated,
+            unread: `${consumerCount} consumer(s): their unacknowledged messages cannot be read, and a read would hand theirs back out of order; search where they write`,
+          });
+          continue;
+        }
+        const waiting = messageCount;
         const read =
           queue.type === 'stream'
             ? await readStream(channel, queue.name, since, maxMessages, needle, timeoutMs)

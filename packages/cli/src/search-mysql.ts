@@ -36,24 +36,27 @@ export async function searchMysql(
   const result: MarkerSearch = { findings: [], searched: [] };
   if (databases.length === 0) return result;
   const [columns] = (await connection.query(
-    `SELECT c.TABLE_SCHEMA AS db, c.TABLE_NAME AS tbl, c.COLUMN_NAME AS col, c.COLUMN_KEY AS colKey
+    // Every table that holds rows: base tables and MariaDB's system-versioned
+    // ones (TABLE_TYPE 'SYSTEM VERSIONED'), whose history is searched too. Views
+    // hold none of their own.
+    `SELECT c.TABLE_SCHEMA AS db, c.TABLE_NAME AS tbl, c.COLUMN_NAME AS col, c.COLUMN_KEY AS colKey, t.TABLE_TYPE AS kind
        FROM information_schema.COLUMNS c JOIN information_schema.TABLES t
          ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
-      WHERE c.TABLE_SCHEMA IN (?) AND t.TABLE_TYPE = 'BASE TABLE'
+      WHERE c.TABLE_SCHEMA IN (?) AND t.TABLE_TYPE <> 'VIEW' AND t.TABLE_TYPE <> 'SYSTEM VIEW'
       ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`,
     [databases],
-  )) as unknown as [Array<{ db: string; tbl: string; col: string; colKey: string }>];
+  )) as unknown as [Array<{ db: string; tbl: string; col: string; colKey: string; kind: string }>];
   const [types] = (await connection.query(
     'SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN (?)',
     [databases],
   )) as unknown as [Array<{ db: string; tbl: string; col: string; type: string }>];
   const typeOf = new Map(types.map((row) => [`${row.db}\0${row.tbl}\0${row.col}`, String(row.type).toLowerCase()]));
-  const tables = new Map<string, { db: string; tbl: string; text: string[]; key: string[] }>();
+  const tables = new Map<string, { db: string; tbl: string; text: string[]; key: string[]; versioned: boolean }>();
   for (const row of columns) {
     const id = `${row.db}\0${row.tbl}`;
     let table = tables.get(id);
     if (!table) {
-      table = { db: row.db, tbl: row.tbl, text: [], key: [] };
+      table = { db: row.db, tbl: row.tbl, text: [], key: [], versioned: row.kind === 'SYSTEM VERSIONED' };
       tables.set(id, table);
     }
     if (row.colKey === 'PRI') table.key.push(row.col);
@@ -88,7 +91,7 @@ export async function searchMysql(
     let rows: Array<Record<string, unknown>>;
     try {
       [rows] = (await connection.query(
-        `SELECT COUNT(*) AS scanned, ${sums} FROM (SELECT ${table.text.map(quote).join(', ')} FROM ${quote(table.db)}.${quote(table.tbl)}${order} LIMIT ?) AS recent`,
+        `SELECT COUNT(*) AS scanned, ${sums} FROM (SELECT ${table.text.map(quote).join(', ')} FROM ${quote(table.db)}.${quote(table.tbl)}${table.versioned ? ' FOR SYSTEM_TIME ALL' : ''}${order} LIMIT ?) AS recent`,
         [...table.text.map(() => pattern), maxRows],
       )) as unknown as [Array<Record<string, unknown>>];
     } catch (error) {

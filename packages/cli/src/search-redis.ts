@@ -41,6 +41,8 @@ export async function searchRedis(redis: Redis, marker: string, tenant: string, 
   const prefix = isolatedKeyPrefix(tenant);
   const needle = Buffer.from(marker);
   const counts = { production: 0, isolated: 0 };
+  let calls = 0;
+  const maxCalls = Math.max(10_000, Math.ceil(maxKeys / 100));
   const longValues: string[] = [];
   const unreadTypes = new Set<string>();
   const unreadKeys: string[] = [];
@@ -49,6 +51,8 @@ export async function searchRedis(redis: Redis, marker: string, tenant: string, 
   const found = (key: string, where: 'name' | 'value') =>
     result.findings.push({ store: 'redis', place: `${key} (${where})`, count: 1, isolated: key.startsWith(prefix) });
   do {
+    // A server whose cursor never comes back to 0 (a proxy, a broken one) ends the search, cut short.
+    if (++calls > maxCalls) break;
     const [next, keys] = await redis.scanBuffer(cursor, 'COUNT', 1000);
     cursor = next.toString();
     const batch = keys.slice(0, maxKeys - counts.production - counts.isolated);

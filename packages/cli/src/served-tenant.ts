@@ -58,10 +58,9 @@ export function parseServedTenant(spec: string): ServedTenantReader {
       checks: true,
       needsBody: true,
       read: (_headers, body) => {
-        // A field named twice: JSON.parse keeps the last, another reader the
-        // first. A body that names it more than once is not trusted.
-        const named = body.split(`"${path.at(-1)}"`).length - 1;
-        if (named > 1) return undefined;
+        // A key named twice: JSON.parse keeps the last, another reader the
+        // first. Such a body is not trusted.
+        if (hasDuplicateKey(body)) return undefined;
         let value: unknown;
         try {
           value = JSON.parse(body);
@@ -79,4 +78,43 @@ export function parseServedTenant(spec: string): ServedTenantReader {
   throw new UsageError(
     `--served-tenant takes header:<name> (default header:${TENANT_HEADER}), json:<field> or none; got ${JSON.stringify(spec.slice(0, 60))}`,
   );
+}
+
+// A JSON string token at a position (sticky): escapes included.
+const JSON_STRING = /"(?:[^"\\]|\\.)*"/y;
+// What makes a string token a key: a colon after it.
+const KEY_END = /\s*:/y;
+
+/**
+ * Whether any object in a JSON text names a key twice, however the names are
+ * spelled (`"t\u0065nant"` is `"tenant"`). Readers disagree on which value
+ * such a body means, so it says nothing certain.
+ */
+function hasDuplicateKey(text: string): boolean {
+  // Per open object its keys; null for an open array.
+  const open: Array<Set<string> | null> = [];
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '{') open.push(new Set());
+    else if (char === '[') open.push(null);
+    else if (char === '}' || char === ']') open.pop();
+    else if (char === '"') {
+      JSON_STRING.lastIndex = i;
+      const token = JSON_STRING.exec(text)?.[0];
+      if (token === undefined) return false;
+      i += token.length - 1;
+      KEY_END.lastIndex = i + 1;
+      const keys = open.at(-1);
+      if (!keys || !KEY_END.test(text)) continue;
+      let key: string;
+      try {
+        key = token.includes('\\') ? (JSON.parse(token) as string) : token.slice(1, -1);
+      } catch {
+        return false;
+      }
+      if (keys.has(key)) return true;
+      keys.add(key);
+    }
+  }
+  return false;
 }

@@ -320,7 +320,15 @@ export function verifyExitCode(result: VerifyResult): number {
 export async function runVerifyCommand(options: VerifyOptions): Promise<number> {
   const { run, since, tenant, kafkaStartOffsets } = resolveRun(options);
   process.stderr.write(`${pc.bold('dye verify')} run ${pc.cyan(run)} · tenant ${tenant} · since ${since.toISOString()}\n`);
-  const result = await verifyRun(options, run, since, tenant, kafkaStartOffsets);
+  let result: VerifyResult;
+  try {
+    result = await verifyRun(options, run, since, tenant, kafkaStartOffsets);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    // A store that could not be searched proves nothing either way: not a leak (1), not clean (0).
+    process.stderr.write(`dye: not proven: the search failed: ${(error as Error).message}\n`);
+    return EXIT.unproven;
+  }
   if (options.json) writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
   return printVerifyResult(result);
 }

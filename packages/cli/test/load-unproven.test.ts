@@ -60,6 +60,19 @@ describe('dye load: a shadow run is claimed only where responses prove it', () =
     expect(target.served.baseline).toBe(1);
   });
 
+  it('an x-tenant trailer naming baseline counts, after a shadow header: exit 4 at the preflight', async () => {
+    const target = await edge((_n, res) => {
+      res.writeHead(200, { 'x-tenant': 'shadow', trailer: 'x-tenant' });
+      res.write('{}');
+      res.addTrailers({ 'x-tenant': 'baseline' });
+      res.end();
+      return 'baseline';
+    });
+    const run = await dye(['load', target.url, '--rate', '50', '--duration', '2s'], env);
+    expect(run.code, run.stderr).toBe(4);
+    expect(target.served.baseline).toBe(1);
+  });
+
   it('requests served in baseline whose answers never come (reset, timed out): not proven, exit 5, and says why', async () => {
     const target = await edge((n, res) => {
       // Every third request after the preflight is served in production, then the connection dies.

@@ -19,6 +19,28 @@ describe('--served-tenant', () => {
     expect(none.checks).toBe(false);
   });
 
+  it('a body that names a key twice in one object, however spelled, says nothing; other bodies read as JSON.parse reads them', () => {
+    const json = parseServedTenant('json:meta.tenant');
+    for (const body of [
+      '{"meta":{"tenant":"baseline","tenant":"shadow"}}',
+      '{"meta":{"t\\u0065nant":"baseline","tenant":"shadow"}}',
+      '{"meta":{"tenant":"shadow"},"meta":{"tenant":"shadow"}}',
+      '{"m\\u0065ta":{"tenant":"baseline"},"meta":{"tenant":"shadow"}}',
+      '{"meta":{"tenant":"shadow","x":{"a":1,"\\u0061":2}}}',
+    ])
+      expect(json.read({}, body), body).toBeUndefined();
+    // The same name in different objects is no duplicate: business data may name a tenant too.
+    expect(json.read({}, '{"meta":{"tenant":"shadow"},"order":{"tenant":"acme","lines":[{"tenant":"x"}]}}')).toBe('shadow');
+    // Any JSON without duplicate keys (objects as JSON.stringify writes them) reads as JSON.parse reads it.
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.constantFrom('shadow', 'red', 'baseline'), (value, tenant) => {
+        const body = JSON.stringify({ meta: { tenant }, value });
+        expect(json.read({}, body)).toBe(tenant);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('any text is a reader or a usage error; readers never throw on any body or header', () => {
     fc.assert(
       fc.property(

@@ -122,6 +122,33 @@ describe('dye verify --amqp', () => {
     channel.nackAll(true);
   }, 60_000);
 
+  it('a queue with a consumer is not read (it holds unacknowledged messages; a read would reorder its own): exit 5, order kept', async () => {
+    const queue = 'held';
+    await channel.assertQueue(queue, { durable: true });
+    const run = newRun();
+    for (const body of ['first', run, 'third']) channel.sendToQueue(queue, Buffer.from(body));
+    // A consumer that takes one message and never acknowledges it: the marker among what it holds.
+    const consumerChannel = await connection.createChannel();
+    await consumerChannel.prefetch(1);
+    const held: string[] = [];
+    await consumerChannel.consume(queue, (message) => message && held.push(message.content.toString()), { noAck: false });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const result = await verify(run, '--queue', queue);
+    expect(result.code, result.stdout + result.stderr).toBe(5);
+    expect(result.stdout).toMatch(/! held: not read \(1 consumer\(s\)/);
+    await consumerChannel.close();
+    // Back in the queue in their order, none of them redelivered by the search.
+    const bodies: string[] = [];
+    for (;;) {
+      const message = await channel.get(queue, { noAck: false });
+      if (message === false) break;
+      bodies.push(message.content.toString());
+    }
+    expect(bodies).toEqual(['first', run, 'third']);
+    channel.nackAll(true);
+    await channel.deleteQueue(queue);
+  }, 60_000);
+
   it('--queue narrows the search; a queue that does not exist is a clear error', async () => {
     const run = newRun();
     channel.sendToQueue(QUEUES.quorum, Buffer.from(run));

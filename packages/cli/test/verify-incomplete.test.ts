@@ -139,6 +139,43 @@ describe('dye verify: what it cannot read is not called clean', () => {
     }
   }, 90_000);
 
+  it('a MariaDB system-versioned table is searched, its history too: a marker updated away is still found', async () => {
+    const run = newRun();
+    const versioned = `${database}_versioned`;
+    await admin.query(`CREATE DATABASE \`${versioned}\``);
+    try {
+      await admin.query(`CREATE TABLE \`${versioned}\`.orders (id INT AUTO_INCREMENT PRIMARY KEY, note TEXT) WITH SYSTEM VERSIONING`);
+      await admin.query(`INSERT INTO \`${versioned}\`.orders (note) VALUES (?)`, [`order of ${run}`]);
+      await admin.query(`UPDATE \`${versioned}\`.orders SET note = 'tidied'`);
+      const result = await dye(['verify', '--run', run, '--since', '1h', '--mysql', rootUrl, '--db', versioned]);
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      expect(result.stdout).toMatch(new RegExp(`✗ ${versioned}\\.orders\\.note: 1 \\(production: a leak\\)`));
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS \`${versioned}\``);
+    }
+  }, 60_000);
+
+  it('a Redis whose SCAN cursor never comes back to 0 ends the search, cut short (exit 5), not a hang', async () => {
+    const fake = fakeRedis();
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    try {
+      const started = Date.now();
+      const result = await dye([
+        'verify',
+        '--run',
+        newRun(),
+        '--since',
+        '1h',
+        '--redis',
+        `redis://127.0.0.1:${(fake.address() as { port: number }).port}`,
+      ]);
+      expect(result.code, result.stdout + result.stderr).toBe(5);
+      expect(Date.now() - started).toBeLessThan(40_000);
+    } finally {
+      fake.close();
+    }
+  }, 60_000);
+
   it('a store that takes the connection and never answers fails the search within seconds (Redis, RabbitMQ, its management API)', async () => {
     const started = Date.now();
     const runs = await Promise.all(
@@ -149,7 +186,9 @@ describe('dye verify: what it cannot read is not called clean', () => {
       ].map(async (stores) => ({ stores, result: await dye(['verify', '--run', newRun(), '--since', '1h', ...stores]) })),
     );
     for (const { stores, result } of runs) {
-      expect(result.code, `${stores.join(' ')}: ${result.stderr}`).toBe(1);
+      // Not a leak (1), not clean (0): not proven.
+      expect(result.code, `${stores.join(' ')}: ${result.stderr}`).toBe(5);
+      expect(result.stderr, stores.join(' ')).toMatch(/not proven: the search failed/);
       // One line, no stack trace.
       expect(result.stderr, stores.join(' ')).not.toMatch(/\n\s+at /);
     }
@@ -160,9 +199,45 @@ describe('dye verify: what it cannot read is not called clean', () => {
     const abc = await dye(['verify', '--run', newRun(), '--since', '1h', '--redis', 'redis://127.0.0.1:6379/abc']);
     expect([abc.code, abc.stderr.trim().split('\n').at(-1)]).toEqual([2, expect.stringMatching(/the path is a database number/)]);
     const far = await dye(['verify', '--run', newRun(), '--since', '1h', '--redis', 'redis://127.0.0.1:6379/99']);
-    expect(far.code).toBe(1);
+    expect(far.code).toBe(5);
     expect(far.stdout).not.toMatch(/production is clean/);
     expect(far.stderr).toMatch(/DB index is out of range/);
     expect(far.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
 });
+
+/**
+ * A server that speaks just enough RESP for ioredis (HELLO refused, INFO,
+ * SELECT) and answers every SCAN with cursor 1 and no keys: a cursor that
+ * never ends.
+ */
+function fakeRedis(): Server {
+  return createServer((socket) => {
+    socket.on('error', () => {});
+    let pending = '';
+    socket.on('data', (chunk) => {
+      pending += chunk.toString('latin1');
+      // Requests are arrays of bulk strings: *n, then $len and the bytes, n times.
+      for (;;) {
+        const match = /^\*(\d+)\r\n/.exec(pending);
+        if (!match) return;
+        let at = match[0].length;
+        const words: string[] = [];
+        for (let i = 0; i < Number(match[1]); i++) {
+          const head = /^\$(\d+)\r\n/.exec(pending.slice(at));
+          if (!head || pending.length < at + head[0].length + Number(head[1]) + 2) return;
+          words.push(pending.slice(at + head[0].length, at + head[0].length + Number(head[1])));
+          at += head[0].length + Number(head[1]) + 2;
+        }
+        pending = pending.slice(at);
+        const name = words[0]?.toLowerCase();
+        if (name === 'scan') socket.write('*2\r\n$1\r\n1\r\n*0\r\n');
+        else if (name === 'info') {
+          const info = '# Server\r\nredis_version:7.2.0\r\nloading:0\r\n';
+          socket.write(`$${info.length}\r\n${info}\r\n`);
+        } else if (name === 'hello') socket.write('-ERR unknown command\r\n');
+        else socket.write('+OK\r\n');
+      }
+    });
+  });
+}
