@@ -28,6 +28,8 @@ export interface SearchedPlace {
 export interface MarkerSearch {
   findings: MarkerFinding[];
   searched: SearchedPlace[];
+  /** What lies beside the search and was not asked for (another Redis database holding keys). */
+  notes?: string[];
 }
 
 /**

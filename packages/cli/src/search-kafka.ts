@@ -11,9 +11,15 @@ interface PartitionRange {
   from: number;
   /** Where the search ends: the high watermark when it began, or sooner (maxMessages). */
   to: number;
-  /** The high watermark when the search began. */
+  /** The high watermark when the search began (the last stable offset, to an admin that reads committed). */
   high: number;
+  /** `from` + maxMessages: nothing at or past it is read. */
+  limit: number;
 }
+
+// After every partition reached its end: how long nothing must come, and how long at most to keep reading.
+const QUIET_MS = 1_000;
+const GRACE_MS = 3_000;
 
 /**
  * Reads every message written to `topics` since `since` (up to the end the
@@ -36,7 +42,7 @@ export async function searchKafka(
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `dye-verify-${randomBytes(6).toString('hex')}`;
-  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, readUncommitted: true });
   try {
     const names = topics === 'all' ? (await admin.listTopics()).filter((topic) => !topic.startsWith('__')) : [...topics];
     const ranges: PartitionRange[] = [];
@@ -56,19 +62,30 @@ export async function searchKafka(
         const to = Number(end.high);
         // A partition with nothing since: from is its end (-1 from some brokers).
         const start = from < 0 ? to : from;
-        ranges.push({ topic, partition: end.partition, from: start, to: Math.min(to, start + maxMessages), high: to });
+        ranges.push({
+          topic,
+          partition: end.partition,
+          from: start,
+          to: Math.min(to, start + maxMessages),
+          high: to,
+          limit: start + maxMessages,
+        });
       }
     }
     const suffix = isolatedSuffix(tenant);
     const scanned = new Map<string, number>(names.map((topic) => [topic, 0]));
     const hits = new Map<string, number>();
-    const pending = ranges.filter((range) => range.from < range.to);
-    const remaining = new Map(pending.map((range) => [`${range.topic}\0${range.partition}`, range]));
+    const byId = new Map(ranges.map((range) => [`${range.topic}\0${range.partition}`, range]));
+    const remaining = new Map([...byId].filter(([, range]) => range.from < range.to));
     const needle = Buffer.from(marker);
     let crashed: string | undefined;
-    if (pending.length > 0) {
+    if (ranges.length > 0) {
       await consumer.connect();
-      await consumer.subscribe({ topics: [...new Set(pending.map((range) => range.topic))], fromBeginning: false });
+      // Every partition, even those with nothing to read by the offsets: the
+      // offsets the admin sees end at the last stable offset, and a
+      // transaction left open hides everything written after it. The consumer
+      // reads uncommitted, so it sees past it, for a short while after the end.
+      await consumer.subscribe({ topics: [...new Set(ranges.map((range) => range.topic))], fromBeginning: false });
       let finish: () => void = () => {};
       const finished = new Promise<void>((resolve) => {
         finish = resolve;
@@ -79,15 +96,17 @@ export async function searchKafka(
         crashed = payload.error.message;
         finish();
       });
+      let lastBatchAt = performance.now();
       await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
           const id = `${batch.topic}\0${batch.partition}`;
-          const range = remaining.get(id);
+          const range = byId.get(id);
           if (!range) return;
+          lastBatchAt = performance.now();
           for (const message of batch.messages) {
             const offset = Number(message.offset);
-            if (offset < range.from || offset >= range.to) continue;
+            if (offset < range.from || offset >= range.limit) continue;
             scanned.set(batch.topic, (scanned.get(batch.topic) ?? 0) + 1);
             const holds =
               message.key?.includes(needle) ||
@@ -97,17 +116,23 @@ export async function searchKafka(
               );
             if (holds) hits.set(`${batch.topic}[${batch.partition}]`, (hits.get(`${batch.topic}[${batch.partition}]`) ?? 0) + 1);
           }
-          const last = Number(batch.lastOffset());
-          if (last + 1 >= range.to) {
-            remaining.delete(id);
-            if (remaining.size === 0) finish();
-          }
+          if (Number(batch.lastOffset()) + 1 >= range.to) remaining.delete(id);
         },
       });
-      for (const range of pending) consumer.seek({ topic: range.topic, partition: range.partition, offset: String(range.from) });
+      for (const range of ranges) consumer.seek({ topic: range.topic, partition: range.partition, offset: String(range.from) });
+      // Done once every partition reached its end and nothing came for a
+      // moment (or a few seconds passed since: a busy topic never goes quiet).
+      let caughtUpAt: number | undefined;
+      const watch = setInterval(() => {
+        const now = performance.now();
+        if (remaining.size > 0) return;
+        caughtUpAt ??= now;
+        if (now - lastBatchAt >= QUIET_MS || now - caughtUpAt >= GRACE_MS) finish();
+      }, 100);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
       clearTimeout(timer);
+      clearInterval(watch);
     }
     for (const topic of names) {
       const isolated = topic.endsWith(suffix);

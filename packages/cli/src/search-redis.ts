@@ -92,6 +92,13 @@ export async function searchRedis(redis: Redis, marker: string, tenant: string, 
   } while (cursor !== '0' && counts.production + counts.isolated < maxKeys);
   if (cursor !== '0') truncated = true;
   const db = `db ${(redis.options.db ?? 0) as number}`;
+  // Other databases are not searched (name each with its own --redis URL), but it is said where they hold keys.
+  const keyspace = String(await redis.info('keyspace'));
+  const others = [...keyspace.matchAll(/^db(\d+):keys=(\d+)/gm)].filter(([, number]) => Number(number) !== (redis.options.db ?? 0));
+  if (others.length > 0)
+    result.notes = [
+      `other Redis databases hold keys and were not searched: ${others.map(([, number, keys]) => `db ${number} (${keys} keys)`).join(', ')}; search each with its own --redis URL`,
+    ];
   result.searched.push({ store: 'redis', place: `${db}, keys outside ${prefix}`, scanned: counts.production, truncated, isolated: false });
   result.searched.push({ store: 'redis', place: `${db}, keys under ${prefix}`, scanned: counts.isolated, truncated, isolated: true });
   const unread = [

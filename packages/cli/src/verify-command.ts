@@ -41,6 +41,7 @@ export interface VerifyResult {
   findings: MarkerFinding[];
   searched: SearchedPlace[];
   leaks: number;
+  notes?: string[];
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -247,6 +248,7 @@ export async function verifyRun(
     findings,
     searched: searches.flatMap((search) => search.searched),
     leaks: findings.filter((finding) => !finding.isolated).length,
+    ...(searches.some((search) => search.notes) ? { notes: searches.flatMap((search) => search.notes ?? []) } : {}),
   };
 }
 
@@ -285,6 +287,7 @@ export function printVerifyResult(result: VerifyResult): number {
     );
     for (const place of production) if (place.unread !== undefined) lines.push(pc.yellow(`  ! ${place.place}: not read (${place.unread})`));
   }
+  for (const note of result.notes ?? []) lines.push(pc.yellow(`note: ${note}`));
   const isolatedHits = result.findings.filter((finding) => finding.isolated).length;
   const incomplete = incompletePlaces(result.searched);
   if (result.leaks > 0) {

@@ -95,8 +95,15 @@ describe('dye verify: what it cannot read is not called clean', () => {
     await redis.xadd('events', '*', 'order', `{"run":"${run}"}`);
     await redis.hset('carts', 'c1', `cart ${run}`);
     await redis.set('last', run);
-    const found = await dye(['verify', '--run', run, '--since', '1h', '--redis', redisUrl]);
+    // Another database holds keys: not searched, but said.
+    const elsewhere = new Redis(`${REDIS_URL}/11`);
+    await elsewhere.set(`elsewhere:${run}`, 'x');
+    const found = await dye(['verify', '--run', run, '--since', '1h', '--redis', redisUrl]).finally(async () => {
+      await elsewhere.del(`elsewhere:${run}`);
+      elsewhere.disconnect();
+    });
     expect(found.code, found.stdout + found.stderr).toBe(1);
+    expect(found.stdout).toMatch(/note: other Redis databases hold keys and were not searched: .*db 11 \(\d+ keys\)/);
     const leaks = found.stdout
       .split('\n')
       .filter((line) => line.includes('production: a leak'))
@@ -154,6 +161,30 @@ describe('dye verify: what it cannot read is not called clean', () => {
       await admin.query(`DROP DATABASE IF EXISTS \`${versioned}\``);
     }
   }, 60_000);
+
+  it('a Kafka transaction left open does not hide what others wrote after it', async () => {
+    const topic = uniqueName('verify_open_tx');
+    const kafka = new Kafka({ clientId: 'verify-open-tx', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+    const kafkaAdmin = kafka.admin();
+    const transactional = kafka.producer({ transactionalId: uniqueName('verify-tx'), idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafka.producer();
+    await Promise.all([kafkaAdmin.connect(), transactional.connect(), producer.connect()]);
+    try {
+      await kafkaAdmin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+      const transaction = await transactional.transaction();
+      await transaction.send({ topic, messages: [{ value: 'not committed yet' }] });
+      const run = newRun();
+      await producer.send({ topic, messages: [{ value: `order of ${run}` }] });
+      const result = await dye(['verify', '--run', run, '--since', '1h', '--kafka', KAFKA_BROKERS.join(','), '--topic', topic]);
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      expect(result.stdout).toMatch(new RegExp(`✗ ${topic}\\[0\\]: 1 \\(production: a leak\\)`));
+      await transaction.abort();
+    } finally {
+      await Promise.all([transactional.disconnect(), producer.disconnect()]);
+      await kafkaAdmin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await kafkaAdmin.disconnect();
+    }
+  }, 90_000);
 
   it('a Redis whose SCAN cursor never comes back to 0 ends the search, cut short (exit 5), not a hang', async () => {
     const fake = fakeRedis();
