@@ -112,7 +112,9 @@ export class SelfPreservation {
     // Expiries within a TTL, those let go already included, make a storm. Entries
     // expire up to a heartbeat apart, so a read can fall between a storm's first
     // expiry and its second: that first one, let go alone, is held with the rest.
-    const recentExpiries = [...this.#lost.values()].filter((lost) => !lost.vanished && now - lost.at <= this.#ttl);
+    // A loss that vanished counts too: a store that deletes expired entries
+    // itself (etcd's leases) makes half of a storm expiries and half vanishings.
+    const recentExpiries = [...this.#lost.values()].filter((lost) => now - lost.at <= this.#ttl);
     if (recentExpiries.length >= 2 && recentExpiries.length / (live.length + recentExpiries.length) > this.#threshold) {
       for (const lost of recentExpiries) {
         if (lost.released === 'final') continue;

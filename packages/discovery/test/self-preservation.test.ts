@@ -73,6 +73,16 @@ describe('SelfPreservation', () => {
     expect(routedIds(preservation.decide([...records, ...expiredAt(['i4'], 11.5 * TTL)], 12 * TTL))).toEqual([]);
   });
 
+  it('an expiry let go alone, then a vanishing within its TTL (a store that deletes expired entries): both held', () => {
+    const preservation = new SelfPreservation(TTL, 0.15);
+    preservation.decide(alive(['i1', 'i2', 'i3', 'i4'], 0), 0);
+    const first = preservation.decide([...alive(['i1', 'i2', 'i4'], 1_050), ...expiredAt(['i3'], TTL)], 1_050);
+    expect(routedIds(first)).toEqual(['i1', 'i2', 'i4']);
+    // i4's entry is gone from the store (its lease ran out there) before it was ever read as expired.
+    const storm = preservation.decide([...alive(['i1', 'i2'], 1_200), ...expiredAt(['i3'], TTL)], 1_200);
+    expect([routedIds(storm), storm.preserving]).toEqual([['i1', 'i2', 'i3', 'i4'], true]);
+  });
+
   it('a storm long after a single expiry does not bring that one back', () => {
     const preservation = new SelfPreservation(TTL, 0.15);
     preservation.decide(alive(['i1', 'i2', 'i3', 'i4'], 0), 0);
