@@ -56,9 +56,12 @@ export async function searchAmqp(
   try {
     for (const queue of chosen) {
       const isolated = queue.name.endsWith(suffix);
+      // A queue not searched, and why: the result says so.
+      const notRead = (unread: string) =>
+        result.searched.push({ store: 'amqp', place: queue.name, scanned: 0, truncated: false, isolated, unread });
       const unreadable = unreadableQueue(queue);
       if (unreadable) {
-        result.searched.push({ store: 'amqp', place: queue.name, scanned: 0, truncated: false, isolated, unread: unreadable });
+        notRead(unreadable);
         continue;
       }
       const channel = await connection.createChannel();
@@ -70,39 +73,26 @@ export async function searchAmqp(
         if (consumerCount > 0) {
           // What consumers hold unacknowledged cannot be read, and what is read
           // and put back reaches them out of order: such a queue is left alone.
-          result.searched.push({
-            store: 'amqp',
-            place: queue.name,
-            scanned: 0,
-            truncated: false,
-            isolated,
-            unread: `${consumerCount} consumer(s): their unacknowledged messages cannot be read, and a read would hand theirs back out of order; search where they write`,
-          });
+          notRead(
+            `${consumerCount} consumer(s): their unacknowledged messages cannot be read, and a read would hand theirs back out of order; search where they write`,
+          );
           continue;
         }
-        const waiting = messageCount;
         const read =
           queue.type === 'stream'
             ? await readStream(channel, queue.name, since, maxMessages, needle, timeoutMs)
-            : await readWaiting(channel, queue.name, Math.min(waiting, maxMessages), needle, timeoutMs);
+            : await readWaiting(channel, queue.name, Math.min(messageCount, maxMessages), needle, timeoutMs);
         result.searched.push({
           store: 'amqp',
           place: queue.name,
           scanned: read.scanned,
-          truncated: read.truncated || waiting > maxMessages,
+          truncated: read.truncated || messageCount > maxMessages,
           isolated,
         });
         if (read.hits > 0) result.findings.push({ store: 'amqp', place: queue.name, count: read.hits, isolated });
       } catch (error) {
-        // Access refused, the queue deleted meanwhile: this queue is not searched, and the result says so.
-        result.searched.push({
-          store: 'amqp',
-          place: queue.name,
-          scanned: 0,
-          truncated: false,
-          isolated,
-          unread: (error as Error).message,
-        });
+        // Access refused, the queue deleted meanwhile.
+        notRead((error as Error).message);
       } finally {
         // Closing the channel puts back every message basic.get took.
         await channel.close().catch(() => {});
